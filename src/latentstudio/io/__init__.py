@@ -1,0 +1,1 @@
+"""File-system layer: atomic writes, images and grids, model directories, run directories."""
