@@ -1,0 +1,18 @@
+"""Image datasets as in-memory ``uint8 [N, C, H, W]`` tensors.
+
+Usage::
+
+    from latentstudio.data import load_images
+    data = load_images("mnist", "train", root="~/data")   # ImageData, images uint8 [60000, 1, 32, 32]
+
+Importing this package registers the built-in loaders (``digits``, ``mnist``, ``fashion-mnist``,
+``cifar10``, ``celeba``, ``folder``) in :data:`DATASETS`; see :mod:`latentstudio.data.images` for the
+documented preprocessing, split and error rules.
+"""
+
+from __future__ import annotations
+
+from latentstudio.data.base import DATASETS, ImageData
+from latentstudio.data.images import dataset_options, load_images
+
+__all__ = ["DATASETS", "ImageData", "dataset_options", "load_images"]

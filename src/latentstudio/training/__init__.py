@@ -1,0 +1,1 @@
+"""Lightning training of the project's models (imports Lightning lazily)."""

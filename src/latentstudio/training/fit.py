@@ -1,0 +1,324 @@
+"""Two-stage VAE training with Lightning: run directory, both stages, samplers, export.
+
+Layout of a run::
+
+    runs/00003-two-stage-vae-digits/
+        run.json                 resolved config, written before the first step
+        stage1/ stage2/          checkpoints/last.ckpt (resumable state), logs/ (TensorBoard + CSV),
+                                 samples/ and recon/ grids per epoch
+        model/                   exported model directory (config.json, model.safetensors,
+                                 meta.json, samplers.json, samplers.safetensors)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentstudio.errors import LatentStudioError, RunExistsError
+from latentstudio.io.atomic import write_json
+from latentstudio.io.images import to_float
+from latentstudio.io.run_dir import create_run_dir
+from latentstudio.models.distributions import DiagonalGaussian
+from latentstudio.models.two_stage import SecondStageVAE, TwoStageVAE
+from latentstudio.models.vae import VAE
+from latentstudio.training.config import TrainConfig, TwoStageRunConfig
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+GRID_SEED = 1234
+GRID_N = 64
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run put its outputs."""
+
+    run_dir: Path
+    model_dir: Path
+    model: TwoStageVAE
+    samplers: dict[str, Any]
+
+
+def _lightning():
+    import lightning as L  # noqa: N812  (imported lazily: ~9 s)
+
+    return L
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def _make_trainer(stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks: list, progress: bool):
+    L = _lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    ckpt = ModelCheckpoint(
+        dirpath=stage_dir / "checkpoints",
+        filename="epoch-{epoch:04d}",
+        auto_insert_metric_name=False,
+        save_last=True,
+        save_top_k=1,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+    )
+    loggers = [
+        TensorBoardLogger(save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False),
+        CSVLogger(save_dir=stage_dir, name="logs", version="csv"),
+    ]
+    return L.Trainer(
+        default_root_dir=stage_dir,
+        max_epochs=cfg.epochs,
+        max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
+        accelerator=run.accelerator,
+        devices=run.devices,
+        strategy="ddp" if run.devices > 1 else "auto",
+        use_distributed_sampler=False,
+        logger=loggers,
+        callbacks=[*callbacks, ckpt],
+        log_every_n_steps=cfg.log_every_n_steps,
+        gradient_clip_val=cfg.grad_clip,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks, progress):
+    trainer = _make_trainer(stage_dir, cfg, run, callbacks, progress)
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if last.is_file() else None
+    if ckpt_path:
+        log.info("resuming %s from %s", stage_dir.name, last)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return trainer
+
+
+@torch.no_grad()
+def encode_dataset(
+    vae: VAE, images: torch.Tensor, cond: torch.Tensor | None = None, batch_size: int = 256
+) -> DiagonalGaussian:
+    """Posterior of every image: ``images uint8 [N, C, H, W]`` -> DiagonalGaussian ``[N, latent_dim]``.
+
+    Runs the encoder in eval mode (batch-norm running statistics), on the model's device.
+    """
+    was = vae.training
+    vae.eval()
+    device = vae.loggamma.device
+    means, logvars = [], []
+    for i in range(0, images.shape[0], batch_size):
+        x = to_float(images[i : i + batch_size]).to(device)
+        c = None if cond is None else cond[i : i + batch_size].to(device)
+        q = vae.encode(x, c)
+        means.append(q.mean.cpu())
+        logvars.append(q.logvar.cpu())
+    vae.train(was)
+    return DiagonalGaussian(torch.cat(means), torch.cat(logvars))
+
+
+def _load_or_create_run(run: TwoStageRunConfig, runs_root: Path, resume: Path | None, data_name: str) -> Path:
+    if resume is None:
+        run_dir = create_run_dir(runs_root, f"two-stage-vae-{data_name}")
+        if _is_rank_zero() and not (run_dir / RUN_FILE).exists():
+            write_json(run_dir / RUN_FILE, {"kind": "two-stage-vae", "config": run.to_dict()})
+        return run_dir
+    run_dir = Path(resume)
+    if not (run_dir / RUN_FILE).is_file():
+        raise LatentStudioError(f"cannot resume {run_dir}: no {RUN_FILE} there (is it a run directory?)")
+    saved = json.loads((run_dir / RUN_FILE).read_text())["config"]
+    if saved != run.to_dict():
+        diff = sorted(k for k in set(saved) | set(run.to_dict()) if saved.get(k) != run.to_dict().get(k))
+        raise LatentStudioError(
+            f"cannot resume {run_dir}: its {RUN_FILE} differs from the requested config in {diff}; "
+            "resume with the run's own config (latentstudio train --resume RUN without other options)"
+        )
+    if (run_dir / "model").exists():
+        raise RunExistsError(f"{run_dir} has already finished (model/ exists); start a new run instead")
+    return run_dir
+
+
+def read_run_config(run_dir: str | Path) -> TwoStageRunConfig:
+    """The :class:`TwoStageRunConfig` saved in ``run_dir/run.json``."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise LatentStudioError(f"{run_dir} is not a run directory: {RUN_FILE} is missing")
+    return TwoStageRunConfig.from_dict(json.loads(path.read_text())["config"], source=str(path))
+
+
+def train_two_stage(
+    run: TwoStageRunConfig,
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    callbacks: list | None = None,
+    data=None,
+) -> TrainResult:
+    """Train stage 1 on images, stage 2 on stage 1's latents, fit the GMM, export the model.
+
+    Args:
+        run: the resolved configuration (written to ``run.json`` before the first step).
+        runs_root: parent of the numbered run directory.
+        resume: an interrupted run directory to continue (same config required); finished
+            epochs are not repeated and the result equals an uninterrupted run.
+        progress: show Lightning's progress bars.
+        callbacks: extra Lightning callbacks for both stages.
+        data: an already loaded training :class:`~latentstudio.data.ImageData` (else loaded from
+            ``run.data``).
+
+    Returns:
+        :class:`TrainResult` (the exported ``model/`` directory holds weights and fitted samplers).
+
+    Raises:
+        DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume.
+    """
+    from latentstudio.samplers import GMMSampler, NormalSampler, SecondStageSampler
+    from latentstudio.training.callbacks import ImageGridCallback
+    from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
+
+    L = _lightning()
+    if data is None:
+        from latentstudio.data import load_images
+
+        d = run.data
+        data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit, **d.options)
+    _check_data_matches(run, data)
+    run_dir = _load_or_create_run(run, Path(runs_root), Path(resume) if resume else None, data.name)
+    callbacks = list(callbacks or [])
+    m1 = run.model.stage1
+    cond = data.conditions(m1.condition) if m1.condition != "none" else torch.zeros(len(data), 0)
+
+    L.seed_everything(run.seed, workers=True, verbose=False)
+    model = TwoStageVAE(run.model)
+
+    # ---------------- stage 1: images
+    grid_g = torch.Generator().manual_seed(GRID_SEED)
+    grid_z = torch.randn(GRID_N, m1.latent_dim, generator=grid_g)
+    grid_idx = torch.randperm(len(data), generator=grid_g)[:32]
+    grid_c = _grid_conditions(run, data, cond)
+
+    def stage1_samples(module):
+        dev = module.device
+        return module.model.decode(grid_z.to(dev), None if grid_c is None else grid_c.to(dev))
+
+    def stage1_recon(module):
+        dev = module.device
+        x = to_float(data.images[grid_idx]).to(dev)
+        c = cond[grid_idx].to(dev) if cond.shape[1] else None
+        r = module.model.reconstruct(x, c)
+        return torch.stack([x.view(4, 8, *x.shape[1:]), r.view(4, 8, *x.shape[1:])], 1).flatten(0, 2)
+
+    s1 = run.stage1
+    lit1 = GenerativeLitModule(model.stage1, s1, run.seed, inputs="images")
+    dm1 = TensorDataModule((data.images, cond), s1.batch_size, run.seed)
+    grids1 = ImageGridCallback(run_dir / "stage1", stage1_samples, stage1_recon, every=s1.grid_every_n_epochs)
+    _fit_stage(lit1, dm1, run_dir / "stage1", s1, run, [grids1, *callbacks], progress)
+
+    # ---------------- stage 2: latents of the frozen stage 1
+    model.stage1.requires_grad_(False)
+    posterior = encode_dataset(model.stage1, data.images, cond if cond.shape[1] else None)
+    s2 = run.stage2
+    grid_u = torch.randn(GRID_N, m1.latent_dim, generator=torch.Generator().manual_seed(GRID_SEED + 1))
+
+    def stage2_samples(module):
+        dev = module.device
+        c = None if grid_c is None else grid_c.to(dev)
+        return model.stage1.to(dev).decode(module.model.decode(grid_u.to(dev), c), c)
+
+    lit2 = GenerativeLitModule(model.stage2, s2, run.seed + 1, inputs="posterior")
+    dm2 = TensorDataModule((posterior.mean, posterior.logvar, cond), s2.batch_size, run.seed + 1)
+    grids2 = ImageGridCallback(run_dir / "stage2", stage2_samples, None, every=s2.grid_every_n_epochs)
+    _fit_stage(lit2, dm2, run_dir / "stage2", s2, run, [grids2, *callbacks], progress)
+    model.requires_grad_(True)
+    model = model.cpu().eval()
+
+    # ---------------- samplers + export (rank 0 only)
+    samplers: dict[str, Any] = {
+        "normal": NormalSampler(m1.latent_dim),
+        "gmm": GMMSampler(m1.latent_dim, n_components=run.gmm_components, fit_on=run.gmm_fit_on, seed=run.seed),
+        "second-stage": SecondStageSampler(m1.latent_dim, stage2=model.stage2),
+    }
+    samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed))
+    model_dir = run_dir / "model"
+    if _is_rank_zero():
+        meta = {
+            "seed": run.seed,
+            "dataset": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint(),
+                        "source": data.source},
+            "run_dir": str(run_dir),
+            "stage1_gamma": float(model.stage1.gamma.detach()),
+            "stage2_gamma": float(model.stage2.gamma.detach()),
+        }
+        model.save_pretrained(model_dir, meta=meta, samplers=samplers)
+    return TrainResult(run_dir=run_dir, model_dir=model_dir, model=model, samplers=samplers)
+
+
+def _check_data_matches(run: TwoStageRunConfig, data) -> None:
+    from latentstudio.errors import DataError
+
+    m1 = run.model.stage1
+    c, h, w = data.image_shape
+    if (c, h, w) != (m1.image_channels, m1.image_size, m1.image_size):
+        raise DataError(
+            f"dataset {data.name!r} has images [{c}, {h}, {w}] but the model expects "
+            f"[{m1.image_channels}, {m1.image_size}, {m1.image_size}]; set model image_channels/image_size "
+            "to match (the CLI does this automatically)"
+        )
+    if m1.condition != "none":
+        dim = data.conditions(m1.condition).shape[1]
+        if dim != m1.cond_dim:
+            raise DataError(f"dataset {data.name!r} gives {m1.condition} vectors of size {dim}, model cond_dim={m1.cond_dim}")
+
+
+def _grid_conditions(run: TwoStageRunConfig, data, cond: torch.Tensor) -> torch.Tensor | None:
+    """Conditions of the fixed sample grid: each row one class (class models) or real attribute rows."""
+    m1 = run.model.stage1
+    if m1.condition == "none":
+        return None
+    if m1.condition == "class":
+        return torch.nn.functional.one_hot(torch.arange(GRID_N) % m1.cond_dim, m1.cond_dim).float()
+    return cond[torch.arange(GRID_N) % cond.shape[0]]
+
+
+def fit_second_stage(
+    posterior: DiagonalGaussian,
+    stage2: SecondStageVAE | None = None,
+    *,
+    train: TrainConfig | None = None,
+    cond: torch.Tensor | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = False,
+) -> SecondStageVAE:
+    """Train a second-stage VAE on a fixed posterior (z resampled every epoch); returns it.
+
+    Used by :meth:`SecondStageSampler.fit`; ``train_two_stage`` does the same inside a run.
+    """
+    import tempfile
+
+    from latentstudio.models.two_stage import SecondStageConfig
+    from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
+
+    train = train or TrainConfig(epochs=10)
+    d = posterior.mean.shape[1]
+    if stage2 is None:
+        torch.manual_seed(seed)
+        kw = {"condition": "class", "cond_dim": cond.shape[1]} if cond is not None else {}
+        stage2 = SecondStageVAE(SecondStageConfig(latent_dim=d, **kw))
+    c = cond if cond is not None else torch.zeros(d and posterior.mean.shape[0], 0)
+    module = GenerativeLitModule(stage2, train, seed, inputs="posterior")
+    dm = TensorDataModule((posterior.mean, posterior.logvar, c), train.batch_size, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(out_dir) if out_dir else Path(tmp)
+        _fit_stage(module, dm, folder, train, TwoStageRunConfig(), [], progress)
+    return stage2.eval()
