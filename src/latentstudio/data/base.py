@@ -45,14 +45,25 @@ class ImageData:
 
     def __post_init__(self) -> None:
         x = self.images
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] not in (1, 3):
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.dtype != torch.uint8
+            or x.ndim != 4
+            or x.shape[1] not in (1, 3)
+        ):
             got = f"{x.dtype} {list(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise DataError(f"dataset {self.name!r}: images must be uint8 [N, C, H, W] with C in (1, 3), got {got}")
+            raise DataError(
+                f"dataset {self.name!r}: images must be uint8 [N, C, H, W] with C in (1, 3), got {got}"
+            )
         n = x.shape[0]
         if self.labels is not None and (self.labels.ndim != 1 or self.labels.shape[0] != n):
-            raise DataError(f"dataset {self.name!r}: labels must be int64 [{n}], got {list(self.labels.shape)}")
+            raise DataError(
+                f"dataset {self.name!r}: labels must be int64 [{n}], got {list(self.labels.shape)}"
+            )
         if self.attributes is not None and (self.attributes.ndim != 2 or self.attributes.shape[0] != n):
-            raise DataError(f"dataset {self.name!r}: attributes must be [{n}, A], got {list(self.attributes.shape)}")
+            raise DataError(
+                f"dataset {self.name!r}: attributes must be [{n}, A], got {list(self.attributes.shape)}"
+            )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -90,7 +101,9 @@ class ImageData:
         """
         if kind == "class":
             if self.labels is None:
-                raise DataError(f"dataset {self.name!r} has no class labels; it cannot train a class-conditional model")
+                raise DataError(
+                    f"dataset {self.name!r} has no class labels; it cannot train a class-conditional model"
+                )
             return torch.nn.functional.one_hot(self.labels.long(), int(self.num_classes or 0)).float()
         if kind == "attributes":
             if self.attributes is None:

@@ -1,0 +1,1 @@
+"""The ``latentstudio`` command line (thin over :mod:`latentstudio.api`)."""

@@ -1,0 +1,3 @@
+from latentstudio.cli.main import main
+
+main()

@@ -1,0 +1,70 @@
+"""Shared CLI parsing helpers: seed lists, key=value pairs, dotted config overrides."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import click
+
+
+def parse_int_list(text: str) -> list[int]:
+    """``"0-3,10"`` -> ``[0, 1, 2, 3, 10]``.
+
+    Raises:
+        click.BadParameter: on anything but comma-separated ints and ranges ``a-b`` with a <= b.
+    """
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)-(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            if a > b:
+                raise click.BadParameter(f"range {part!r} is empty (start > end)")
+            out.extend(range(a, b + 1))
+        elif re.fullmatch(r"\d+", part):
+            out.append(int(part))
+        else:
+            raise click.BadParameter(f"{part!r} is not an int or a range like 0-63")
+    return out
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``("k=v", ...)`` -> dict; values parsed as JSON when possible (``3``, ``true``, ``null``)."""
+    out: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise click.BadParameter(f"{what} {p!r} must look like key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = _value(v.strip())
+    return out
+
+
+def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``stage1.epochs=5``, ``model.stage1.latent_dim=32``) in a nested dict copy.
+
+    Raises:
+        click.BadParameter: a key path that does not exist in the config (the known keys listed).
+    """
+    out = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                known = sorted(node) if isinstance(node, dict) else []
+                raise click.BadParameter(f"--set {key}: no field {'.'.join(parts[: i + 1])!r}; known: {known}")
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return out
