@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+# A multi-process (DDP) run publishes its directory here so that the worker processes, which
+# re-run the same command, join it instead of creating a new one.
 ENV_RUN_DIR = "LATENTSTUDIO_RUN_DIR"
 _RUN_RE = re.compile(r"^(\d{5})-")
 
@@ -19,12 +20,7 @@ def create_run_dir(root: str | Path, description: str) -> Path:
 
     The number is one more than the largest existing ``NNNNN-*`` entry; creation uses
     ``mkdir(exist_ok=False)`` so two concurrent runs never share (or overwrite) a directory.
-    Worker processes of a multi-process (DDP) run reuse the directory named in
-    ``$LATENTSTUDIO_RUN_DIR`` instead of creating a new one.
     """
-    inherited = os.environ.get(ENV_RUN_DIR)
-    if inherited:
-        return Path(inherited)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     while True:
@@ -34,5 +30,4 @@ def create_run_dir(root: str | Path, description: str) -> Path:
             path.mkdir()
         except FileExistsError:
             continue
-        os.environ[ENV_RUN_DIR] = str(path.resolve())  # inherited by DDP worker processes
         return path

@@ -24,7 +24,7 @@ import torch
 from latentstudio.errors import LatentStudioError, RunExistsError
 from latentstudio.io.atomic import write_json
 from latentstudio.io.images import to_float
-from latentstudio.io.run_dir import create_run_dir
+from latentstudio.io.run_dir import ENV_RUN_DIR, create_run_dir
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageVAE, TwoStageVAE
 from latentstudio.models.vae import VAE
@@ -128,7 +128,10 @@ def encode_dataset(
 
 def _load_or_create_run(run: TwoStageRunConfig, runs_root: Path, resume: Path | None, data_name: str) -> Path:
     if resume is None:
-        run_dir = create_run_dir(runs_root, f"two-stage-vae-{data_name}")
+        inherited = os.environ.get(ENV_RUN_DIR)  # a DDP worker joins its launcher's run
+        run_dir = Path(inherited) if inherited else create_run_dir(runs_root, f"two-stage-vae-{data_name}")
+        if run.devices > 1:
+            os.environ[ENV_RUN_DIR] = str(run_dir.resolve())
         if _is_rank_zero() and not (run_dir / RUN_FILE).exists():
             write_json(run_dir / RUN_FILE, {"kind": "two-stage-vae", "config": run.to_dict()})
         return run_dir
