@@ -210,9 +210,15 @@ def _fix_hint(root: Path, download: str | None) -> str:
 
 
 def _missing(
-    name: str, split: str, root: Path, expected: list[Path], download: str | None = None, detail: str = ""
+    name: str,
+    split: str,
+    root: Path,
+    expected: list[Path] | str,
+    download: str | None = None,
+    detail: str = "",
 ) -> DataError:
-    files = ", ".join(str(p) for p in expected)
+    """DataError for a missing/partial dataset: the expected files (full paths), then both fixes."""
+    files = expected if isinstance(expected, str) else ", ".join(str(p) for p in expected)
     extra = f" {detail}" if detail else ""
     return DataError(
         f"dataset {name!r} ({split}) not found or incomplete: expected {files}.{extra} {_fix_hint(root, download)}"
@@ -256,7 +262,7 @@ class _Skips:
             warnings.warn(
                 f"{self.dataset}: skipped {len(self.paths)} unreadable image(s): {first} "
                 "(use strict=True / --strict to stop at the first one)",
-                stacklevel=3,
+                stacklevel=4,
             )
 
 
@@ -440,7 +446,11 @@ def _load_mnist_like(
             split,
             root,
             [raw / s for s in stems],
-            detail=f"Missing: {', '.join(str(p) for p in missing)} (a .gz of each is also accepted).",
+            detail=(
+                "(a .gz of each is also accepted)"
+                if len(missing) == len(stems)
+                else f"Missing: {', '.join(str(p) for p in missing)} (a .gz is also accepted)."
+            ),
         )
     img_path, lab_path = found
     assert img_path is not None and lab_path is not None
@@ -639,7 +649,7 @@ def load_cifar10(root: Path, split: str, *, download: bool = False, strict: bool
         warnings.warn(
             f"cifar10: using {len(present)} of 5 train batches ({', '.join(p.name for p in present)}); "
             f"missing {', '.join(missing)} in {folder}",
-            stacklevel=2,
+            stacklevel=3,
         )
     parts = [_cifar_batch(p) for p in present]
     images = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
@@ -703,7 +713,7 @@ def read_celeba_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray
         rows.append(vals)
     head = lines[0].split()
     if head and head[0].isdigit() and int(head[0]) != len(files):
-        warnings.warn(f"celeba: {path} says {head[0]} images on line 1 but lists {len(files)}", stacklevel=3)
+        warnings.warn(f"celeba: {path} says {head[0]} images on line 1 but lists {len(files)}", stacklevel=4)
     values = np.asarray(rows, dtype=np.float32).reshape(len(files), n_attr)
     return names_attr, files, values
 
@@ -759,7 +769,11 @@ def load_celeba(
     cdir = root / "celeba"
     attr_path = cdir / "list_attr_celeba.txt"
     folder = cdir / "img_align_celeba"
-    expected = [attr_path, folder, cdir / "img_align_celeba*.zip"]
+    expected = (
+        f"{attr_path} and the images, either as {folder}/000001.jpg ... or in a zip "
+        f"{cdir}/img_align_celeba*.zip holding img_align_celeba/000001.jpg ... "
+        f"(optional: {cdir / 'list_eval_partition.txt'})"
+    )
 
     def have_images() -> bool:
         return folder.is_dir() or any(cdir.glob("img_align_celeba*.zip"))
@@ -800,10 +814,10 @@ def load_celeba(
         parts = np.asarray([partition.get(f, 0) for f in files])
         keep = np.flatnonzero(parts == 2) if split == "test" else np.flatnonzero(parts != 2)
         if keep.size == 0:
+            other, parts_of = ("train", "partition 2") if split == "test" else ("test", "partitions 0/1")
             raise DataError(
-                f"dataset 'celeba': {part_path} assigns no listed image to the {split} split "
-                f"({'partition 2' if split == 'test' else 'partitions 0/1'}); "
-                f"use split='{'train' if split == 'test' else 'test'}' (--split)"
+                f"dataset 'celeba': {part_path} assigns no listed image to the {split} split ({parts_of}); "
+                f"use split='{other}' (--split {other})"
             )
     else:
         if split == "test":
@@ -1084,7 +1098,7 @@ def _select_from_csv(
     unlisted = sum(1 for r in rels if r not in seen)
     if unlisted:
         warnings.warn(
-            f"folder: {unlisted} image(s) in {src} are not listed in {csv_path} and are ignored", stacklevel=3
+            f"folder: {unlisted} image(s) in {src} are not listed in {csv_path} and are ignored", stacklevel=4
         )
     order = sorted(selected)
     label_of = {rel: index[v] for rel, v in selected.items()} if has_label else None

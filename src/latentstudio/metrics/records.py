@@ -84,7 +84,8 @@ class MetricRecord:
 
     Attributes:
         metric: result key (``KEY_FID``, ``KEY_FID_CLF``, ...).
-        value: the value (float; a non-finite value is written as ``null`` with ``value_nonfinite``).
+        value: the value (float). Non-finite floats (here or in ``extra``) are written as ``null``
+            plus a ``<key>_nonfinite`` field (``"nan"``, ``"inf"``), keeping the file valid JSON.
         extractor: feature-extractor name (``"inception"``, ``"classifier"``) or None.
         weights_hash: sha256 prefix of the extractor weights, or None.
         num_real: number of real (reference) images, or None.
@@ -134,17 +135,22 @@ class MetricRecord:
         if clash:
             raise ConfigError(f"metric record extra fields {clash} collide with standard fields")
         for key in ("value", "std"):
-            v = out[key]
-            if v is None:
-                continue
-            v = float(v)
-            if math.isfinite(v):
-                out[key] = v
-            else:
-                out[key] = None
-                out[f"{key}_nonfinite"] = repr(v)
+            if out[key] is not None:
+                out[key] = float(out[key])  # tensors / numpy scalars -> float
         out.update(extra)
-        return out
+        return _finite_json(out)
+
+
+def _finite_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """Replace top-level non-finite floats (invalid JSON) by None plus a ``<key>_nonfinite`` string."""
+    out: dict[str, Any] = {}
+    for key, v in obj.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            out[key] = None
+            out[f"{key}_nonfinite"] = repr(v)
+        else:
+            out[key] = v
+    return out
 
 
 def _metrics_path(path: str | Path) -> Path:
@@ -168,7 +174,7 @@ def append_record(path: str | Path, record: MetricRecord | dict[str, Any]) -> Pa
     else:
         if "metric" not in record or "value" not in record:
             raise ConfigError("a metric record needs 'metric' and 'value' fields")
-        obj = {"timestamp": utc_now_iso(), **record}
+        obj = _finite_json({"timestamp": utc_now_iso(), **record})
     return append_jsonl(_metrics_path(path), obj)
 
 

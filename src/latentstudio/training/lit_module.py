@@ -80,7 +80,8 @@ class GenerativeLitModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.train_cfg.lr_halve_every, gamma=0.5)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        """Log the learning rate used in this epoch (the schedule steps at epoch ends)."""
         opt = self.optimizers()
         if not isinstance(opt, list):
             self.log("train/lr", opt.param_groups[0]["lr"], on_epoch=True, on_step=False)

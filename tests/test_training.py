@@ -1,0 +1,123 @@
+"""Lightning training: run directory contents, resume == uninterrupted, NaN keeps the last checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from conftest import tiny_run_spec
+from latentstudio import api
+from latentstudio.data.base import ImageData
+from latentstudio.errors import LatentStudioError, NonFiniteLossError
+from latentstudio.io.checkpoint import load_model_dir
+
+
+@pytest.fixture(scope="module")
+def small_digits(digits_u8):
+    images, labels = digits_u8
+    return ImageData(images[:256], labels[:256], name="digits", class_names=[str(i) for i in range(10)])
+
+
+class CrashAtEpoch(L.Callback):
+    """Simulates a crash at the start of epoch ``epoch`` (after the previous epoch's checkpoint)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def state(model_dir):
+    return load_model_dir(model_dir).state_dict()
+
+
+def test_run_directory_layout_and_logs(tmp_path, small_digits):
+    res = api.train(tiny_run_spec(2, 1), runs_root=tmp_path, data=small_digits, progress=False)
+    run = res.run_dir
+    assert run.name == "00000-two-stage-vae-digits"
+    cfg = json.loads((run / "run.json").read_text())["config"]
+    assert cfg["model"]["stage1"]["image_size"] == 32 and cfg["stage1"]["epochs"] == 2
+    assert (run / "stage1" / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "stage1" / "samples" / "epoch-0002.png").is_file()
+    assert (run / "stage1" / "recon" / "epoch-0002.png").is_file()
+    assert list((run / "stage1" / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    header = (run / "stage1" / "logs" / "csv" / "metrics.csv").read_text().splitlines()[0]
+    for term in ("train/kl_epoch", "train/nll_epoch", "train/gamma_epoch", "train/loss_epoch", "train/lr"):
+        assert term in header
+    assert set(json.loads((run / "model" / "samplers.json").read_text())) == {"normal", "gmm", "second-stage"}
+    meta = json.loads((run / "model" / "meta.json").read_text())
+    assert meta["dataset"]["fingerprint"] == small_digits.fingerprint() and meta["seed"] == 0
+    # a second run gets the next number, the first is untouched
+    res2 = api.train(tiny_run_spec(1, 1), runs_root=tmp_path, data=small_digits, progress=False)
+    assert res2.run_dir.name == "00001-two-stage-vae-digits"
+
+
+def test_lr_halves_every_k_epochs(tmp_path, small_digits):
+    spec = tiny_run_spec(3, 1)
+    spec["stage1"]["lr_halve_every"] = 1
+    res = api.train(spec, runs_root=tmp_path, data=small_digits, progress=False)
+    rows = (res.run_dir / "stage1" / "logs" / "csv" / "metrics.csv").read_text().splitlines()
+    col = rows[0].split(",").index("train/lr")
+    lrs = [float(r.split(",")[col]) for r in rows[1:] if r.split(",")[col]]
+    assert lrs == pytest.approx([1e-3, 5e-4, 2.5e-4])
+
+
+def test_resume_equals_uninterrupted(tmp_path, small_digits):
+    spec = tiny_run_spec(3, 2)
+    full = api.train(spec, runs_root=tmp_path / "a", data=small_digits, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        api.train(spec, runs_root=tmp_path / "b", data=small_digits, progress=False, callbacks=[CrashAtEpoch(2)])
+    run_b = tmp_path / "b" / "00000-two-stage-vae-digits"
+    assert not (run_b / "model").exists()
+    resumed = api.train({}, resume=run_b, data=small_digits, progress=False)
+    a, b = state(full.model_dir), state(resumed.model_dir)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ga = api.load(full.model_dir).samplers["gmm"].means
+    gb = api.load(resumed.model_dir).samplers["gmm"].means
+    assert torch.equal(ga, gb)
+    with pytest.raises(LatentStudioError, match="already finished"):
+        api.train({}, resume=run_b, data=small_digits, progress=False)
+
+
+def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch):
+    spec = tiny_run_spec(3, 1)
+    from latentstudio.models.vae import VAE
+
+    original = VAE.loss
+    calls = {"n": 0}
+    steps_per_epoch = 4  # 256 images / 64
+
+    def loss_with_nan(self, x, cond=None, generator=None):
+        out = original(self, x, cond, generator)
+        calls["n"] += 1
+        if calls["n"] > steps_per_epoch + 1:  # in the second epoch
+            out.total = out.total * float("nan")
+        return out
+
+    monkeypatch.setattr(VAE, "loss", loss_with_nan)
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint is kept"):
+        api.train(spec, runs_root=tmp_path, data=small_digits, progress=False)
+    last = tmp_path / "00000-two-stage-vae-digits" / "stage1" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 0 and ckpt["global_step"] == steps_per_epoch
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_dry_run_resolves_config_without_writing(tmp_path, small_digits):
+    run = api.train(tiny_run_spec(), runs_root=tmp_path, data=small_digits, dry_run=True)
+    assert run.model.stage1.image_channels == 1 and run.model.stage1.image_size == 32
+    assert run.model.stage2.latent_dim == run.model.stage1.latent_dim
+    assert not any(tmp_path.iterdir())
+
+
+def test_conditional_config_from_data(small_digits):
+    spec = tiny_run_spec()
+    spec["model"]["stage1"]["condition"] = "class"
+    run = api.train(spec, data=small_digits, dry_run=True)
+    assert run.model.stage1.cond_dim == 10 and run.model.stage2.cond_dim == 10
