@@ -131,7 +131,7 @@ def make_celeba(
     partition: list[int] | None = None,
     lossless: bool = False,
 ) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
-    """Fake ``<root>/celeba``: n images of ``size`` (W, H); the first ``in_folder`` loose, all in a zip if asked.
+    """Fake ``<root>/celeba`` with n images of ``size`` (W, H): ``in_folder`` loose, all zipped if asked.
 
     With ``lossless`` the files are PNG data under ``.jpg`` names (PIL reads by content), so pixels are exact.
     """

@@ -63,8 +63,9 @@ from latentstudio.metrics.extractors import PYTORCH_FID_WEIGHTS_FILE
 def _closed_form_fid(a: np.ndarray, b: np.ndarray) -> float:
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    covmean = np.real(covmean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # singular test covariances
+        covmean = np.real(scipy.linalg.sqrtm(s1 @ s2))
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2.0 * covmean))
 
 
@@ -127,14 +128,14 @@ def test_fid_shape_errors():
 
 def test_kid_identical_near_zero_and_shifted_positive():
     torch.manual_seed(2)
-    f = torch.randn(400, 32)
-    same_mean, same_std = kid_from_features(f, f, subsets=20, subset_size=200)
-    shifted_mean, _ = kid_from_features(f, f + 0.5, subsets=20, subset_size=200)
+    f, g = torch.randn(2000, 32), torch.randn(2000, 32)
+    shifted_mean, _ = kid_from_features(f, f + 0.5, subsets=20, subset_size=1000)
+    same_mean, same_std = kid_from_features(f, f, subsets=20, subset_size=1000)
+    independent_mean, _ = kid_from_features(f, g, subsets=20, subset_size=1000)
+    assert shifted_mean > 0.5 and same_std >= 0
+    # identical sets: ~0 (slightly negative, O(1/N), as the same points fall on both sides)
     assert abs(same_mean) < 0.02 * shifted_mean
-    assert same_std >= 0 and shifted_mean > 0
-    # exactly the full sets: unbiased estimator of MMD^2 for one set against itself is ~0
-    full_mean, _ = kid_from_features(f, f, subsets=1, subset_size=400)
-    assert abs(full_mean) < 0.01 * shifted_mean
+    assert abs(independent_mean) < 0.02 * shifted_mean  # two samples of one distribution: unbiased, ~0
     # reproducible with a seed, the global RNG untouched
     state = torch.random.get_rng_state()
     assert kid_from_features(f, f + 0.5, subsets=5, subset_size=100, seed=3) == kid_from_features(

@@ -4,7 +4,9 @@ Every loader returns :class:`~latentstudio.data.base.ImageData` with images ``ui
 (values 0..255), labels ``int64 [N]`` and, for CelebA, attributes ``float32 [N, 40]`` in {-1, +1}.
 Use :func:`load_images` (re-exported by :mod:`latentstudio.data`); the loaders are registered in
 :data:`~latentstudio.data.base.DATASETS` with the signature
-``(root: Path, split: str, *, download: bool, strict: bool, **options) -> ImageData``.
+``(root: Path, split: str, *, download: bool, strict: bool, **options) -> ImageData``; each loader
+declares its options as keyword-only parameters with defaults, which :func:`load_images` uses to reject
+unknown options and :func:`dataset_options` lists.
 
 Documented, deterministic rules:
 
@@ -14,17 +16,19 @@ Documented, deterministic rules:
   Split: ``test`` = indices ``i`` with ``i % 5 == 0`` (360 images), ``train`` = the other 1437.
 * ``mnist`` / ``fashion-mnist``: torchvision's layout ``<root>/MNIST/raw/`` (``FashionMNIST/raw/``) with the
   idx files ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (a ``.gz`` next to a missing file is read
-  too). Only the requested split's two files are needed. ``pad`` (default 2) zero pixels are added on
-  each side, so 28x28 becomes 32x32; ``pad=0`` keeps 28x28. ``download=True`` fetches with torchvision.
+  too). They are parsed here with their headers checked, so only the requested split's two files are
+  needed. ``pad`` (default 2) zero pixels are added on each side, so 28x28 becomes 32x32; ``pad=0`` keeps
+  28x28. ``download=True`` fetches the files with torchvision's MNIST/FashionMNIST downloader.
 * ``cifar10``: the python batches in ``<root>/cifar-10-batches-py/``. Any subset of ``data_batch_1..5`` is
   accepted for ``train`` (a warning names the batches used and missing); ``test`` needs ``test_batch``.
   Batches are read with a restricted unpickler that only rebuilds numpy arrays and plain containers;
   anything else is refused. Each row holds the R, G and B planes (32x32 each) in that order.
 * ``celeba``: ``<root>/celeba/list_attr_celeba.txt`` plus the images, either the folder
-  ``img_align_celeba/`` or one or more zips ``img_align_celeba*.zip`` (members ``img_align_celeba/NNNNNN.jpg``,
-  matched by base name). **Source rule**: the folder is used when it holds every file listed in the
-  attribute file; otherwise a zip is used if one exists (else the partial folder). Only listed images are
-  used, in attribute-file order; listed images that are missing count as unreadable.
+  ``img_align_celeba/`` or one or more zips ``img_align_celeba*.zip`` (members
+  ``img_align_celeba/NNNNNN.jpg``, matched by base name). **Source rule**: the folder is used when it
+  holds every file listed in the attribute file; otherwise a zip is used if one exists (else the partial
+  folder). Only listed images are used, in attribute-file order; listed images that are missing count
+  as unreadable.
   **Split rule**: with ``list_eval_partition.txt``, ``train`` = partitions 0 and 1 (train + valid),
   ``test`` = partition 2, and images absent from the partition file count as train; without it every image
   is train. **Crop rule** (Dai & Wipf): a centred square of side ``round(140 * W / 178)`` (clamped to the
@@ -34,6 +38,8 @@ Documented, deterministic rules:
   .ppm .webp`` files in sorted relative-path order (hidden files and ``__MACOSX`` skipped). Optional
   ``labels_csv`` (header ``filename,label[,split]``), ``image_size`` (centre square crop of side
   ``min(H, W)``, then resize) and ``channels`` (1 or 3; default 3 unless every image is greyscale).
+  Integer CSV labels are class indices; otherwise labels map to their sorted unique strings. With a CSV
+  only listed images are used; ``split="test"`` needs its ``split`` column (else the folder is train only).
 
 **Resizing** (CelebA, folder ``image_size``): bicubic with antialiasing,
 ``torch.nn.functional.interpolate(mode="bicubic", antialias=True, align_corners=False)`` on float values,
@@ -221,7 +227,8 @@ def _missing(
     files = expected if isinstance(expected, str) else ", ".join(str(p) for p in expected)
     extra = f" {detail}" if detail else ""
     return DataError(
-        f"dataset {name!r} ({split}) not found or incomplete: expected {files}.{extra} {_fix_hint(root, download)}"
+        f"dataset {name!r} ({split}) not found or incomplete: expected {files}.{extra} "
+        f"{_fix_hint(root, download)}"
     )
 
 
@@ -272,7 +279,7 @@ def _decode(read: Callable[[], object], channels: int | None) -> torch.Tensor:
 
 
 def _center_crop(img: torch.Tensor, side: int) -> torch.Tensor:
-    """Centred ``side x side`` crop of ``[C, H, W]`` (``top = (H - side) // 2``, ``left = (W - side) // 2``)."""
+    """Centred ``side x side`` crop of ``[C, H, W]``: top ``(H - side) // 2``, left ``(W - side) // 2``."""
     h, w = img.shape[-2:]
     side = max(1, min(side, h, w))
     top, left = (h - side) // 2, (w - side) // 2
@@ -732,8 +739,8 @@ def _read_partition(path: Path) -> dict[str, int]:
 
 _CELEBA_DOWNLOAD = (
     "pass --download (download=True) to try torchvision's CelebA downloader (it needs the gdown package and "
-    "Google Drive, which often refuses with a quota error; the manual route is to download img_align_celeba.zip "
-    "and list_attr_celeba.txt from the CelebA page and place them as above)"
+    "Google Drive, which often refuses with a quota error; the manual route is to download "
+    "img_align_celeba.zip and list_attr_celeba.txt from the CelebA page and place them as above)"
 )
 
 
@@ -822,8 +829,8 @@ def load_celeba(
     else:
         if split == "test":
             raise DataError(
-                f"dataset 'celeba': there is no {part_path}, so every image is in the train split and the test "
-                "split is empty; use split='train' (--split train) or add list_eval_partition.txt"
+                f"dataset 'celeba': there is no {part_path}, so every image is in the train split and the "
+                "test split is empty; use split='train' (--split train) or add list_eval_partition.txt"
             )
         keep = np.arange(len(files))
 
@@ -899,7 +906,7 @@ def _hidden(rel: str) -> bool:
 def _list_images(
     path: Path, stack: ExitStack
 ) -> tuple[list[str], Callable[[str], Callable[[], object]], Callable[[str], str]]:
-    """Relative posix paths of the image files under a folder or in a zip, a reader factory and a describer."""
+    """Relative posix paths of the images in a folder or zip, a reader factory and a path describer."""
     if path.is_dir():
         rels = sorted(
             p.relative_to(path).as_posix()
@@ -932,7 +939,8 @@ def _read_labels_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise DataError(f"cannot read labels CSV {path}: {exc}") from None
     if "filename" not in fields or not ({"label", "split"} & set(fields)):
         raise DataError(
-            f"labels CSV {path} must have a header with 'filename' and 'label' (optional 'split'); got {fields}"
+            f"labels CSV {path} must have a header with 'filename' and 'label' (optional 'split'); "
+            f"got {fields}"
         )
     return fields, rows
 

@@ -160,8 +160,9 @@ def kid_from_features(
         seed: seed of the subset draws (the global RNG is left untouched).
 
     Returns:
-        ``(mean, std)`` over subsets, in kernel units. The estimator is unbiased: it can be slightly
-        negative, and is ~0 (not exactly 0) for identical sets.
+        ``(mean, std)`` over subsets, in kernel units. The estimator is unbiased for independent
+        samples (it can be slightly negative). For identical (overlapping) sets it is ~0 but
+        slightly negative, of order 1/N, because the same points are drawn on both sides.
 
     Raises:
         ShapeError: non-2-D inputs, < 2 rows or different widths. LatentStudioError: non-finite features.

@@ -68,7 +68,7 @@ class GenerativeLitModule(L.LightningModule):
             )
         n = x.shape[0]
         terms = {f"train/{k}": v.detach() for k, v in out.terms.items()}
-        self.log_dict(terms, on_step=True, on_epoch=True, batch_size=n, sync_dist=False)
+        self.log_dict(terms, on_step=True, on_epoch=True, batch_size=n, sync_dist=self.trainer.world_size > 1)
         self.log("loss", out.total.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         self.log("gamma", out.terms["gamma"], prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         return out.total
