@@ -115,7 +115,8 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
       latentstudio train two-stage-vae --resume runs/00002-two-stage-vae-mnist
     """
     from latentstudio import api
-    from latentstudio.presets import merge, preset as get_preset
+    from latentstudio.presets import merge
+    from latentstudio.presets import preset as get_preset
 
     spec = get_preset(preset)
     if config_file:

@@ -993,7 +993,7 @@ def load_folder(
             "dataset 'folder' needs the option 'path' (a folder or .zip of images): "
             "--data-option path=/my/images on the command line, load_images('folder', path=...) in Python"
         )
-    src = Path(path).expanduser()
+    src = Path(str(path)).expanduser()
     if not src.exists():
         raise DataError(f"dataset 'folder': path {src} does not exist")
     size = None if image_size is None else _int_option("folder", "image_size", image_size, minimum=1)
@@ -1003,7 +1003,9 @@ def load_folder(
     with ExitStack() as stack:
         rels, reader, describe = _list_images(src, stack)
         if labels_csv is not None:
-            order, label_of, class_names = _select_from_csv(Path(labels_csv).expanduser(), rels, src, split)
+            order, label_of, class_names = _select_from_csv(
+                Path(str(labels_csv)).expanduser(), rels, src, split
+            )
         elif split == "test":
             raise DataError(
                 "dataset 'folder' has only a train split; use split='train', or give a labels CSV "

@@ -5,5 +5,5 @@ from __future__ import annotations
 
 def load_all() -> None:
     """Import every model module so that the registry knows all model types."""
-    import latentstudio.models.two_stage  # noqa: F401
+    import latentstudio.models.two_stage
     import latentstudio.models.vae  # noqa: F401

@@ -48,7 +48,7 @@ class TrainResult:
 
 
 def _lightning():
-    import lightning as L  # noqa: N812  (imported lazily: ~9 s)
+    import lightning as L  # imported lazily: ~9 s
 
     return L
 
