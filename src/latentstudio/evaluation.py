@@ -149,8 +149,10 @@ def evaluate_model(
         seconds = time.perf_counter() - t0
         image_metrics(images, name)
         if class_cond and hasattr(ext, "predict"):
-            acc = float((ext.predict(images) == labels).float().mean())
-            record(M.KEY_CLASSIFIER_ACCURACY, acc, name, n, what="fraction of samples classified as the requested class")
+            hit = (ext.predict(images) == labels).float()
+            per_class = [round(float(hit[labels == k].mean()), 4) for k in range(cfg.cond_dim) if (labels == k).any()]
+            record(M.KEY_CLASSIFIER_ACCURACY, float(hit.mean()), name, n, per_class=per_class, min_class=min(per_class),
+                   what="fraction of samples classified as the requested class")
         grid_name = f"samples-{name}.png"
         save_grid(images[:64], out_dir / grid_name, nrow=8, overwrite=True)
         grids[SAMPLER_TITLES.get(name, name)] = grid_name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ def save_folder(images: torch.Tensor, folder: str | Path, prefix: str = "", *, o
     return [save_image(img, folder / f"{prefix}{i:06d}.png", overwrite=overwrite) for i, img in enumerate(images)]
 
 
-def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
+def load_image(path: str | Path | BinaryIO, channels: int | None = None) -> torch.Tensor:
     """Read an image file as ``uint8 [C, H, W]`` (C = ``channels`` if given: 1 grey, 3 RGB).
 
     Raises:
@@ -95,7 +96,7 @@ def load_image(path: str | Path, channels: int | None = None) -> torch.Tensor:
             im = im.convert("L")
         elif channels == 3 or im.mode not in ("L", "RGB"):
             im = im.convert("RGB")
-        arr = np.asarray(im)
+        arr = np.array(im)  # a writable copy (PIL arrays are read-only)
     if arr.ndim == 2:
         arr = arr[None]
     else:

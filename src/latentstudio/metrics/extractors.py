@@ -42,7 +42,10 @@ __all__ = [
     "CLASSIFIER_ARCH",
     "EXTRACTORS",
     "INCEPTION_WEIGHTS_FILE",
+    "INCEPTION_WEIGHTS_SHA256",
     "INCEPTION_WEIGHTS_URL",
+    "PYTORCH_FID_WEIGHTS_FILE",
+    "PYTORCH_FID_WEIGHTS_URL",
     "ClassifierExtractor",
     "ClassifierNet",
     "FeatureExtractor",
@@ -106,6 +109,7 @@ class FeatureExtractor(nn.Module):
 
     @property
     def has_logits(self) -> bool:
+        """Whether :meth:`logits` is available (the subclass implements ``_logits``)."""
         return type(self)._logits is not FeatureExtractor._logits
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -120,6 +124,7 @@ class FeatureExtractor(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Device of the extractor's parameters (CPU if it has none)."""
         p = next(self.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
@@ -411,9 +416,11 @@ class ClassifierNet(nn.Module):
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``float32 [N, C, 32, 32]`` in [0, 1] -> ``[N, feature_dim]`` penultimate (post-ReLU) features."""
         return self.fc(self.conv(x).mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``float32 [N, C, 32, 32]`` in [0, 1] -> ``[N, num_classes]`` logits."""
         return self.head(self.features(x))
 
 
