@@ -31,7 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cpu": {
         "model": {
-            "stage1": {"latent_dim": 32, "base_dim": 32, "fc_dim": 512, "block_per_scale": 1, "gamma_init": 0.1},
+            "stage1": {"latent_dim": 32, "base_dim": 16, "fc_dim": 512, "block_per_scale": 1, "gamma_init": 0.1},
             "stage2": {"latent_dim": 32, "second_depth": 3, "second_dim": 512, "gamma_init": 0.1},
         },
         "stage1": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "lr_halve_every": 4},
