@@ -82,3 +82,15 @@ def test_ddp_two_cpu_processes(tmp_path):
 
     ckpt = torch.load(tmp_path / runs[0] / "stage1" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 2
+
+
+def test_committed_help_snapshots_are_current():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "cli" / "regenerate.py"
+    spec = importlib.util.spec_from_file_location("regenerate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for cmd in mod.COMMANDS:
+        assert mod.file_for(cmd).read_text() == mod.help_text(cmd), f"run python {path} to refresh {cmd}"

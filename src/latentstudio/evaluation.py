@@ -32,8 +32,8 @@ from latentstudio.io.run_dir import create_run_dir
 SAMPLER_TITLES = {"normal": "N(0, I)", "gmm": "GMM (ex post)", "second-stage": "second stage"}
 
 
-def _data_spec_for(loaded: api.LoadedModel, data_spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The data spec given, else the one of the run that trained the model."""
+def data_spec_for(loaded: api.LoadedModel, data_spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The data spec given (when it names a dataset), else the one of the run that trained the model."""
     if data_spec and data_spec.get("name"):
         return data_spec
     run_dir = loaded.meta.get("run_dir")
@@ -45,11 +45,12 @@ def _data_spec_for(loaded: api.LoadedModel, data_spec: dict[str, Any] | None) ->
     return {"name": name}
 
 
-def _load_split(spec: dict[str, Any], split: str):
+def load_split(spec: dict[str, Any], split: str):
+    """Load ``split`` of the dataset described by a data spec (``name``, ``root``, ``options``, ...)."""
     from latentstudio.data import load_images
 
     return load_images(spec["name"], split, root=spec.get("root"), download=spec.get("download", False),
-                       strict=spec.get("strict", False), **spec.get("options", {}))
+                       strict=spec.get("strict", False), limit=spec.get("limit"), **spec.get("options", {}))
 
 
 def _extractor(name: str, train, test, download: bool, progress: bool):
@@ -97,10 +98,10 @@ def evaluate_model(
 
     loaded = api.load(model_path)
     vae = loaded.vae
-    spec = _data_spec_for(loaded, data_spec)
-    train = _load_split(spec, "train")
+    spec = data_spec_for(loaded, data_spec)
+    train = load_split(spec, "train")
     try:
-        test, ref_split = _load_split(spec, "test"), "test"
+        test, ref_split = load_split(spec, "test"), "test"
     except DataError:
         test, ref_split = train, "train"  # e.g. a folder dataset without a test split
     reference = f"{test.name}/{ref_split}"

@@ -31,11 +31,16 @@ def friendly_errors(fn):
     return wrapper
 
 
-def data_options(fn):
-    """--data, --data-root, --data-option, --download, --strict, --limit."""
+def data_options(fn=None, *, default: str | None = "digits"):
+    """--data, --data-root, --data-option, --download, --strict, --limit (``default``: --data's default;
+    None means "the dataset the model was trained on")."""
+    if fn is None:
+        return functools.partial(data_options, default=default)
+    help_data = "Dataset: digits, mnist, fashion-mnist, cifar10, celeba, folder."
+    if default is None:
+        help_data += " Default: the dataset the model was trained on."
     opts = [
-        click.option("--data", "data_name", default="digits", show_default=True,
-                     help="Dataset: digits, mnist, fashion-mnist, cifar10, celeba, folder."),
+        click.option("--data", "data_name", default=default, show_default=default is not None, help=help_data),
         click.option("--data-root", type=click.Path(file_okay=False), default=None,
                      help="Folder holding the datasets (default: $LATENTSTUDIO_DATA, else the user data dir)."),
         click.option("--data-option", "data_option", multiple=True, metavar="KEY=VALUE",
@@ -186,7 +191,7 @@ def _parse_condition(text):
 
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True))
-@data_options
+@data_options(default=None)
 @click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
 @click.option("--n", "n", type=int, default=32, show_default=True, help="Number of images to reconstruct.")
 @click.option("--out", type=click.Path(dir_okay=False), default="reconstructions.png", show_default=True,
@@ -203,12 +208,12 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
     import torch
 
     from latentstudio import api
-    from latentstudio.data import load_images
+    from latentstudio.evaluation import data_spec_for, load_split
     from latentstudio.io.images import save_grid
 
     loaded = api.load(model_path)
-    data = load_images(data_name, split, root=data_root, download=download, strict=strict,
-                       limit=limit, **parse_pairs(data_option, "--data-option"))
+    spec = data_spec_for(loaded, _data_spec(data_name, data_root, data_option, download, strict, limit))
+    data = load_split(spec, split)
     data = data.subset(list(range(min(n, len(data)))))
     cfg = loaded.vae.config
     cond = data.conditions(cfg.condition) if cfg.condition != "none" else None
@@ -221,7 +226,7 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
 
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True))
-@data_options
+@data_options(default=None)
 @click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier", show_default=True,
               help="Features for FID/KID/IS: a classifier trained here (fid_clf) or standard Inception (fid).")
 @click.option("--n-samples", type=int, default=None, help="Generated images per sampler (default: test-set size).")
@@ -240,7 +245,7 @@ def evaluate(model_path, data_name, data_root, data_option, download, strict, li
 
     \b
     Example:
-      latentstudio evaluate --model runs/00000-two-stage-vae-digits --data digits
+      latentstudio evaluate --model runs/00000-two-stage-vae-digits
       latentstudio evaluate --model RUN --data mnist --data-root ~/data --extractor inception
     """
     from latentstudio.evaluation import evaluate_model
