@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_run_spec
+
 from latentstudio import api
 from latentstudio.data import load_images
 from latentstudio.evaluation import evaluate_model

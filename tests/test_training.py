@@ -7,8 +7,8 @@ import json
 import lightning as L
 import pytest
 import torch
-
 from conftest import tiny_run_spec
+
 from latentstudio import api
 from latentstudio.data.base import ImageData
 from latentstudio.errors import LatentStudioError, NonFiniteLossError
