@@ -1,0 +1,35 @@
+"""latentstudio: train, evaluate and explore latent-variable generative models.
+
+The public entry points live in :mod:`latentstudio.api` (``train``, ``load``, ``generate``,
+``reconstruct``) and :mod:`latentstudio.evaluation` (``evaluate_model``, ``quickstart``); they are
+re-exported here lazily so that ``import latentstudio`` stays fast (Lightning is imported only by
+training).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module, metadata
+from typing import Any
+
+try:
+    __version__ = metadata.version("latentstudio")
+except metadata.PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0"
+
+_EXPORTS = {
+    "train": "latentstudio.api",
+    "load": "latentstudio.api",
+    "generate": "latentstudio.api",
+    "reconstruct": "latentstudio.api",
+    "evaluate_model": "latentstudio.evaluation",
+    "quickstart": "latentstudio.evaluation",
+    "load_images": "latentstudio.data",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'latentstudio' has no attribute {name!r}")
