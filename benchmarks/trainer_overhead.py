@@ -26,7 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="mnist")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--images", type=int, default=2560, help="training images per epoch")
+    p.add_argument("--images", type=int, default=6400, help="training images per epoch")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
