@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--n-samples", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="cpu")
+    p.add_argument("--gamma-init", type=float, default=None, help="initial gamma of both stages (default: preset's)")
     p.add_argument("--runs-root", default=str(Path(__file__).parent / "runs"))
     args = p.parse_args()
 
@@ -47,6 +48,8 @@ def main() -> None:
         "model": {"stage1": {"condition": "class" if args.conditional else "none"}},
         "seed": args.seed,
     })
+    if args.gamma_init is not None:
+        spec = merge(spec, {"model": {"stage1": {"gamma_init": args.gamma_init}, "stage2": {"gamma_init": args.gamma_init}}})
     t0 = time.perf_counter()
     result = api.train(spec, runs_root=args.runs_root, progress=False)
     train_s = time.perf_counter() - t0
@@ -57,7 +60,8 @@ def main() -> None:
     out = {
         "benchmark": "two_stage_mnist" + ("_conditional" if args.conditional else ""),
         "command": "python benchmarks/two_stage_mnist.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("conditional", "runs_root")
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k not in ("conditional", "runs_root") and v is not None
         ) + (" --conditional" if args.conditional else ""),
         "extractor": "classifier (project CNN trained on MNIST train; fid_clf, not Inception FID)",
         "reference": "mnist/test (10000 images)",
