@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +115,26 @@ def evaluate_model(
         out_dir = create_run_dir(base / "eval", f"{test.name}-{extractor}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_file = out_dir / M.METRICS_FILE
 
     ext = _extractor(extractor, train, test, download_weights, progress)
     n = n_samples or len(test)
+    if min(n, len(test)) < M.FID_MIN_SAMPLES:  # said once here and in the report, not at every value
+        warnings.warn(f"evaluating with {len(test)} reference and {n} generated images (< {M.FID_MIN_SAMPLES}): "
+                      "FID/KID values are biased upwards; compare them only at equal counts",
+                      M.BiasedMetricWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.BiasedMetricWarning)
+        return _evaluate(loaded, spec, train, test, ref_split, ext, n, out_dir, seed, progress, nll_samples,
+                         nll_images)
+
+
+def _evaluate(loaded, spec, train, test, ref_split, ext, n, out_dir, seed, progress, nll_samples, nll_images) -> Path:
+    from latentstudio import metrics as M
+
+    vae = loaded.vae
+    cfg = vae.config
+    reference = f"{test.name}/{ref_split}"
+    metrics_file = out_dir / M.METRICS_FILE
     f_real = M.extract_features(test.images, ext, progress=progress)
     common = {"num_real": len(test), "reference": reference, "extra": {"model": str(loaded.path), "seed": seed}}
     rows: list[dict[str, Any]] = []
@@ -197,8 +214,7 @@ def evaluate_model(
                 num_samples=nll_samples, generator=torch.Generator().manual_seed(seed))
         record(M.KEY_NLL, float(nll.mean()), "test (binarised)", k, unit="nats", k=nll_samples)
 
-    report = _write_report(out_dir, loaded, spec, ext, reference, rows, grids, n, seed)
-    return report
+    return _write_report(out_dir, loaded, spec, ext, reference, rows, grids, n, seed)
 
 
 def _rep(cond: torch.Tensor, m: int) -> torch.Tensor:

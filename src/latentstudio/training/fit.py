@@ -47,9 +47,23 @@ class TrainResult:
     samplers: dict[str, Any]
 
 
+class _DropAdverts(logging.Filter):
+    """Drops Lightning's advertising tip from the console log (its other messages stay)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
 def _lightning():
+    import warnings
+
     import lightning as L  # imported lazily: ~9 s
 
+    # a deprecation inside Lightning itself, raised at every fit; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
     return L
 
 
