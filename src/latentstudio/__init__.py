@@ -26,7 +26,7 @@ _EXPORTS = {
     "load_images": "latentstudio.data",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "evaluate_model", "generate", "load", "load_images", "quickstart", "reconstruct", "train"]
 
 
 def __getattr__(name: str) -> Any:

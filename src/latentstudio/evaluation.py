@@ -124,11 +124,12 @@ def evaluate_model(
                       M.BiasedMetricWarning, stacklevel=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.BiasedMetricWarning)
-        return _evaluate(loaded, spec, train, test, ref_split, ext, n, out_dir, seed, progress, nll_samples,
-                         nll_images)
+        return _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, seed, progress,
+                         nll_samples, nll_images)
 
 
-def _evaluate(loaded, spec, train, test, ref_split, ext, n, out_dir, seed, progress, nll_samples, nll_images) -> Path:
+def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, seed, progress, nll_samples,
+              nll_images) -> Path:
     from latentstudio import metrics as M
 
     vae = loaded.vae
