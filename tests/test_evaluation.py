@@ -32,7 +32,7 @@ def test_conditional_samples_are_classified_as_requested(conditional_run):
     assert clf.test_accuracy >= 0.95
     loaded = api.load(conditional_run.model_dir)
     labels = torch.arange(10).repeat_interleave(20)
-    for sampler in ("normal", "second-stage"):
+    for sampler in ("normal", "gmm", "second-stage"):  # the GMM has one mixture per class
         images = api.generate(loaded, sampler, len(labels), seed=1, condition=labels.tolist())
         pred = clf.predict(images)
         per_digit = [(pred[labels == d] == d).float().mean().item() for d in range(10)]

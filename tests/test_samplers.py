@@ -96,3 +96,22 @@ def test_fitted_state_saved_with_model_and_reloaded(tmp_path):
     b = samplers["second-stage"].sample(4, torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
     assert loaded["second-stage"].stage2 is loaded_model.stage2
+
+
+def test_per_class_gmm_samples_the_requested_class():
+    z = two_clusters()  # first half near +5, second half near -5
+    labels = torch.cat([torch.zeros(400), torch.ones(400)]).long()
+    gmm = GMMSampler(3, n_components=2, num_classes=2).fit(z, labels=labels)
+    assert gmm.means.shape == (2, 2, 3) and gmm.weights.shape == (2, 2)
+    cond = torch.nn.functional.one_hot(torch.tensor([0, 1] * 50), 2).float()
+    s = gmm.sample(100, torch.Generator().manual_seed(0), cond)
+    assert (s[0::2] > 4).all() and (s[1::2] < -4).all()
+    lp_right = gmm.log_prob(torch.full((1, 3), 5.0), cond[:1])
+    lp_wrong = gmm.log_prob(torch.full((1, 3), 5.0), cond[1:2])
+    assert lp_right > lp_wrong + 100
+    with pytest.raises(ConfigError, match="one-hot cond"):
+        gmm.sample(4)
+    with pytest.raises(ConfigError, match="labels"):
+        GMMSampler(3, n_components=2, num_classes=2).fit(z)
+    with pytest.raises(ConfigError, match="class 1"):
+        GMMSampler(3, n_components=2, num_classes=2).fit(z[:401], labels=labels[:401])

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from latentstudio.config import require
+from latentstudio.errors import ConfigError
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.samplers.base import SAMPLERS, LatentSampler
 
@@ -27,9 +28,12 @@ class GMMSampler(LatentSampler):
         reg_covar: added to covariance diagonals (scikit-learn's regulariser).
         max_iter: EM iterations.
         seed: scikit-learn random_state of the k-means initialisation.
+        num_classes: 0 fits one mixture on all latents; C > 0 fits one mixture per class (for
+            class-conditional VAEs: ``fit(..., labels=...)``, ``sample(..., cond=one-hot)``), so that
+            a sampled latent comes from the requested class's region of the latent space.
 
     Fitted state (saved): ``weights [K]``, ``means [K, D]``, ``covariances [K, D, D]`` (full) or
-    ``[K, D]`` (diag).
+    ``[K, D]`` (diag); with ``num_classes = C`` each gets a leading ``[C, ...]`` dimension.
     """
 
     sampler_type = "gmm"
@@ -43,6 +47,7 @@ class GMMSampler(LatentSampler):
         reg_covar: float = 1e-6,
         max_iter: int = 200,
         seed: int = 0,
+        num_classes: int = 0,
     ) -> None:
         super().__init__(latent_dim)
         require(n_components >= 1, "n_components", f"must be >= 1, got {n_components}")
@@ -54,6 +59,8 @@ class GMMSampler(LatentSampler):
         self.reg_covar = float(reg_covar)
         self.max_iter = int(max_iter)
         self.seed = int(seed)
+        require(num_classes >= 0, "num_classes", f"must be >= 0, got {num_classes}")
+        self.num_classes = int(num_classes)
         self.weights: torch.Tensor | None = None
         self.means: torch.Tensor | None = None
         self.covariances: torch.Tensor | None = None
@@ -67,24 +74,31 @@ class GMMSampler(LatentSampler):
             "reg_covar": self.reg_covar,
             "max_iter": self.max_iter,
             "seed": self.seed,
+            "num_classes": self.num_classes,
         }
 
     @property
     def is_fitted(self) -> bool:
         return self.weights is not None
 
-    def fit(self, latents: DiagonalGaussian | torch.Tensor, generator: torch.Generator | None = None) -> Self:
+    def fit(
+        self,
+        latents: DiagonalGaussian | torch.Tensor,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> Self:
         """Fit by EM on ``mu`` or on sampled ``z`` (``fit_on``).
 
         Args:
             latents: posterior ``[N, D]`` (required for ``fit_on="sample"``) or a ``[N, D]`` tensor
                 of codes, used as they are.
             generator: noise for ``fit_on="sample"``.
+            labels: ``int64 [N]`` classes in ``0..num_classes-1``; required iff ``num_classes > 0``.
 
         Raises:
-            ConfigError: fewer latents than components, or a plain tensor with ``fit_on="sample"``.
+            ConfigError: fewer latents (of a class) than components, a plain tensor with
+                ``fit_on="sample"``, or labels missing/unexpected/out of range.
         """
-        from sklearn.mixture import GaussianMixture
 
         if isinstance(latents, DiagonalGaussian):
             x = latents.mode() if self.fit_on == "mean" else latents.sample(generator)
@@ -93,7 +107,21 @@ class GMMSampler(LatentSampler):
             x = latents
         x = x.detach().cpu().double()
         require(x.ndim == 2 and x.shape[1] == self.latent_dim, "latents", f"expected [N, {self.latent_dim}]")
-        require(x.shape[0] >= self.n_components, "n_components", f"{self.n_components} > {x.shape[0]} latents")
+        if self.num_classes == 0:
+            require(labels is None, "labels", "this GMM has num_classes=0; pass no labels")
+            self.weights, self.means, self.covariances = self._em(x)
+            return self
+        require(labels is not None and labels.shape == (x.shape[0],), "labels", f"expected int64 [{x.shape[0]}]")
+        require(0 <= int(labels.min()) and int(labels.max()) < self.num_classes, "labels",
+                f"must lie in 0..{self.num_classes - 1}")
+        fits = [self._em(x[labels.cpu() == c], f" of class {c}") for c in range(self.num_classes)]
+        self.weights, self.means, self.covariances = (torch.stack(t) for t in zip(*fits, strict=True))
+        return self
+
+    def _em(self, x: torch.Tensor, what: str = "") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from sklearn.mixture import GaussianMixture
+
+        require(x.shape[0] >= self.n_components, "n_components", f"{self.n_components} > {x.shape[0]} latents{what}")
         gm = GaussianMixture(
             n_components=self.n_components,
             covariance_type=self.covariance_type,
@@ -101,10 +129,8 @@ class GMMSampler(LatentSampler):
             max_iter=self.max_iter,
             random_state=self.seed,
         ).fit(x.numpy())
-        self.weights = torch.from_numpy(gm.weights_).float()
-        self.means = torch.from_numpy(gm.means_).float()
-        self.covariances = torch.from_numpy(gm.covariances_).float()
-        return self
+        return (torch.from_numpy(gm.weights_).float(), torch.from_numpy(gm.means_).float(),
+                torch.from_numpy(gm.covariances_).float())
 
     def _scale(self) -> torch.Tensor:
         assert self.covariances is not None
@@ -112,31 +138,51 @@ class GMMSampler(LatentSampler):
             return self.covariances.sqrt()
         return torch.linalg.cholesky(self.covariances.double()).float()
 
+    def _classes(self, cond: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Class index per row for a per-class mixture (None when unconditional)."""
+        if self.num_classes == 0:
+            return None
+        if cond is None or cond.shape != (n, self.num_classes):
+            got = None if cond is None else list(cond.shape)
+            raise ConfigError(f"this GMM has one mixture per class: pass one-hot cond [{n}, {self.num_classes}], got {got}")
+        return cond.argmax(dim=1).cpu()
+
     def sample(
         self, n: int, generator: torch.Generator | None = None, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``float32 [n, D]``: component k ~ Categorical(weights), then z ~ N(means[k], cov[k]).
 
+        With ``num_classes > 0`` row i uses the mixture of class ``argmax(cond[i])``.
+
         Raises:
-            SamplerNotFittedError: before :meth:`fit`.
+            SamplerNotFittedError: before :meth:`fit`. ConfigError: missing ``cond`` for a per-class GMM.
         """
         self._check_fitted()
         assert self.weights is not None and self.means is not None
-        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        classes = self._classes(cond, n)
+        if classes is None:
+            k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+            means, scale = self.means[k], self._scale()[k]
+        else:
+            k = torch.multinomial(self.weights[classes], 1, generator=generator).squeeze(1)
+            means, scale = self.means[classes, k], self._scale()[classes, k]
         eps = torch.randn(n, self.latent_dim, generator=generator)
-        scale = self._scale()[k]
         if self.covariance_type == "diag":
-            return self.means[k] + scale * eps
-        return self.means[k] + torch.einsum("nij,nj->ni", scale, eps)
+            return means + scale * eps
+        return means + torch.einsum("nij,nj->ni", scale, eps)
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """Mixture log-density of ``z [N, D]`` in nats, ``[N]``."""
+    def log_prob(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Mixture log-density of ``z [N, D]`` in nats, ``[N]`` (per-class mixtures: the one of ``cond``)."""
         self._check_fitted()
         assert self.weights is not None and self.means is not None and self.covariances is not None
         cov = self.covariances if self.covariance_type == "full" else torch.diag_embed(self.covariances)
-        comp = torch.distributions.MultivariateNormal(self.means.double(), covariance_matrix=cov.double())
-        lp = comp.log_prob(z.double()[:, None, :]) + self.weights.double().log()
-        return torch.logsumexp(lp, dim=1).float()
+        weights, means = self.weights, self.means
+        classes = self._classes(cond, z.shape[0])
+        if classes is not None:
+            weights, means, cov = weights[classes], means[classes], cov[classes]
+        comp = torch.distributions.MultivariateNormal(means.double(), covariance_matrix=cov.double())
+        lp = comp.log_prob(z.double()[:, None, :]) + weights.double().log()
+        return torch.logsumexp(lp, dim=-1).float()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         if not self.is_fitted:

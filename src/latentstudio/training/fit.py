@@ -262,10 +262,13 @@ def train_two_stage(
     # ---------------- samplers + export (rank 0 only)
     samplers: dict[str, Any] = {
         "normal": NormalSampler(m1.latent_dim),
-        "gmm": GMMSampler(m1.latent_dim, n_components=run.gmm_components, fit_on=run.gmm_fit_on, seed=run.seed),
+        "gmm": GMMSampler(m1.latent_dim, n_components=run.gmm_components, fit_on=run.gmm_fit_on, seed=run.seed,
+                          num_classes=m1.cond_dim if m1.condition == "class" else 0),
         "second-stage": SecondStageSampler(m1.latent_dim, stage2=model.stage2),
     }
-    samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed))
+    # class-conditional models get one mixture per class, so a GMM latent matches its requested class
+    labels = data.labels if m1.condition == "class" else None
+    samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed), labels=labels)
     model_dir = run_dir / "model"
     if _is_rank_zero():
         meta = {
