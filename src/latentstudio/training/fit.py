@@ -335,7 +335,7 @@ def fit_second_stage(
         torch.manual_seed(seed)
         kw = {"condition": "class", "cond_dim": cond.shape[1]} if cond is not None else {}
         stage2 = SecondStageVAE(SecondStageConfig(latent_dim=d, **kw))
-    c = cond if cond is not None else torch.zeros(d and posterior.mean.shape[0], 0)
+    c = cond if cond is not None else torch.zeros(posterior.mean.shape[0], 0)
     module = GenerativeLitModule(stage2, train, seed, inputs="posterior")
     dm = TensorDataModule((posterior.mean, posterior.logvar, c), train.batch_size, seed)
     with tempfile.TemporaryDirectory() as tmp:
