@@ -12,7 +12,18 @@ from click.testing import CliRunner
 from latentstudio.cli.main import cli
 from latentstudio.cli.options import apply_overrides, parse_int_list
 
-COMMANDS = [[], ["train"], ["train", "two-stage-vae"], ["sample"], ["reconstruct"], ["evaluate"], ["quickstart"]]
+
+def _all_commands(group=cli, prefix=()):
+    import click
+
+    out = [list(prefix)]
+    for name in sorted(group.commands):
+        sub = group.commands[name]
+        out += _all_commands(sub, (*prefix, name)) if isinstance(sub, click.Group) else [[*prefix, name]]
+    return out
+
+
+COMMANDS = _all_commands()
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "root")
@@ -92,5 +103,7 @@ def test_committed_help_snapshots_are_current():
     spec = importlib.util.spec_from_file_location("regenerate", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    for cmd in mod.COMMANDS:
+    assert mod.COMMANDS == COMMANDS
+    for cmd in COMMANDS:
+        assert mod.file_for(cmd).exists(), f"run python {path} to write the help of {cmd}"
         assert mod.file_for(cmd).read_text() == mod.help_text(cmd), f"run python {path} to refresh {cmd}"

@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from latentstudio.cli.main import cli
 
-COMMANDS = [[], ["train"], ["train", "two-stage-vae"], ["sample"], ["reconstruct"], ["evaluate"], ["quickstart"]]
 HERE = Path(__file__).parent
+
+
+def all_commands(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command path of the CLI, groups included: ``[[], ["train"], ["train", "draw"], ...]``."""
+    out = [list(prefix)]
+    for name in sorted(group.commands):
+        sub = group.commands[name]
+        if isinstance(sub, click.Group):
+            out += all_commands(sub, (*prefix, name))
+        else:
+            out.append([*prefix, name])
+    return out
+
+
+COMMANDS = all_commands()
 
 
 def help_text(cmd: list[str]) -> str:

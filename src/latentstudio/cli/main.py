@@ -7,9 +7,12 @@ Each command parses its options and calls one function of :mod:`latentstudio.api
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -144,6 +147,40 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
         click.echo(f"run directory: {result.run_dir}\nmodel: {result.model_dir}")
 
 
+@cli.group()
+def study() -> None:
+    """Run a study: a resumable grid of experiments written to results.jsonl and a report.
+
+    Re-running the same command in the same --out folder skips every finished cell.
+
+    \b
+    Example:
+      latentstudio study --help
+    """
+
+
+# Commands of other model families live in their own modules; each defines ``register(cli)``.
+COMMAND_MODULES = (
+    "latentstudio.cli.draw",
+    "latentstudio.cli.sketch",
+    "latentstudio.cli.stylegan2",
+    "latentstudio.cli.studies",
+    "latentstudio.cli.studio",
+)
+
+# Model types whose `sample` / `evaluate` differ from the image-VAE path register a handler here:
+# ``handler(model_dir: Path, **the command's options)``.
+SAMPLE_HANDLERS: dict[str, Callable[..., None]] = {}
+EVALUATE_HANDLERS: dict[str, Callable[..., None]] = {}
+
+
+def _model_type(model_path: str) -> str:
+    from latentstudio.api import resolve_model_dir
+    from latentstudio.io.checkpoint import read_model_config
+
+    return read_model_config(resolve_model_dir(model_path))["model_type"]
+
+
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True),
               help="Model directory or run directory.")
@@ -155,9 +192,11 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
               help="Class models: a class index (e.g. 3); attribute models: idx=+-1 pairs, e.g. 31=1,20=-1.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Grid PNG (default samples.png).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Write one PNG per image here.")
+@click.option("--temperature", type=float, default=None,
+              help="Sampling temperature for models that have one (sketch-rnn's tau); default: the model's.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @friendly_errors
-def sample(model_path, sampler, n, seed, seeds, condition, out, out_dir, overwrite):
+def sample(model_path, sampler, n, seed, seeds, condition, out, out_dir, temperature, overwrite):
     """Sample images from a trained model with a latent sampler.
 
     \b
@@ -165,6 +204,12 @@ def sample(model_path, sampler, n, seed, seeds, condition, out, out_dir, overwri
       latentstudio sample --model runs/00000-two-stage-vae-digits --sampler gmm --out gmm.png
       latentstudio sample --model RUN --seeds 0-15 --condition 7 --out-dir sevens/
     """
+    handler = SAMPLE_HANDLERS.get(_model_type(model_path))
+    if handler is not None:
+        return handler(model_path, sampler=sampler, n=n, seed=seed, seeds=seeds, condition=condition, out=out,
+                       out_dir=out_dir, temperature=temperature, overwrite=overwrite)
+    if temperature is not None:
+        raise click.UsageError("--temperature applies to models that sample with a temperature (sketch-rnn)")
     from latentstudio import api
     from latentstudio.io.images import save_folder, save_grid
 
@@ -248,6 +293,11 @@ def evaluate(model_path, data_name, data_root, data_option, download, strict, li
       latentstudio evaluate --model runs/00000-two-stage-vae-digits
       latentstudio evaluate --model RUN --data mnist --data-root ~/data --extractor inception
     """
+    handler = EVALUATE_HANDLERS.get(_model_type(model_path))
+    if handler is not None:
+        return handler(model_path, data_name=data_name, data_root=data_root, data_option=data_option,
+                       download=download, strict=strict, limit=limit, extractor=extractor, n_samples=n_samples,
+                       samplers=samplers, out_dir=out_dir, seed=seed, download_weights=download_weights)
     from latentstudio.evaluation import evaluate_model
 
     spec = _data_spec(data_name, data_root, data_option, download, strict, limit)
@@ -276,6 +326,15 @@ def quickstart(runs_root, seed, no_progress):
 
     report = run_quickstart(runs_root=runs_root, seed=seed, progress=not no_progress)
     click.echo(f"\nreport: {report}")
+
+
+def _register_command_modules() -> None:
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(cli)
+
+
+_register_command_modules()
 
 
 def main() -> None:

@@ -12,27 +12,19 @@ Layout of a run::
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from latentstudio.errors import LatentStudioError, RunExistsError
-from latentstudio.io.atomic import write_json
 from latentstudio.io.images import to_float
-from latentstudio.io.run_dir import ENV_RUN_DIR, create_run_dir
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageVAE, TwoStageVAE
 from latentstudio.models.vae import VAE
 from latentstudio.training.config import TrainConfig, TwoStageRunConfig
+from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
 
-log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
 GRID_SEED = 1234
 GRID_N = 64
 
@@ -47,75 +39,10 @@ class TrainResult:
     samplers: dict[str, Any]
 
 
-class _DropAdverts(logging.Filter):
-    """Drops Lightning's advertising tip from the console log (its other messages stay)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-def _lightning():
-    import warnings
-
-    import lightning as L  # imported lazily: ~9 s
-
-    # a deprecation inside Lightning itself, raised at every fit; nothing a user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
-        rank_zero.addFilter(_DropAdverts())
-    return L
-
-
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
-
-
-def _make_trainer(stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks: list, progress: bool):
-    L = _lightning()
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    ckpt = ModelCheckpoint(
-        dirpath=stage_dir / "checkpoints",
-        filename="epoch-{epoch:04d}",
-        auto_insert_metric_name=False,
-        save_last=True,
-        save_top_k=1,
-        every_n_epochs=1,
-        save_on_train_epoch_end=True,
-    )
-    loggers = [
-        TensorBoardLogger(save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False),
-        CSVLogger(save_dir=stage_dir, name="logs", version="csv"),
-    ]
-    return L.Trainer(
-        default_root_dir=stage_dir,
-        max_epochs=cfg.epochs,
-        max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
-        accelerator=run.accelerator,
-        devices=run.devices,
-        strategy="ddp" if run.devices > 1 else "auto",
-        use_distributed_sampler=False,
-        logger=loggers,
-        callbacks=[*callbacks, ckpt],
-        log_every_n_steps=cfg.log_every_n_steps,
-        gradient_clip_val=cfg.grad_clip,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=False,
-        num_sanity_val_steps=0,
-    )
-
-
 def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks, progress):
-    trainer = _make_trainer(stage_dir, cfg, run, callbacks, progress)
-    last = stage_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if last.is_file() else None
-    if ckpt_path:
-        log.info("resuming %s from %s", stage_dir.name, last)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    return trainer
+    return fit_module(module, datamodule, stage_dir, epochs=cfg.epochs, max_minutes=cfg.max_minutes,
+                      accelerator=run.accelerator, devices=run.devices, callbacks=callbacks, progress=progress,
+                      log_every_n_steps=cfg.log_every_n_steps, grad_clip=cfg.grad_clip)
 
 
 @torch.no_grad()
@@ -140,36 +67,10 @@ def encode_dataset(
     return DiagonalGaussian(torch.cat(means), torch.cat(logvars))
 
 
-def _load_or_create_run(run: TwoStageRunConfig, runs_root: Path, resume: Path | None, data_name: str) -> Path:
-    if resume is None:
-        inherited = os.environ.get(ENV_RUN_DIR)  # a DDP worker joins its launcher's run
-        run_dir = Path(inherited) if inherited else create_run_dir(runs_root, f"two-stage-vae-{data_name}")
-        if run.devices > 1:
-            os.environ[ENV_RUN_DIR] = str(run_dir.resolve())
-        if _is_rank_zero() and not (run_dir / RUN_FILE).exists():
-            write_json(run_dir / RUN_FILE, {"kind": "two-stage-vae", "config": run.to_dict()})
-        return run_dir
-    run_dir = Path(resume)
-    if not (run_dir / RUN_FILE).is_file():
-        raise LatentStudioError(f"cannot resume {run_dir}: no {RUN_FILE} there (is it a run directory?)")
-    saved = json.loads((run_dir / RUN_FILE).read_text())["config"]
-    if saved != run.to_dict():
-        diff = sorted(k for k in set(saved) | set(run.to_dict()) if saved.get(k) != run.to_dict().get(k))
-        raise LatentStudioError(
-            f"cannot resume {run_dir}: its {RUN_FILE} differs from the requested config in {diff}; "
-            "resume with the run's own config (latentstudio train --resume RUN without other options)"
-        )
-    if (run_dir / "model").exists():
-        raise RunExistsError(f"{run_dir} has already finished (model/ exists); start a new run instead")
-    return run_dir
-
-
 def read_run_config(run_dir: str | Path) -> TwoStageRunConfig:
     """The :class:`TwoStageRunConfig` saved in ``run_dir/run.json``."""
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise LatentStudioError(f"{run_dir} is not a run directory: {RUN_FILE} is missing")
-    return TwoStageRunConfig.from_dict(json.loads(path.read_text())["config"], source=str(path))
+    _, config = read_run(run_dir)
+    return TwoStageRunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
 
 
 def train_two_stage(
@@ -203,14 +104,15 @@ def train_two_stage(
     from latentstudio.training.callbacks import ImageGridCallback
     from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
 
-    L = _lightning()
+    L = lightning()
     if data is None:
         from latentstudio.data import load_images
 
         d = run.data
         data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit, **d.options)
     _check_data_matches(run, data)
-    run_dir = _load_or_create_run(run, Path(runs_root), Path(resume) if resume else None, data.name)
+    run_dir = start_run("two-stage-vae", run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
+                        devices=run.devices)
     callbacks = list(callbacks or [])
     m1 = run.model.stage1
     cond = data.conditions(m1.condition) if m1.condition != "none" else torch.zeros(len(data), 0)
@@ -270,7 +172,7 @@ def train_two_stage(
     labels = data.labels if m1.condition == "class" else None
     samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed), labels=labels)
     model_dir = run_dir / "model"
-    if _is_rank_zero():
+    if is_rank_zero():
         meta = {
             "seed": run.seed,
             "dataset": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint(),

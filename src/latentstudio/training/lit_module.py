@@ -26,14 +26,21 @@ class GenerativeLitModule(L.LightningModule):
     Batches are ``(images uint8 [N, C, H, W], cond [N, D])`` for image models (``inputs="images"``)
     or ``(mu [N, D], logvar [N, D], cond)`` for latent models (``inputs="posterior"``: z is
     resampled as mu + sd * eps at every visit, i.e. every epoch). A zero-width ``cond`` means
-    unconditional.
+    unconditional. ``prog_bar_terms`` names the loss terms shown beside the loss in the progress bar.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (training stops; the last checkpoint written
             at an earlier epoch end stays the last good one).
     """
 
-    def __init__(self, model: torch.nn.Module, train: TrainConfig, seed: int, inputs: str = "images") -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train: TrainConfig,
+        seed: int,
+        inputs: str = "images",
+        prog_bar_terms: tuple[str, ...] = ("gamma",),
+    ) -> None:
         super().__init__()
         if inputs not in ("images", "posterior"):
             raise ValueError(f"inputs must be 'images' or 'posterior', got {inputs!r}")
@@ -41,6 +48,7 @@ class GenerativeLitModule(L.LightningModule):
         self.train_cfg = train
         self.seed = seed
         self.inputs = inputs
+        self.prog_bar_terms = prog_bar_terms
 
     def _generator(self) -> torch.Generator:
         g = torch.Generator(device=self.device)
@@ -70,7 +78,9 @@ class GenerativeLitModule(L.LightningModule):
         terms = {f"train/{k}": v.detach() for k, v in out.terms.items()}
         self.log_dict(terms, on_step=True, on_epoch=True, batch_size=n, sync_dist=self.trainer.world_size > 1)
         self.log("loss", out.total.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
-        self.log("gamma", out.terms["gamma"], prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
+        for name in self.prog_bar_terms:
+            if name in out.terms:
+                self.log(name, out.terms[name], prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         return out.total
 
     def configure_optimizers(self):

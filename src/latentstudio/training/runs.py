@@ -1,0 +1,208 @@
+"""Shared training plumbing for every model family: run directories and the Lightning trainer.
+
+A run directory (``runs/00003-<kind>-<dataset>/``) holds ``run.json`` (the resolved config,
+written before the first step), one folder per trained module (``stage1/``, ``stage2/`` or
+``train/``) with ``checkpoints/last.ckpt`` (resumable state) and ``logs/`` (TensorBoard + CSV),
+and the exported ``model/`` directory once training has finished.
+
+- :func:`start_run` creates a numbered run (or validates one to resume);
+- :func:`read_run` reads ``run.json`` back;
+- :func:`fit_module` trains one LightningModule in a stage folder, resuming from its
+  ``last.ckpt`` when one exists (so ``--resume`` repeats no finished epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from latentstudio.errors import LatentStudioError, RunExistsError
+from latentstudio.io.atomic import write_json
+from latentstudio.io.run_dir import ENV_RUN_DIR, create_run_dir
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+MODEL_DIR = "model"
+
+
+class _DropAdverts(logging.Filter):
+    """Drops Lightning's advertising tip from the console log (its other messages stay)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def lightning():
+    """Import Lightning lazily (about 9 s) with its console noise filtered; returns the module."""
+    import warnings
+
+    import lightning as L
+
+    # a deprecation inside Lightning itself, raised at every fit; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+    return L
+
+
+def is_rank_zero() -> bool:
+    """True in the launching process (and in single-process runs)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def start_run(
+    kind: str,
+    config: dict[str, Any],
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    dataset: str = "",
+    devices: int = 1,
+) -> Path:
+    """Create a numbered run directory (or check one to resume) and write ``run.json``.
+
+    Args:
+        kind: model family, e.g. ``"two-stage-vae"``, ``"draw"``; also the run name's first part.
+        config: the resolved config as a JSON-able dict (``Config.to_dict()``).
+        runs_root: parent folder of the numbered runs.
+        resume: an existing run directory to continue; its ``run.json`` must hold ``config``.
+        dataset: dataset name for the directory name (``00003-draw-mnist``).
+        devices: processes; with several, DDP workers join the launcher's directory.
+
+    Returns:
+        The run directory.
+
+    Raises:
+        LatentStudioError: ``resume`` is not a run of ``kind`` or its config differs (fields named).
+        RunExistsError: ``resume`` has already finished (``model/`` exists).
+    """
+    if resume is None:
+        inherited = os.environ.get(ENV_RUN_DIR)  # a DDP worker joins its launcher's run
+        name = f"{kind}-{dataset}" if dataset else kind
+        run_dir = Path(inherited) if inherited else create_run_dir(runs_root, name)
+        if devices > 1:
+            os.environ[ENV_RUN_DIR] = str(run_dir.resolve())
+        if is_rank_zero() and not (run_dir / RUN_FILE).exists():
+            write_json(run_dir / RUN_FILE, {"kind": kind, "config": config})
+        return run_dir
+    run_dir = Path(resume)
+    saved_kind, saved = read_run(run_dir)
+    if saved_kind != kind:
+        raise LatentStudioError(f"cannot resume {run_dir}: it is a {saved_kind!r} run, not {kind!r}")
+    if saved != config:
+        diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        raise LatentStudioError(
+            f"cannot resume {run_dir}: its {RUN_FILE} differs from the requested config in {diff}; "
+            "resume with the run's own config (latentstudio train ... --resume RUN without other options)"
+        )
+    if (run_dir / MODEL_DIR).exists():
+        raise RunExistsError(f"{run_dir} has already finished ({MODEL_DIR}/ exists); start a new run instead")
+    return run_dir
+
+
+def read_run(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(kind, config dict)`` saved in ``run_dir/run.json``.
+
+    Raises:
+        LatentStudioError: ``run.json`` is missing or unreadable.
+    """
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise LatentStudioError(f"{run_dir} is not a run directory: {RUN_FILE} is missing")
+    try:
+        data = json.loads(path.read_text())
+        return data.get("kind", "two-stage-vae"), data["config"]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise LatentStudioError(f"{path} is not a valid run file ({exc}); it should hold 'kind' and 'config'") from None
+
+
+def make_trainer(
+    stage_dir: str | Path,
+    *,
+    epochs: int,
+    max_minutes: float | None = None,
+    max_steps: int = -1,
+    accelerator: str = "cpu",
+    devices: int = 1,
+    callbacks: Sequence = (),
+    progress: bool = True,
+    log_every_n_steps: int = 10,
+    grad_clip: float | None = None,
+    grad_clip_algorithm: str = "norm",
+    precision: str | None = None,
+    every_n_epochs: int = 1,
+):
+    """A Lightning ``Trainer`` writing ``checkpoints/`` (``last.ckpt`` + the newest epoch) and
+    ``logs/tensorboard`` + ``logs/csv`` under ``stage_dir``.
+
+    Args:
+        epochs / max_minutes / max_steps: stopping rules (whichever comes first).
+        grad_clip: clip value (None: none); ``grad_clip_algorithm`` ``"norm"`` or ``"value"``.
+        precision: Lightning precision string (e.g. ``"16-mixed"``); None = 32-bit.
+    """
+    L = lightning()
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    stage_dir = Path(stage_dir)
+    ckpt = ModelCheckpoint(
+        dirpath=stage_dir / "checkpoints",
+        filename="epoch-{epoch:04d}",
+        auto_insert_metric_name=False,
+        save_last=True,
+        save_top_k=1,
+        every_n_epochs=every_n_epochs,
+        save_on_train_epoch_end=True,
+    )
+    loggers = [
+        TensorBoardLogger(save_dir=stage_dir, name="logs", version="tensorboard", default_hp_metric=False),
+        CSVLogger(save_dir=stage_dir, name="logs", version="csv"),
+    ]
+    return L.Trainer(
+        default_root_dir=stage_dir,
+        max_epochs=epochs,
+        max_steps=max_steps,
+        max_time={"minutes": max_minutes} if max_minutes else None,
+        accelerator=accelerator,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        use_distributed_sampler=False,
+        logger=loggers,
+        callbacks=[*callbacks, ckpt],
+        log_every_n_steps=log_every_n_steps,
+        gradient_clip_val=grad_clip,
+        gradient_clip_algorithm=grad_clip_algorithm if grad_clip else None,
+        precision=precision,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def fit_module(module, datamodule, stage_dir: str | Path, trainer=None, **trainer_kwargs):
+    """Train ``module`` in ``stage_dir``, resuming from ``stage_dir/checkpoints/last.ckpt`` if present.
+
+    Args:
+        module: a ``LightningModule``.
+        datamodule: a ``LightningDataModule`` (or None when the module has its own dataloaders).
+        stage_dir: folder of this module's checkpoints and logs.
+        trainer: a ready ``Trainer``; otherwise one is made by :func:`make_trainer` from ``trainer_kwargs``.
+
+    Returns:
+        The ``Trainer`` after fitting.
+    """
+    stage_dir = Path(stage_dir)
+    trainer = trainer or make_trainer(stage_dir, **trainer_kwargs)
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(last) if last.is_file() else None
+    if ckpt_path:
+        log.info("resuming %s from %s", stage_dir.name, last)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    return trainer
