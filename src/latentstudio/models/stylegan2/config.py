@@ -127,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 0.01, "ema_kimg": 500.0, "ema_rampup": 0.05},
     },
     "tiny": {
-        "model": {"resolution": 32, "z_dim": 128, "w_dim": 128, "channel_base": 2048, "channel_max": 128,
+        "model": {"resolution": 32, "z_dim": 128, "w_dim": 128, "channel_base": 1024, "channel_max": 128,
                   "mapping_layers": 2},
         "train": {"batch_size": 32, "lr": 0.0025, "r1_gamma": 0.05, "ema_kimg": 2.0, "ema_rampup": 0.05},
     },

@@ -1,0 +1,725 @@
+"""Import official StyleGAN2 weights without executing pickled code.
+
+Three source formats are read and mapped one to one onto :class:`~.networks.Generator` /
+:class:`~.networks.Discriminator`:
+
+``tf``
+    The original TensorFlow release (``stylegan2-ffhq-config-f.pkl``): a pickled tuple
+    ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` objects. Each holds its variables as numpy
+    arrays, its sub-networks (``components``: ``mapping``, ``synthesis``) and the *source code* of
+    its build function, which TensorFlow would execute. A restricted unpickler rebuilds only the
+    Network state (names, kwargs, variables): no TensorFlow, no dnnlib, nothing executed.
+``pytorch``
+    stylegan2-ada-pytorch and stylegan3 ``.pkl`` files: a dict ``{"G", "D", "G_ema", ...}`` of
+    ``torch_utils.persistence`` objects whose pickles embed their module source code and are
+    reconstructed by calling ``torch_utils.persistence._reconstruct_persistent_obj``. The
+    restricted unpickler replaces that function by a stub that keeps the module state (parameters,
+    buffers, sub-modules, constructor kwargs) and never imports or runs the embedded source;
+    tensor storages are decoded with ``torch.load(weights_only=True)``.
+``rosinality``
+    ``.pt`` checkpoints of rosinality/stylegan2-pytorch (``{"g_ema", "g", "d", "latent_avg", "args"}``)
+    read with ``torch.load(weights_only=True)`` (``argparse.Namespace`` allowed as plain data).
+
+Anything in a pickle beyond plain containers, numpy arrays and tensor storages (for example
+``os.system`` or ``builtins.eval``) is refused with :class:`UnsafePickleError` before it can run.
+
+Weight transforms (TF stores dense weights ``[in, out]``, conv weights ``[kh, kw, in, out]``):
+dense ``W.T``; conv ``W.transpose(3, 2, 0, 1)``; TF's upsampling convolution was a flipped
+transposed convolution, so its weights are also flipped spatially; modulation biases are stored
+minus 1 in TF (``+ 1`` here); per-layer noise buffers ``[1, 1, r, r] -> [r, r]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import math
+import pickle
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentstudio.errors import CheckpointError, ConfigError
+from latentstudio.models.stylegan2.config import StyleGAN2Config
+from latentstudio.models.stylegan2.networks import Discriminator, Generator
+
+FORMATS = ("tf", "pytorch", "rosinality")
+
+
+class UnsafePickleError(CheckpointError):
+    """A pickle referenced something other than plain data (it could run code when loaded); nothing was run."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Restricted unpickling
+
+
+def _safe_dtype(*args: Any) -> np.dtype:
+    dt = np.dtype(*args)
+    if dt.hasobject or dt.fields is not None:
+        raise UnsafePickleError(f"refused numpy dtype {dt!r}: only plain numeric arrays are accepted")
+    return dt
+
+
+_NP_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_NP_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
+_NP_SCALAR = np.float32(1).__reduce__()[0]
+
+
+def _np_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
+    if cls is not np.ndarray:
+        raise UnsafePickleError(f"refused numpy reconstruction of {cls!r}")
+    return _NP_RECONSTRUCT(np.ndarray, shape, typecode)
+
+
+def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    return _NP_FROMBUFFER(buf, _safe_dtype(dtype), shape, order)
+
+
+def _np_scalar(dtype: Any, data: Any = None) -> Any:
+    return _NP_SCALAR(_safe_dtype(dtype), data) if data is not None else _NP_SCALAR(_safe_dtype(dtype))
+
+
+class _EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (a dict with attribute access): plain data only."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.update(state)
+
+
+class TFNetwork:
+    """The state of a pickled ``dnnlib.tflib.network.Network`` (the build-function source is kept, never run).
+
+    Attributes:
+        name: network scope name (``G_main``, ``G_mapping``, ``G_synthesis``, ``D_stylegan2`` ...).
+        static_kwargs: the build kwargs (resolution, fmap_base, ...).
+        components: sub-networks by name (``mapping``, ``synthesis``).
+        variables: ``{name: float ndarray}`` of this network's own variables (no sub-networks).
+    """
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.static_kwargs: dict[str, Any] = {}
+        self.components: dict[str, TFNetwork] = {}
+        self.variables: dict[str, np.ndarray] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict) or "variables" not in state:
+            raise CheckpointError("not a dnnlib Network pickle: the Network state has no 'variables'")
+        if state.get("version") not in (2, 3, 4):
+            raise CheckpointError(f"unsupported dnnlib Network pickle version {state.get('version')!r} (expected 2-4)")
+        self.name = str(state.get("name", ""))
+        self.static_kwargs = dict(state.get("static_kwargs") or {})
+        self.components = dict(state.get("components") or {})
+        self.variables = {str(k): np.asarray(v) for k, v in state["variables"]}
+
+    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Own and component variables, components prefixed ``<component>/`` (``mapping/Dense0/weight``)."""
+        out = {prefix + k: v for k, v in self.variables.items()}
+        for name, comp in self.components.items():
+            if not isinstance(comp, TFNetwork):
+                raise CheckpointError(f"component {name!r} of network {self.name!r} is not a Network")
+            out.update(comp.all_variables(f"{prefix}{name}/"))
+        return out
+
+
+@dataclass
+class PersistentModule:
+    """A ``torch_utils.persistence`` object from a stylegan2-ada / stylegan3 pickle, not reconstructed.
+
+    Attributes:
+        class_name: the original class (``Generator``, ``Discriminator``, ``MappingNetwork`` ...).
+        state: its ``__dict__`` as pickled (``_parameters``, ``_buffers``, ``_modules``, ``_init_kwargs``, ...).
+        module_src_length: characters of embedded source code that were ignored (never run).
+    """
+
+    class_name: str
+    state: dict[str, Any]
+    module_src_length: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """Flattened ``{dotted name: tensor}`` of parameters and persistent buffers, like ``nn.Module.state_dict``."""
+        out: dict[str, torch.Tensor] = {}
+        skip = set(self.state.get("_non_persistent_buffers_set") or ())
+        for kind in ("_parameters", "_buffers"):
+            for name, t in (self.state.get(kind) or {}).items():
+                if t is None or (kind == "_buffers" and name in skip):
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise CheckpointError(f"{prefix}{name}: expected a tensor in the pickle, got {type(t).__name__}")
+                out[prefix + name] = t.detach()
+        for name, child in (self.state.get("_modules") or {}).items():
+            if child is None:
+                continue
+            if not isinstance(child, PersistentModule):
+                raise CheckpointError(f"{prefix}{name}: unsupported sub-module type {type(child).__name__}")
+            out.update(child.state_dict(f"{prefix}{name}."))
+        return out
+
+    @property
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor keyword arguments recorded by ``torch_utils.persistence`` (empty if absent)."""
+        kw = self.state.get("_init_kwargs") or {}
+        return dict(kw) if isinstance(kw, dict) else {}
+
+
+def _reconstruct_persistent_obj(meta: Any) -> PersistentModule:
+    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
+        raise UnsafePickleError("a torch_utils.persistence record is not a plain class record; refused")
+    src = meta.get("module_src") or ""
+    return PersistentModule(class_name=str(meta.get("class_name")), state=meta["state"],
+                            module_src_length=len(src) if isinstance(src, str) else 0)
+
+
+def _load_storage_bytes(data: Any) -> Any:
+    if not isinstance(data, bytes | bytearray):
+        raise UnsafePickleError("a tensor storage record does not hold bytes; refused")
+    try:
+        return torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise UnsafePickleError(f"a tensor storage inside the pickle is not plain data ({exc}); refused") from None
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    if not isinstance(storage, torch.TypedStorage | torch.UntypedStorage):
+        raise UnsafePickleError("a tensor record does not reference a tensor storage; refused")
+    t = torch.empty((0,), dtype=storage.dtype if isinstance(storage, torch.TypedStorage) else torch.uint8)
+    base = storage._untyped_storage if isinstance(storage, torch.TypedStorage) else storage
+    return t.set_(base, int(storage_offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
+    if not isinstance(data, torch.Tensor):
+        raise UnsafePickleError("a parameter record does not hold a tensor; refused")
+    return data
+
+
+_COMMON_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "slice"): slice,
+    ("builtins", "complex"): complex,
+    ("numpy", "dtype"): _safe_dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy.core.multiarray", "scalar"): _np_scalar,
+    ("numpy._core.multiarray", "scalar"): _np_scalar,
+    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
+    ("dnnlib.util", "EasyDict"): _EasyDict,
+    ("dnnlib", "EasyDict"): _EasyDict,
+}
+
+_TF_GLOBALS = {**_COMMON_GLOBALS, ("dnnlib.tflib.network", "Network"): TFNetwork}
+
+_TORCH_GLOBALS = {
+    **_COMMON_GLOBALS,
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the globals in ``allowed`` (to our own safe stand-ins); refuses everything else."""
+
+    def __init__(self, file, allowed: dict[tuple[str, str], Callable[..., Any]], source: str) -> None:
+        super().__init__(file)
+        self.allowed = allowed
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(
+                f"{self.source}: refused to load: the pickle references {module}.{name}, which is not part of "
+                "an official StyleGAN2 weights file and could run code when unpickled. Nothing was executed. "
+                "Only TensorFlow StyleGAN2, stylegan2-ada-pytorch/stylegan3 .pkl and rosinality .pt files are "
+                "accepted."
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"{self.source}: refused to load: the pickle uses persistent ids ({pid!r:.60})")
+
+
+def _unpickle(path: Path, allowed: dict) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return _RestrictedUnpickler(f, allowed, str(path)).load()
+    except UnsafePickleError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{path} is not a readable StyleGAN2 pickle ({type(exc).__name__}: {exc})") from None
+
+
+def read_tf_pickle(path: str | Path) -> dict[str, TFNetwork]:
+    """The networks of an original TensorFlow StyleGAN2 pickle: ``{"G": ..., "D": ..., "Gs": ...}``.
+
+    Raises:
+        UnsafePickleError: the pickle references anything but Network states, dicts and numpy arrays.
+        CheckpointError: unreadable file, or not a ``(G, D, Gs)`` tuple of Networks.
+    """
+    path = Path(path)
+    obj = _unpickle(path, _TF_GLOBALS)
+    if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(o, TFNetwork) for o in obj)):
+        raise CheckpointError(f"{path}: expected a pickled (G, D, Gs) tuple of TensorFlow networks, "
+                              f"got {type(obj).__name__}")
+    return dict(zip(("G", "D", "Gs"), obj, strict=True))
+
+
+def read_pytorch_pickle(path: str | Path) -> dict[str, PersistentModule]:
+    """The networks of a stylegan2-ada-pytorch / stylegan3 pickle (``G``, ``D``, ``G_ema`` when present).
+
+    Raises:
+        UnsafePickleError: anything but persistence records, containers, tensors and arrays.
+        CheckpointError: unreadable file or no networks in it.
+    """
+    path = Path(path)
+    obj = _unpickle(path, _TORCH_GLOBALS)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a pickled dict of networks (G, D, G_ema), got {type(obj).__name__}")
+    nets = {k: v for k, v in obj.items() if isinstance(v, PersistentModule)}
+    if not nets:
+        raise CheckpointError(f"{path}: the pickle holds no networks (keys: {sorted(map(str, obj))})")
+    return nets
+
+
+def read_rosinality(path: str | Path) -> dict[str, Any]:
+    """A rosinality/stylegan2-pytorch ``.pt`` checkpoint via ``torch.load(weights_only=True)``.
+
+    Raises:
+        UnsafePickleError: the file holds anything beyond tensors and plain data.
+        CheckpointError: unreadable, or no ``g_ema`` / ``g`` state dict.
+    """
+    path = Path(path)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except pickle.UnpicklingError as exc:
+        raise UnsafePickleError(f"{path}: refused to load with weights_only=True: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict) or not any(k in ckpt for k in ("g_ema", "g")):
+        keys = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: not a rosinality StyleGAN2 checkpoint (expected 'g_ema' or 'g'; found {keys})")
+    return ckpt
+
+
+# --------------------------------------------------------------------------------------------------
+# Source layouts -> ours
+
+
+def _t(a: Any) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(a).astype(np.float32, copy=False))
+    return torch.as_tensor(a).detach().to(torch.float32).clone()
+
+
+def _take(src: dict[str, Any], key: str, used: set[str], what: str) -> Any:
+    if key not in src:
+        raise CheckpointError(f"{what}: tensor {key!r} is missing from the source file")
+    used.add(key)
+    return src[key]
+
+
+def _resolutions(keys, pattern: str) -> list[int]:
+    out = sorted({int(m.group(1)) for k in keys if (m := re.match(pattern, k))})
+    if not out:
+        raise CheckpointError(f"no layers matching {pattern!r}: not a StyleGAN2 network")
+    return out
+
+
+def tf_generator_state(net: TFNetwork) -> dict[str, torch.Tensor]:
+    """TensorFlow ``Gs``/``G`` variables -> our generator state dict (see the module docstring for transforms).
+
+    Raises:
+        CheckpointError: a missing variable, an unsupported architecture (resnet generator,
+            conditional) or variables left unmapped.
+    """
+    tf = net.all_variables()
+    used: set[str] = set()
+    what = f"TF generator {net.name!r}"
+    if any(k.startswith(("mapping/LabelConcat", "mapping/LabelEmbed")) for k in tf):
+        raise CheckpointError(f"{what} is class-conditional; only unconditional StyleGAN2 networks are supported")
+    if any("/Skip/" in k for k in tf if k.startswith("synthesis/")):
+        raise CheckpointError(f"{what} uses the resnet generator architecture; only the skip generator "
+                              "(config-e/f, the published networks) is supported")
+    out: dict[str, torch.Tensor] = {}
+    n_map = len(_resolutions(tf, r"mapping/Dense(\d+)/weight"))
+    for i in range(n_map):
+        out[f"mapping.fc{i}.weight"] = _t(_take(tf, f"mapping/Dense{i}/weight", used, what)).t()
+        out[f"mapping.fc{i}.bias"] = _t(_take(tf, f"mapping/Dense{i}/bias", used, what))
+    out["mapping.w_avg"] = _t(_take(tf, "dlatent_avg", used, what))
+    res = _resolutions(tf, r"synthesis/(\d+)x\1/")
+
+    def layer(dst: str, src: str, noise: str | None, flip: bool = False) -> None:
+        w = _take(tf, f"{src}/weight", used, what)
+        if flip:
+            w = w[::-1, ::-1]
+        out[f"{dst}.weight"] = _t(w).permute(3, 2, 0, 1).contiguous()
+        out[f"{dst}.bias"] = _t(_take(tf, f"{src}/bias", used, what))
+        out[f"{dst}.affine.weight"] = _t(_take(tf, f"{src}/mod_weight", used, what)).t().contiguous()
+        out[f"{dst}.affine.bias"] = _t(_take(tf, f"{src}/mod_bias", used, what)) + 1
+        if noise is not None:
+            out[f"{dst}.noise_strength"] = _t(_take(tf, f"{src}/noise_strength", used, what)).reshape([])
+            out[f"{dst}.noise_const"] = _t(_take(tf, f"synthesis/{noise}", used, what))[0, 0]
+
+    out["synthesis.b4.const"] = _t(_take(tf, "synthesis/4x4/Const/const", used, what))[0]
+    layer("synthesis.b4.conv1", "synthesis/4x4/Conv", "noise0")
+    layer("synthesis.b4.torgb", "synthesis/4x4/ToRGB", None)
+    for r in res[1:]:
+        k = int(math.log2(r))
+        layer(f"synthesis.b{r}.conv0", f"synthesis/{r}x{r}/Conv0_up", f"noise{2 * k - 5}", flip=True)
+        layer(f"synthesis.b{r}.conv1", f"synthesis/{r}x{r}/Conv1", f"noise{2 * k - 4}")
+        layer(f"synthesis.b{r}.torgb", f"synthesis/{r}x{r}/ToRGB", None)
+    _check_all_used(tf, used, what, ignore=r"(^|/)lod$")
+    return out
+
+
+def tf_discriminator_state(net: TFNetwork) -> dict[str, torch.Tensor]:
+    """TensorFlow ``D`` variables -> our discriminator state dict (resnet D).
+
+    Raises:
+        CheckpointError: missing variables, a conditional or non-resnet discriminator, unmapped variables.
+    """
+    tf = net.all_variables()
+    used: set[str] = set()
+    what = f"TF discriminator {net.name!r}"
+    if "Output/weight" in tf and tf["Output/weight"].shape[-1] != 1:
+        raise CheckpointError(f"{what} is class-conditional; only unconditional networks are supported")
+    out: dict[str, torch.Tensor] = {}
+
+    def conv(dst: str, src: str, bias: bool = True) -> None:
+        out[f"{dst}.weight"] = _t(_take(tf, f"{src}/weight", used, what)).permute(3, 2, 0, 1).contiguous()
+        if bias:
+            out[f"{dst}.bias"] = _t(_take(tf, f"{src}/bias", used, what))
+
+    def dense(dst: str, src: str) -> None:
+        out[f"{dst}.weight"] = _t(_take(tf, f"{src}/weight", used, what)).t().contiguous()
+        out[f"{dst}.bias"] = _t(_take(tf, f"{src}/bias", used, what))
+
+    res = [r for r in _resolutions(tf, r"(\d+)x\1/") if r > 4]
+    top = max(res)
+    if any(f"{r}x{r}/FromRGB/weight" in tf for r in res if r != top):
+        raise CheckpointError(f"{what} uses the skip discriminator architecture; only resnet (config-e/f) is supported")
+    conv(f"b{top}.fromrgb", f"{top}x{top}/FromRGB")
+    for r in res:
+        conv(f"b{r}.conv0", f"{r}x{r}/Conv0")
+        conv(f"b{r}.conv1", f"{r}x{r}/Conv1_down")
+        conv(f"b{r}.skip", f"{r}x{r}/Skip", bias=False)
+    conv("b4.conv", "4x4/Conv")
+    dense("b4.fc", "4x4/Dense0")
+    dense("b4.out", "Output")
+    _check_all_used(tf, used, what, ignore=r"(^|/)lod$")
+    return out
+
+
+def rosinality_generator_state(sd: dict[str, torch.Tensor], latent_avg: torch.Tensor | None):
+    """rosinality ``g_ema`` state dict -> our generator state dict (``mapping.w_avg`` from ``latent_avg`` when
+    given; otherwise it is left out and estimated by the caller).
+
+    Raises:
+        CheckpointError: missing tensors or tensors left unmapped.
+    """
+    used: set[str] = set()
+    what = "rosinality generator"
+    out: dict[str, torch.Tensor] = {}
+    n_map = len(_resolutions(sd, r"style\.(\d+)\.weight"))
+    for i in range(n_map):
+        out[f"mapping.fc{i}.weight"] = _t(_take(sd, f"style.{i + 1}.weight", used, what))
+        out[f"mapping.fc{i}.bias"] = _t(_take(sd, f"style.{i + 1}.bias", used, what))
+    if latent_avg is not None:
+        out["mapping.w_avg"] = _t(latent_avg).reshape(-1)
+
+    def layer(dst: str, src: str, noise: str | None) -> None:
+        out[f"{dst}.weight"] = _t(_take(sd, f"{src}.conv.weight", used, what))[0]
+        out[f"{dst}.affine.weight"] = _t(_take(sd, f"{src}.conv.modulation.weight", used, what))
+        out[f"{dst}.affine.bias"] = _t(_take(sd, f"{src}.conv.modulation.bias", used, what))
+        if noise is None:  # toRGB
+            out[f"{dst}.bias"] = _t(_take(sd, f"{src}.bias", used, what)).reshape(-1)
+        else:
+            out[f"{dst}.bias"] = _t(_take(sd, f"{src}.activate.bias", used, what))
+            out[f"{dst}.noise_strength"] = _t(_take(sd, f"{src}.noise.weight", used, what)).reshape([])
+            out[f"{dst}.noise_const"] = _t(_take(sd, f"noises.{noise}", used, what))[0, 0]
+
+    out["synthesis.b4.const"] = _t(_take(sd, "input.input", used, what))[0]
+    layer("synthesis.b4.conv1", "conv1", "noise_0")
+    layer("synthesis.b4.torgb", "to_rgb1", None)
+    n_up = len(_resolutions(sd, r"to_rgbs\.(\d+)\.conv\.weight"))
+    for j in range(n_up):
+        r = 2 ** (j + 3)
+        layer(f"synthesis.b{r}.conv0", f"convs.{2 * j}", f"noise_{2 * j + 1}")
+        layer(f"synthesis.b{r}.conv1", f"convs.{2 * j + 1}", f"noise_{2 * j + 2}")
+        layer(f"synthesis.b{r}.torgb", f"to_rgbs.{j}", None)
+    _check_all_used(sd, used, what, ignore=r"(\.kernel$)")
+    return out
+
+
+def rosinality_discriminator_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """rosinality ``d`` state dict -> our discriminator state dict.
+
+    Raises:
+        CheckpointError: missing tensors or tensors left unmapped.
+    """
+    used: set[str] = set()
+    what = "rosinality discriminator"
+    out: dict[str, torch.Tensor] = {}
+
+    def put(dst: str, src: str) -> None:
+        out[dst] = _t(_take(sd, src, used, what))
+
+    n_blocks = len(_resolutions(sd, r"convs\.(\d+)\.conv1\.0\.weight"))
+    top = 2 ** (n_blocks + 2)
+    put(f"b{top}.fromrgb.weight", "convs.0.0.weight")
+    put(f"b{top}.fromrgb.bias", "convs.0.1.bias")
+    for i in range(n_blocks):
+        r = top >> i
+        put(f"b{r}.conv0.weight", f"convs.{i + 1}.conv1.0.weight")
+        put(f"b{r}.conv0.bias", f"convs.{i + 1}.conv1.1.bias")
+        put(f"b{r}.conv1.weight", f"convs.{i + 1}.conv2.1.weight")
+        put(f"b{r}.conv1.bias", f"convs.{i + 1}.conv2.2.bias")
+        put(f"b{r}.skip.weight", f"convs.{i + 1}.skip.1.weight")
+    put("b4.conv.weight", "final_conv.0.weight")
+    put("b4.conv.bias", "final_conv.1.bias")
+    put("b4.fc.weight", "final_linear.0.weight")
+    put("b4.fc.bias", "final_linear.0.bias")
+    put("b4.out.weight", "final_linear.1.weight")
+    put("b4.out.bias", "final_linear.1.bias")
+    _check_all_used(sd, used, what, ignore=r"(\.kernel$)")
+    return out
+
+
+def _check_all_used(src: dict, used: set[str], what: str, ignore: str) -> None:
+    left = sorted(k for k in src if k not in used and not re.search(ignore, k))
+    if left:
+        shown = ", ".join(left[:8]) + (" ..." if len(left) > 8 else "")
+        raise CheckpointError(f"{what}: {len(left)} tensor(s) have no place in the StyleGAN2 layout: {shown}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Config inference and assembly
+
+
+def infer_config(g_state: dict[str, torch.Tensor], **overrides: Any) -> StyleGAN2Config:
+    """The :class:`StyleGAN2Config` whose generator has exactly the shapes of ``g_state`` (our layout).
+
+    ``overrides`` set fields that shapes cannot tell (``conv_clamp``, ``mbstd_group_size``, ...).
+
+    Raises:
+        CheckpointError: shapes that no ``channels = min(channel_base // res, channel_max)`` rule explains.
+    """
+    res = _resolutions(g_state, r"synthesis\.b(\d+)\.conv1\.weight")
+    ch = {r: int(g_state[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in res}
+    fc0 = g_state["mapping.fc0.weight"]
+    channel_max = max(ch.values())
+    below = [c * r for r, c in ch.items() if c < channel_max]
+    channel_base = max(below) if below else channel_max * max(res)
+    kwargs = {
+        "resolution": max(res),
+        "img_channels": int(g_state[f"synthesis.b{max(res)}.torgb.weight"].shape[0]),
+        "z_dim": int(fc0.shape[1]),
+        "w_dim": int(fc0.shape[0]),
+        "mapping_layers": len(_resolutions(g_state, r"mapping\.fc(\d+)\.weight")),
+        "channel_base": int(channel_base),
+        "channel_max": int(channel_max),
+    }
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        config = StyleGAN2Config(**kwargs)
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"the weights describe an unsupported StyleGAN2 configuration: {exc}") from None
+    bad = {r: (c, config.channels(r)) for r, c in ch.items() if config.channels(r) != c}
+    if bad:
+        raise CheckpointError(f"channel counts {ch} do not follow min(channel_base // res, channel_max) "
+                              f"(mismatch at {bad}); not a standard StyleGAN2 layout")
+    return config
+
+
+@dataclass
+class ConvertedModel:
+    """Result of :func:`convert`: networks in our layout plus provenance."""
+
+    generator: Generator
+    discriminator: Discriminator | None
+    source_format: str
+    info: dict[str, Any]
+
+
+def _build(config: StyleGAN2Config, g_state, d_state, what: str) -> tuple[Generator, Discriminator | None]:
+    G = Generator(config)
+    _load_strict(G, g_state, f"{what} generator", buffers_optional=("resample_filter",))
+    D = None
+    if d_state is not None:
+        D = Discriminator(config)
+        _load_strict(D, d_state, f"{what} discriminator", buffers_optional=("resample_filter",))
+    return G.eval(), (D.eval() if D is not None else None)
+
+
+def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str, buffers_optional=()) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith(buffers_optional)]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in state
+             if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:6])}{' ...' if len(items) > 6 else ''}")
+        raise CheckpointError(f"{what}: the converted tensors do not fit the StyleGAN2 layout ({'; '.join(parts)})")
+    model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in state.items()}}, strict=True)
+
+
+def detect_format(path: str | Path) -> str:
+    """``"tf"``, ``"pytorch"`` or ``"rosinality"`` from the file's contents (zip = torch.save; pickle globals).
+
+    Raises:
+        CheckpointError: not a file, or neither a zip nor a pickle.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist or is not a file")
+    if zipfile.is_zipfile(path):
+        return "rosinality"
+    head = _head(path)
+    if b"dnnlib.tflib.network" in head:
+        return "tf"
+    if b"torch_utils.persistence" in head or b"torch_utils" in head:
+        return "pytorch"
+    if head[:1] == b"\x80":
+        # a pickle whose first global is something else: let the pytorch reader name the refused global
+        return "pytorch"
+    raise CheckpointError(f"{path}: unknown format (neither a pickle nor a torch zip checkpoint); "
+                          f"pass --format with one of {', '.join(FORMATS)}")
+
+
+def _head(path: Path, n: int = 1 << 16) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def convert(path: str | Path, fmt: str | None = None, *, network: str = "ema") -> ConvertedModel:
+    """Read official StyleGAN2 weights safely and rebuild them as our networks.
+
+    Args:
+        path: ``.pkl`` (TensorFlow or stylegan2-ada-pytorch/stylegan3) or rosinality ``.pt``.
+        fmt: ``tf``, ``pytorch``, ``rosinality`` or None (detected).
+        network: ``ema`` (``Gs`` / ``G_ema`` / ``g_ema``, the one to sample from) or ``raw`` (``G`` / ``g``).
+
+    Returns:
+        :class:`ConvertedModel` (discriminator None when the file has none).
+
+    Raises:
+        UnsafePickleError: the file could run code when unpickled (nothing was executed).
+        CheckpointError: unreadable file, unsupported architecture (conditional, StyleGAN3, resnet G),
+            or tensors that do not fit (named).
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise CheckpointError(f"unknown weights format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if network not in ("ema", "raw"):
+        raise CheckpointError(f"network must be 'ema' or 'raw', got {network!r}")
+    info: dict[str, Any] = {"source": str(path), "format": fmt, "network": network}
+    estimate_w_avg = False
+    if fmt == "tf":
+        nets = read_tf_pickle(path)
+        g_net = nets["Gs" if network == "ema" else "G"]
+        g_state = tf_generator_state(g_net)
+        d_state = tf_discriminator_state(nets["D"])
+        kw = {**g_net.static_kwargs}
+        dkw = nets["D"].static_kwargs
+        config = infer_config(g_state, mbstd_group_size=dkw.get("mbstd_group_size"),
+                              mbstd_num_channels=dkw.get("mbstd_num_features"),
+                              mapping_lr_multiplier=kw.get("mapping_lrmul"),
+                              w_avg_beta=kw.get("dlatent_avg_beta"))
+        info["tf_networks"] = {k: v.name for k, v in nets.items()}
+    elif fmt == "pytorch":
+        nets = read_pytorch_pickle(path)
+        key = "G_ema" if network == "ema" else "G"
+        if key not in nets:
+            raise CheckpointError(f"{path} has no {key!r} network (found {sorted(nets)})")
+        g = nets[key]
+        g_state = g.state_dict()
+        if any(k.startswith("synthesis.input.") for k in g_state) or not any(k.startswith("synthesis.b4.") for k in g_state):
+            raise CheckpointError(
+                f"{path}: {key} is a StyleGAN3 (alias-free) generator, which has a different architecture "
+                "(Fourier-feature input, L0..L14 layers); only StyleGAN2 networks can be converted "
+                "(stylegan3-repository pickles of StyleGAN2 configs convert fine)"
+            )
+        if any(k.startswith("mapping.embed.") for k in g_state):
+            raise CheckpointError(f"{path}: {key} is class-conditional; only unconditional networks are supported")
+        d_state = nets["D"].state_dict() if "D" in nets else None
+        ikw = g.init_kwargs
+        skw = dict(ikw.get("synthesis_kwargs") or {})
+        mkw = dict(ikw.get("mapping_kwargs") or {})
+        ekw = dict((nets["D"].init_kwargs.get("epilogue_kwargs") or {}) if "D" in nets else {})
+        if skw.get("architecture", "skip") != "skip":
+            raise CheckpointError(f"{path}: generator architecture {skw['architecture']!r}; only 'skip' is supported")
+        config = infer_config(g_state, conv_clamp=skw.get("conv_clamp"),
+                              mapping_lr_multiplier=mkw.get("lr_multiplier"), w_avg_beta=mkw.get("w_avg_beta"),
+                              mbstd_group_size=ekw.get("mbstd_group_size"),
+                              mbstd_num_channels=ekw.get("mbstd_num_channels"))
+        info["embedded_source_chars_ignored"] = sum(n.module_src_length for n in nets.values())
+    else:
+        ckpt = read_rosinality(path)
+        key = "g_ema" if network == "ema" and "g_ema" in ckpt else "g"
+        if key not in ckpt:
+            raise CheckpointError(f"{path} has no {key!r} state dict")
+        latent_avg = ckpt.get("latent_avg")
+        g_state = rosinality_generator_state(ckpt[key], latent_avg)
+        d_state = rosinality_discriminator_state(ckpt["d"]) if "d" in ckpt else None
+        config = infer_config(g_state)
+        estimate_w_avg = "mapping.w_avg" not in g_state
+        if estimate_w_avg:
+            g_state["mapping.w_avg"] = torch.zeros(config.w_dim)  # replaced below
+        info["w_avg"] = "latent_avg from the file" if latent_avg is not None else "estimated from 10000 z (seed 0)"
+    G, D = _build(config, g_state, d_state, fmt)
+    if fmt == "rosinality" and estimate_w_avg:
+        G.estimate_w_avg()
+    info["tensors"] = len(g_state) + (len(d_state) if d_state else 0)
+    return ConvertedModel(generator=G, discriminator=D, source_format=fmt, info=info)
+
+
+def convert_to_folder(
+    path: str | Path,
+    out: str | Path,
+    fmt: str | None = None,
+    *,
+    network: str = "ema",
+    include_discriminator: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """:func:`convert` ``path`` and write a model folder (``config.json`` + ``model.safetensors`` [+ D]).
+
+    Raises:
+        UnsafePickleError, CheckpointError: see :func:`convert`. RunExistsError: ``out`` exists.
+    """
+    from latentstudio.errors import RunExistsError
+    from latentstudio.models.stylegan2 import save_model
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    result = convert(path, fmt, network=network)
+    D = result.discriminator if include_discriminator else None
+    return save_model(out, result.generator, D, meta={"converted_from": result.info}, overwrite=overwrite)

@@ -1,0 +1,304 @@
+"""Generation with a StyleGAN2 generator: seeds, saved latents, style mixing, interpolation videos.
+
+Latent spaces: ``z [N, z_dim]`` (Gaussian input), ``w [N, w_dim]`` (mapping output, one style for
+every layer) and ``w+ [N, num_ws, w_dim]`` (one style per layer, e.g. from projection). Every image
+function returns ``uint8 [N, C, R, R]``.
+
+- seeds: ``z = np.random.RandomState(seed).randn(1, z_dim)``, exactly as the official generator
+  scripts, so a seed gives the same image as with the official code and weights;
+- truncation: ``w' = w_avg + psi (w - w_avg)`` (optionally only for the first ``cutoff`` styles);
+- style mixing (StyleGAN section 3.1): styles ``mix_styles`` of a row latent are replaced by those
+  of a column latent;
+- interpolation: linear in W (``lerp``), spherical in Z (``slerp``, which keeps the norm of
+  Gaussian draws typical);
+- videos: GIF (Pillow) or MP4 (H.264 through the ffmpeg binary of the ``imageio-ffmpeg`` package).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentstudio.errors import LatentStudioError
+from latentstudio.models.stylegan2.networks import Generator, images_to_uint8, z_from_seed
+
+LATENT_SPACES = ("auto", "z", "w")
+
+
+def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """``float32 [len(seeds), z_dim]``: row i is ``np.random.RandomState(seeds[i]).randn(z_dim)``."""
+    if len(seeds) == 0:
+        raise LatentStudioError("no seeds given; pass e.g. --seeds 0-7")
+    return torch.cat([z_from_seed(s, z_dim) for s in seeds])
+
+
+@torch.no_grad()
+def map_z(
+    G: Generator,
+    z: torch.Tensor,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the generator's device."""
+    out = [G.mapping(z[i: i + batch_size].to(G.device), truncation_psi=truncation_psi,
+                     truncation_cutoff=truncation_cutoff) for i in range(0, z.shape[0], batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def synthesize(
+    G: Generator,
+    ws: torch.Tensor,
+    noise_mode: str = "const",
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` (in batches, CPU result).
+
+    ``noise_mode="random"`` draws the noise from a ``torch.Generator`` seeded with ``seed``.
+    """
+    from tqdm.auto import tqdm
+
+    g = torch.Generator(device=G.device).manual_seed(seed) if noise_mode == "random" else None
+    out = []
+    for i in tqdm(range(0, ws.shape[0], batch_size), disable=not progress, desc="synthesis", leave=False):
+        img = G.synthesis(ws[i: i + batch_size].to(G.device), noise_mode=noise_mode, generator=g)
+        out.append(images_to_uint8(img).cpu())
+    return torch.cat(out)
+
+
+def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation_psi: float = 1.0,
+                 truncation_cutoff: int | None = None) -> torch.Tensor:
+    """Read latents from ``.npy`` / ``.npz`` and return ``w+ float32 [N, num_ws, w_dim]``.
+
+    Accepted contents:
+
+    - ``.npz`` with key ``w`` (or ``ws``): ``[N, num_ws, w_dim]`` (W+, e.g. a projection's
+      ``projected_w.npz``), ``[num_ws, w_dim]``, ``[N, w_dim]`` or ``[w_dim]`` (W, broadcast to every layer);
+      or key ``z``: ``[N, z_dim]`` / ``[z_dim]``, mapped (with truncation).
+    - ``.npy``: 3-D arrays are W+; 1-D/2-D arrays are W unless ``space="z"``.
+
+    Truncation applies to z latents only (saved w latents are used as they are).
+
+    Raises:
+        LatentStudioError: unreadable file, unknown keys, or shapes that do not match the generator
+            (the expected shapes are named).
+    """
+    path = Path(path)
+    if space not in LATENT_SPACES:
+        raise LatentStudioError(f"latent space must be one of {LATENT_SPACES}, got {space!r}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise LatentStudioError(f"latent file {path} does not exist") from None
+    except (ValueError, OSError) as exc:
+        raise LatentStudioError(f"{path} is not a .npy/.npz array file without pickled objects ({exc})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        keys = list(loaded.keys())
+        if "z" in keys and space != "w":
+            arr, kind = loaded["z"], "z"
+        elif "w" in keys or "ws" in keys:
+            arr, kind = loaded["w" if "w" in keys else "ws"], "w"
+        else:
+            raise LatentStudioError(f"{path} has arrays {keys}; expected 'w' ([N, {G.num_ws}, {G.w_dim}] or "
+                                    f"[N, {G.w_dim}]) or 'z' ([N, {G.z_dim}])")
+    else:
+        arr, kind = loaded, ("z" if space == "z" else "w")
+    t = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+    want_wplus, want_w, want_z = f"[N, {G.num_ws}, {G.w_dim}]", f"[N, {G.w_dim}]", f"[N, {G.z_dim}]"
+    if kind == "z":
+        t = t.reshape(1, -1) if t.ndim == 1 else t
+        if t.ndim != 2 or t.shape[1] != G.z_dim:
+            raise LatentStudioError(f"{path}: z latents must be {want_z}, got {list(arr.shape)}")
+        return map_z(G, t, truncation_psi, truncation_cutoff).cpu()
+    if t.ndim == 2 and t.shape == (G.num_ws, G.w_dim) and G.num_ws != G.w_dim:
+        t = t[None]
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim == 2:
+        if t.shape[1] != G.w_dim:
+            raise LatentStudioError(f"{path}: w latents must be {want_w} or {want_wplus}, got {list(arr.shape)}")
+        t = t[:, None, :].repeat(1, G.num_ws, 1)
+    if t.ndim != 3 or t.shape[1:] != (G.num_ws, G.w_dim):
+        raise LatentStudioError(f"{path}: w+ latents must be {want_wplus} for this generator, got {list(arr.shape)}")
+    return t
+
+
+def save_latents(path: str | Path, *, z: torch.Tensor | None = None, w: torch.Tensor | None = None,
+                 seeds: Sequence[int] | None = None, overwrite: bool = False) -> Path:
+    """Write ``z [N, z_dim]`` / ``w [N, num_ws, w_dim]`` (and the seeds) to an ``.npz`` file, atomically.
+
+    Raises:
+        RunExistsError: the file exists and ``overwrite`` is False.
+    """
+    from latentstudio.io.atomic import atomic_path
+
+    arrays = {}
+    if z is not None:
+        arrays["z"] = z.detach().cpu().numpy().astype(np.float32)
+    if w is not None:
+        arrays["w"] = w.detach().cpu().numpy().astype(np.float32)
+    if seeds is not None:
+        arrays["seeds"] = np.asarray(list(seeds), dtype=np.int64)
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return Path(path)
+
+
+def style_mix(
+    G: Generator,
+    row_seeds: Sequence[int],
+    col_seeds: Sequence[int],
+    mix_styles: Sequence[int],
+    truncation_psi: float = 1.0,
+    noise_mode: str = "const",
+) -> torch.Tensor:
+    """Style-mixing table as one image list: ``uint8 [(R+1)(C+1), C_img, H, W]`` in row-major order.
+
+    Cell (0, 0) is blank, row 0 holds the column images, column 0 the row images, and cell (i, j) is
+    row seed i with the styles ``mix_styles`` taken from column seed j (coarse styles 0-3 carry pose and
+    face shape, middle 4-7 features, fine 8+ colours and micro-structure at 1024x1024).
+
+    Raises:
+        LatentStudioError: a style index outside ``0..num_ws-1``.
+    """
+    bad = [s for s in mix_styles if not 0 <= s < G.num_ws]
+    if bad or not mix_styles:
+        raise LatentStudioError(f"style indices must lie in 0..{G.num_ws - 1} (num_ws of this generator), got "
+                                f"{list(mix_styles)}")
+    w_rows = map_z(G, seeds_to_z(row_seeds, G.z_dim), truncation_psi)
+    w_cols = map_z(G, seeds_to_z(col_seeds, G.z_dim), truncation_psi)
+    idx = torch.as_tensor(list(mix_styles))
+    cells = []
+    for i in range(len(row_seeds)):
+        for j in range(len(col_seeds)):
+            w = w_rows[i].clone()
+            w[idx] = w_cols[j][idx]
+            cells.append(w)
+    ws = torch.cat([w_cols, w_rows, torch.stack(cells)])
+    imgs = synthesize(G, ws, noise_mode)
+    cols, rows = imgs[: len(col_seeds)], imgs[len(col_seeds): len(col_seeds) + len(row_seeds)]
+    mixed = imgs[len(col_seeds) + len(row_seeds):]
+    blank = torch.full_like(imgs[0], 255)
+    table = [blank, *cols]
+    for i in range(len(row_seeds)):
+        table += [rows[i], *mixed[i * len(col_seeds): (i + 1) * len(col_seeds)]]
+    return torch.stack(table)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7) -> torch.Tensor:
+    """Spherical linear interpolation of row vectors ``[..., D]`` (angles from the normalised vectors,
+    magnitudes interpolated linearly); falls back to lerp for (anti)parallel vectors."""
+    t = torch.as_tensor(t, dtype=a.dtype)
+    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    ua, ub = a / na.clamp_min(eps), b / nb.clamp_min(eps)
+    dot = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-4
+    wa = torch.where(safe, torch.sin((1 - t) * omega) / so.where(safe, torch.ones_like(so)), 1 - t)
+    wb = torch.where(safe, torch.sin(t * omega) / so.where(safe, torch.ones_like(so)), t)
+    direction = wa * ua + wb * ub
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return direction * ((1 - t) * na + t * nb)
+
+
+def interpolation_latents(
+    G: Generator,
+    seeds: Sequence[int],
+    frames_per_transition: int = 30,
+    space: str = "w",
+    truncation_psi: float = 1.0,
+    loop: bool = True,
+) -> torch.Tensor:
+    """Styles ``w+ [T, num_ws, w_dim]`` of a walk through the latents of ``seeds`` (keyframes).
+
+    ``space="w"``: the keyframes' w are interpolated linearly; ``space="z"``: their z spherically, each
+    frame then mapped (and truncated). ``loop`` returns to the first seed; ``T = transitions *
+    frames_per_transition`` (+1 without loop, to end on the last keyframe).
+
+    Raises:
+        LatentStudioError: fewer than 2 seeds, < 1 frame per transition, unknown space.
+    """
+    if len(seeds) < 2:
+        raise LatentStudioError("an interpolation needs at least 2 seeds, e.g. --seeds 0-3")
+    if frames_per_transition < 1:
+        raise LatentStudioError("frames per transition must be >= 1")
+    if space not in ("w", "z"):
+        raise LatentStudioError(f"interpolation space must be 'w' (lerp) or 'z' (slerp), got {space!r}")
+    z = seeds_to_z(seeds, G.z_dim)
+    keys = list(range(len(seeds))) + ([0] if loop else [])
+    ts = torch.arange(frames_per_transition, dtype=torch.float32) / frames_per_transition
+    if space == "w":
+        wk = map_z(G, z, truncation_psi).cpu()
+        frames = [torch.lerp(wk[a], wk[b], t) for a, b in itertools.pairwise(keys) for t in ts]
+        if not loop:
+            frames.append(wk[keys[-1]])
+        return torch.stack(frames)
+    zs = [slerp(z[a], z[b], t) for a, b in itertools.pairwise(keys) for t in ts]
+    if not loop:
+        zs.append(z[keys[-1]])
+    return map_z(G, torch.stack(zs), truncation_psi).cpu()
+
+
+def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, overwrite: bool = False) -> Path:
+    """Write ``uint8 [T, C, H, W]`` frames as an animated GIF (``.gif``) or H.264 MP4 (``.mp4``), atomically.
+
+    MP4 needs the ``imageio-ffmpeg`` package (``pip install imageio-ffmpeg`` or the ``video`` extra),
+    which ships an ffmpeg binary; frames are padded to even sizes for yuv420p.
+
+    Raises:
+        LatentStudioError: another extension, missing imageio-ffmpeg, or an ffmpeg failure.
+        RunExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    from latentstudio.io.atomic import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise LatentStudioError(f"video file {path} must end in .gif or .mp4")
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] not in (1, 3):
+        raise LatentStudioError(f"video frames must be uint8 [T, C, H, W], got {frames.dtype} {list(frames.shape)}")
+    arr = frames.permute(0, 2, 3, 1).cpu().numpy()
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if suffix == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(a) for a in arr]
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                           duration=max(1, round(1000 / fps)), loop=0)
+        return path
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise LatentStudioError("writing MP4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg "
+                                "(or `pip install latentstudio[video]`); or write a .gif") from None
+    h, w = arr.shape[1], arr.shape[2]
+    ph, pw = h + h % 2, w + w % 2
+    if (ph, pw) != (h, w):
+        arr = np.pad(arr, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        try:
+            writer = imageio_ffmpeg.write_frames(str(tmp), (pw, ph), fps=fps, codec="libx264", quality=8,
+                                                 pix_fmt_out="yuv420p", macro_block_size=1, output_params=["-f", "mp4"])
+            writer.send(None)
+            for frame in arr:
+                writer.send(np.ascontiguousarray(frame))
+            writer.close()
+        except (OSError, RuntimeError) as exc:
+            raise LatentStudioError(f"ffmpeg could not write {path}: {exc}") from None
+    return path
+
+
+def grid_columns(n: int) -> int:
+    """Columns of a near-square grid of ``n`` images."""
+    return max(1, math.ceil(math.sqrt(n)))
