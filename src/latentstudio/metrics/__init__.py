@@ -42,6 +42,8 @@ from latentstudio.metrics.latent import (
     variance_law,
 )
 from latentstudio.metrics.likelihood import importance_sampled_nll
+from latentstudio.metrics.perceptual import PERCEPTUAL_DISTANCES, load_perceptual, perceptual_distance
+from latentstudio.metrics.ppl import KEY_PPL, perceptual_path_length
 from latentstudio.metrics.reconstruction import reconstruction_error
 from latentstudio.metrics.records import (
     KEY_CLASSIFIER_ACCURACY,
@@ -82,10 +84,12 @@ __all__ = [
     "KEY_KID_CLF",
     "KEY_MAHALANOBIS",
     "KEY_NLL",
+    "KEY_PPL",
     "KEY_RECON_BCE",
     "KEY_RECON_MSE",
     "KEY_VARIANCE_LAW",
     "METRICS_FILE",
+    "PERCEPTUAL_DISTANCES",
     "BiasedMetricWarning",
     "ClassifierExtractor",
     "ClassifierNet",
@@ -113,8 +117,11 @@ __all__ = [
     "kid_from_features",
     "kid_key",
     "load_inception",
+    "load_perceptual",
     "mahalanobis",
     "mean_posterior_variance",
+    "perceptual_distance",
+    "perceptual_path_length",
     "read_records",
     "reconstruction_error",
     "variance_law",

@@ -518,7 +518,11 @@ def train_stylegan2(
     from latentstudio.training.lit_module import TensorDataModule
     from latentstudio.training.runs import fit_module
 
+    import warnings
+
     L = lightning()
+    # G_ema is kept in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     if data is None:
         data = load_training_images(run)
     run_dir = start_run(KIND, run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
