@@ -52,9 +52,12 @@ def resolve_model_dir(path: str | Path) -> Path:
     if (path / "model" / "config.json").is_file():
         return path / "model"
     if (path / "run.json").is_file():
+        from latentstudio.training.runs import read_run
+
+        kind = read_run(path)[0]
         raise CheckpointError(
             f"run {path} has no exported model yet (model/ is missing): it is unfinished; "
-            f"continue it with `latentstudio train two-stage-vae --resume {path}`"
+            f"continue it with `latentstudio train {kind} --resume {path}`"
         )
     raise CheckpointError(f"{path} is neither a model directory (config.json + model.safetensors) nor a run directory")
 
@@ -67,7 +70,7 @@ def load(path: str | Path, map_location: str = "cpu") -> LoadedModel:
     model_dir = resolve_model_dir(path)
     model = load_model_dir(model_dir, map_location=map_location)
     samplers = load_samplers(model_dir, model)
-    if "normal" not in samplers:
+    if "normal" not in samplers and not getattr(model, "generates_directly", False):
         vae = getattr(model, "stage1", model)
         samplers = {"normal": NormalSampler(vae.config.latent_dim), **samplers}
     return LoadedModel(model=model, samplers=samplers, meta=read_meta(model_dir), path=model_dir)
@@ -124,8 +127,12 @@ def generate(
     seeds: list[int] | None = None,
     condition: Any = None,
     batch_size: int = 256,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Sample images: latents from ``sampler`` decoded by the first stage.
+
+    Models that sample by themselves (``model.generates_directly``, e.g. DRAW) ignore ``sampler``
+    and draw their own latents (scaled by ``temperature``).
 
     Args:
         loaded: from :func:`load`.
@@ -141,6 +148,9 @@ def generate(
     Raises:
         UnknownNameError-like LatentStudioError: unknown sampler name (the message lists the fitted ones).
     """
+    if getattr(loaded.model, "generates_directly", False):  # e.g. DRAW: z_t ~ N(0, I) inside the model
+        return _generate_direct(loaded.model, n, seed=seed, seeds=seeds, condition=condition, batch_size=batch_size,
+                                temperature=temperature)
     if sampler not in loaded.samplers:
         raise LatentStudioError(f"unknown sampler {sampler!r}; this model has: {', '.join(sorted(loaded.samplers))}")
     s = loaded.samplers[sampler]
@@ -158,6 +168,21 @@ def generate(
         c = None if cond is None else cond[i : i + batch_size]
         out.append(to_uint8(vae.decode(z[i : i + batch_size].to(vae.loggamma.device), c).cpu()))
     return torch.cat(out)
+
+
+def _generate_direct(model, n: int, *, seed: int, seeds, condition, batch_size: int, temperature: float):
+    """``uint8 [n, C, H, W]`` from ``model.sample(n, cond, generator, temperature)`` (one generator, or one per seed)."""
+    if seeds is not None:
+        n = len(seeds)
+    cond = make_conditions(model, condition, n)
+    if seeds is not None:
+        out = [model.sample(1, None if cond is None else cond[i : i + 1], torch.Generator().manual_seed(int(sd)),
+                            temperature) for i, sd in enumerate(seeds)]
+    else:
+        g = torch.Generator().manual_seed(seed)
+        out = [model.sample(min(batch_size, n - i), None if cond is None else cond[i : i + batch_size],
+                            g, temperature) for i in range(0, n, batch_size)]
+    return to_uint8(torch.cat(out).cpu())
 
 
 @torch.no_grad()
@@ -202,6 +227,17 @@ def build_run_config(spec: dict[str, Any], data) -> Any:
     s2.update(latent_dim=s1.get("latent_dim", 64), condition=condition, cond_dim=cond_dim)
     full = merge(spec, {"model": {"stage1": s1, "stage2": s2}})
     return TwoStageRunConfig.from_dict(full, source="run config")
+
+
+def train_draw(spec: dict[str, Any], **kwargs):
+    """Train DRAW from a run-config dict (``data``, ``model``, ``train``, ``binarize``, ``seed``, ...).
+
+    Keyword arguments as :func:`latentstudio.training.draw.train_draw_spec` (``runs_root``, ``resume``,
+    ``progress``, ``dry_run``, ``data``, ``callbacks``); returns its result.
+    """
+    from latentstudio.training.draw import train_draw_spec
+
+    return train_draw_spec(spec, **kwargs)
 
 
 def train(

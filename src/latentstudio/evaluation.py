@@ -62,6 +62,31 @@ def _extractor(name: str, train, test, download: bool, progress: bool):
     return get_classifier(train, test=test, progress=progress)
 
 
+def image_metric_values(
+    f_real: torch.Tensor, images: torch.Tensor, ext, *, num_real: int, seed: int = 0, progress: bool = True
+) -> list[tuple[str, float, float | None]]:
+    """FID, KID (and IS when the extractor has logits) of generated images against real features.
+
+    Args:
+        f_real: features of the ``num_real`` reference images (``extract_features``).
+        images: ``uint8 [N, C, H, W]`` generated (or reconstructed) images.
+        ext: the feature extractor (its name decides ``fid`` vs ``fid_clf`` keys).
+
+    Returns:
+        ``[(result key, value, std or None), ...]``.
+    """
+    from latentstudio import metrics as M
+
+    f_fake = M.extract_features(images, ext, progress=progress)
+    out: list[tuple[str, float, float | None]] = [(M.fid_key(ext.name), M.fid_from_features(f_real, f_fake), None)]
+    kid, kid_std = M.kid_from_features(f_real, f_fake, subset_size=min(1000, len(images), num_real), seed=seed)
+    out.append((M.kid_key(ext.name), kid, kid_std))
+    if ext.has_logits:
+        is_mean, is_std = M.inception_score_from_logits(M.extract_logits(images, ext), splits=10, seed=seed)
+        out.append((M.is_key(ext.name), is_mean, is_std))
+    return out
+
+
 def evaluate_model(
     model_path: str | Path,
     data_spec: dict[str, Any] | None = None,
@@ -148,13 +173,9 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
         rows.append(rec.to_dict())
 
     def image_metrics(images: torch.Tensor, source: str) -> None:
-        f_fake = M.extract_features(images, ext, progress=progress)
-        record(M.fid_key(ext.name), M.fid_from_features(f_real, f_fake), source, len(images))
-        kid, kid_std = M.kid_from_features(f_real, f_fake, subset_size=min(1000, len(images), len(test)), seed=seed)
-        record(M.kid_key(ext.name), kid, source, len(images), std=kid_std)
-        if ext.has_logits:
-            is_mean, is_std = M.inception_score_from_logits(M.extract_logits(images, ext), splits=10, seed=seed)
-            record(M.is_key(ext.name), is_mean, source, len(images), std=is_std)
+        for key, value, std in image_metric_values(f_real, images, ext, num_real=len(test), seed=seed,
+                                                   progress=progress):
+            record(key, value, source, len(images), std=std)
 
     cond_test = test.conditions(cfg.condition) if cfg.condition != "none" else None
     class_cond = cfg.condition == "class"
