@@ -41,10 +41,10 @@ def test_bad_inputs_and_missing_weights_fail_fast():
 @pytest.fixture
 def standin_weights(tmp_path):
     """A VGG16 state dict in torchvision's layout at the hub-cache path and an LPIPS v0.1 lin file."""
-    from torchvision.models import vgg16
+    from torchvision.models.vgg import cfgs, make_layers
 
     torch.manual_seed(0)
-    feats = vgg16(weights=None).features
+    feats = make_layers(cfgs["D"], batch_norm=False)
     path = vgg16_weights_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({f"features.{k}": v for k, v in feats.state_dict().items()}, path)

@@ -135,7 +135,7 @@ def vgg16_weights_path() -> Path:
 
 
 def _vgg16_features(download: bool) -> nn.Sequential:
-    from torchvision.models import vgg16
+    from torchvision.models.vgg import cfgs, make_layers
 
     path = vgg16_weights_path()
     if not path.is_file():
@@ -153,7 +153,7 @@ def _vgg16_features(download: bool) -> nn.Sequential:
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same fix
         raise ExtractorWeightsMissing(f"{path} is not a readable VGG16 state dict ({exc}); delete it and fetch "
                                       "it again") from None
-    net = vgg16(weights=None).features
+    net = make_layers(cfgs["D"], batch_norm=False)  # = torchvision vgg16().features, without the classifier
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     try:
         net.load_state_dict(feats, strict=True)

@@ -82,7 +82,8 @@ def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation
 
     - ``.npz`` with key ``w`` (or ``ws``): ``[N, num_ws, w_dim]`` (W+, e.g. a projection's
       ``projected_w.npz``), ``[num_ws, w_dim]``, ``[N, w_dim]`` or ``[w_dim]`` (W, broadcast to every layer);
-      or key ``z``: ``[N, z_dim]`` / ``[z_dim]``, mapped (with truncation).
+      or key ``z``: ``[N, z_dim]`` / ``[z_dim]``, mapped (with truncation). With both, ``w`` is used
+      unless ``space="z"``.
     - ``.npy``: 3-D arrays are W+; 1-D/2-D arrays are W unless ``space="z"``.
 
     Truncation applies to z latents only (saved w latents are used as they are).
@@ -102,9 +103,10 @@ def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation
         raise LatentStudioError(f"{path} is not a .npy/.npz array file without pickled objects ({exc})") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         keys = list(loaded.keys())
-        if "z" in keys and space != "w":
+        has_w = "w" in keys or "ws" in keys
+        if "z" in keys and (space == "z" or not has_w):
             arr, kind = loaded["z"], "z"
-        elif "w" in keys or "ws" in keys:
+        elif has_w and space != "z":
             arr, kind = loaded["w" if "w" in keys else "ws"], "w"
         else:
             raise LatentStudioError(f"{path} has arrays {keys}; expected 'w' ([N, {G.num_ws}, {G.w_dim}] or "
