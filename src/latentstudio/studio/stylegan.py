@@ -1,0 +1,126 @@
+"""StyleGAN2 generators as studio models (W / W+ latents).
+
+Rows of a latent are the generator's ``num_ws`` style inputs; the affine (style) layer of every
+synthesis layer reads one row: in block ``b4`` conv1 reads row 0 and its toRGB row 1; every later
+block reads rows ``i`` (conv0), ``i + 1`` (conv1) and ``i + 2`` (toRGB, shared with the next block's
+conv0), with ``i`` advancing by 2 per block. :meth:`StyleGAN2Adapter.style_weights` returns those
+weights with their rows, which is what SeFa factorises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentstudio.errors import CheckpointError
+from latentstudio.studio.adapters import ADAPTERS, LatentModel, _dataset_of
+
+__all__ = ["StyleGAN2Adapter", "load_stylegan2"]
+
+
+def load_stylegan2(path: str | Path):
+    """The generator of a StyleGAN2 model folder (``latentstudio.models.stylegan2.load_generator``)."""
+    from latentstudio.models.stylegan2 import load_generator
+
+    return load_generator(path)
+
+
+class StyleGAN2Adapter(LatentModel):
+    """A StyleGAN2 ``Generator`` as a :class:`LatentModel` (spaces ``w`` and ``w+``).
+
+    Args:
+        generator: exposes ``mapping(z, c, truncation_psi, truncation_cutoff) -> [N, num_ws, w_dim]``,
+            ``synthesis(ws, noise_mode) -> [N, C, R, R]`` in [-1, 1], ``z_dim``, ``w_dim``, ``num_ws``,
+            ``img_resolution``, ``img_channels`` and the buffer ``w_avg``.
+        path: the model folder; meta: its ``meta.json`` (a CelebA-trained model aligns with the
+            ``celeba`` template, others with ``ffhq``).
+        noise_mode: synthesis noise (``const`` keeps images deterministic).
+    """
+
+    spaces = ("w", "w+")
+    model_type = "stylegan2"
+
+    def __init__(self, generator: torch.nn.Module, *, path: Path | None = None, meta: dict[str, Any] | None = None,
+                 noise_mode: str = "const") -> None:
+        self.G = generator.eval().requires_grad_(False)
+        self.path = Path(path) if path is not None else None
+        self.meta = dict(meta or {})
+        self.num_layers = int(generator.num_ws)
+        self.latent_dim = int(generator.w_dim)
+        self.resolution = int(generator.img_resolution)
+        self.channels = int(getattr(generator, "img_channels", 3))
+        self.z_dim = int(generator.z_dim)
+        self.noise_mode = noise_mode
+        self.dataset = _dataset_of(self.path, self.meta) if self.path is not None else ""
+        self.template = "celeba" if "celeba" in self.dataset.lower() else "ffhq"
+        self._std: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.G.w_avg.device
+
+    def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
+        ws = self.check_latents(latents).to(self.device)
+        return self.G.synthesis(ws, noise_mode=self.noise_mode)
+
+    @torch.no_grad()
+    def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
+        from latentstudio.models.stylegan2 import z_from_seed
+
+        z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
+        return self.G.mapping(z, None, truncation_psi=float(truncation_psi)).float().cpu()
+
+    def initial_latent(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        n = 1 if images is None else int(images.shape[0])
+        return self.latent_center[None].expand(n, -1, -1).clone()
+
+    @property
+    def latent_center(self) -> torch.Tensor:
+        return self.G.w_avg.detach().float().cpu()[None].expand(self.num_layers, -1).clone()
+
+    @property
+    def latent_std(self) -> float:
+        """RMS distance of w from ``w_avg`` over 10,000 seeded z draws (the reference projector's ``w_std``)."""
+        if self._std is None:
+            g = torch.Generator().manual_seed(123)
+            total, n = 0.0, 10_000
+            with torch.no_grad():
+                for start in range(0, n, 1000):
+                    z = torch.randn(1000, self.z_dim, generator=g).to(self.device)
+                    w = self.G.mapping(z, None)[:, 0].double().cpu()
+                    total += float((w - self.G.w_avg.double().cpu()).pow(2).sum())
+            self._std = (total / n) ** 0.5
+        return self._std
+
+    def noise_buffers(self) -> dict[str, torch.Tensor]:
+        return {name: buf for name, buf in self.G.synthesis.named_buffers() if name.endswith("noise_const")}
+
+    def style_weights(self) -> list[tuple[torch.Tensor, list[int]]]:
+        out: list[tuple[torch.Tensor, list[int]]] = []
+        syn = self.G.synthesis
+        w_idx = 0
+        for res in syn.block_resolutions:
+            block = getattr(syn, f"b{res}")
+            convs = [block.conv1] if block.num_conv == 1 else [block.conv0, block.conv1]
+            for k, layer in enumerate(convs):
+                out.append((layer.affine.weight.detach().float().cpu(), [w_idx + k]))
+            out.append((block.torgb.affine.weight.detach().float().cpu(), [w_idx + block.num_conv]))
+            w_idx += block.num_conv
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "z_dim": self.z_dim, "noise_mode": self.noise_mode, "dataset": self.dataset}
+
+
+def _factory(path: Path) -> StyleGAN2Adapter:
+    from latentstudio.io.checkpoint import read_meta
+
+    if not Path(path).is_dir():
+        raise CheckpointError(f"{path} is not a StyleGAN2 model folder")
+    return StyleGAN2Adapter(load_stylegan2(path), path=Path(path), meta=read_meta(path))
+
+
+if "stylegan2" not in ADAPTERS:
+    ADAPTERS.register("stylegan2")(_factory)
