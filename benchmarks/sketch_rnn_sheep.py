@@ -1,0 +1,160 @@
+"""sketch-rnn on the sheep set (aaron_sheep.npz): training-step speed and test L_R after a fixed budget.
+
+Two phases, run separately (they write their own sections of benchmarks/results/sketch_rnn_sheep.json):
+
+``--phase speed``
+    Time full training steps (loss, backward, clip by value, Adam) at the reference (magenta)
+    hyperparameters, recurrent dropout on: latentstudio's fused sequence kernel
+    (``rnn_impl=fused``) against the same model written as a straightforward per-timestep cell loop
+    with autograd (``rnn_impl=loop``), alternating one step of each so both see the same machine
+    load. Both start from the same weights and seed; the first step's losses are compared to show
+    that they compute the same function. Reports steps per second of process CPU time (robust on a
+    shared machine) and of wall-clock time, and their ratios.
+
+``--phase quality``
+    Train with ``--preset`` (default ``cpu``: the reference model with a 256-unit decoder) for
+    ``--minutes`` of wall clock through the normal training path (run directory, Lightning,
+    augmentation, KL annealing), evaluating valid and test losses every ``--eval-every`` steps
+    (``train/eval.jsonl``), then report the test L_R / L_s / L_p / L_KL curve in nats.
+
+Usage:
+    python benchmarks/sketch_rnn_sheep.py --phase speed [--steps 3] [--threads 1]
+    python benchmarks/sketch_rnn_sheep.py --phase quality --minutes 55 [--preset cpu] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from _common import RESULTS, data_root, environment, write_result
+
+NAME = "sketch_rnn_sheep"
+SHEEP = Path("sketches") / "sketch-rnn-datasets" / "aaron_sheep.npz"
+
+
+def _load_existing() -> dict:
+    path = RESULTS / f"{NAME}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _train_step(model, opt, x, ln, step: int, seed: int) -> float:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    out = model.loss(x, ln, step=step, generator=g)
+    opt.zero_grad(set_to_none=True)
+    out.total.backward()
+    torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
+    opt.step()
+    return float(out.total)
+
+
+def speed(args, path: Path) -> dict:
+    from latentstudio.data.strokes import load_strokes
+    from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
+    from latentstudio.training.sketch_rnn import retain_freed_memory
+
+    retain_freed_memory()
+    splits = load_strokes(path)
+    x_all, l_all = splits.train.to_stroke5(250)
+    batches = [(x_all[i : i + 100], l_all[i : i + 100]) for i in range(0, 100 * (args.steps + 1), 100)]
+    cfg = SketchRNNConfig(**json.loads(args.model_json)) if args.model_json else SketchRNNConfig()
+    torch.manual_seed(args.seed)
+    models = {"fused": SketchRNN(cfg.replace(rnn_impl="fused")), "loop": SketchRNN(cfg.replace(rnn_impl="loop"))}
+    models["loop"].load_state_dict(models["fused"].state_dict())
+    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in models.items()}
+    cpu = {k: [] for k in models}
+    wall = {k: [] for k in models}
+    first = {}
+    for step, (x, ln) in enumerate(batches):
+        for name in (("fused", "loop") if step % 2 == 0 else ("loop", "fused")):
+            t0, c0 = time.perf_counter(), time.process_time()
+            loss = _train_step(models[name], opts[name], x, ln, step, args.seed)
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            if step == 0:
+                first[name] = loss
+            else:  # step 0 is a warm-up
+                cpu[name].append(dc)
+                wall[name].append(dt)
+            print(f"step {step} {name:5s} loss {loss:.4f}  cpu {dc:.2f}s  wall {dt:.2f}s", flush=True)
+
+    def rate(v):
+        return len(v) / sum(v)
+
+    out = {
+        "config": {**cfg.to_dict(), "batch_size": 100, "recurrent_dropout": cfg.recurrent_dropout},
+        "timed_steps_each": args.steps,
+        "threads": torch.get_num_threads(),
+        "steps_per_cpu_second": {k: rate(v) for k, v in cpu.items()},
+        "steps_per_wall_second": {k: rate(v) for k, v in wall.items()},
+        "cpu_seconds_per_step": {k: sum(v) / len(v) for k, v in cpu.items()},
+        "ratio_cpu_time": rate(cpu["fused"]) / rate(cpu["loop"]),
+        "ratio_wall_time": rate(wall["fused"]) / rate(wall["loop"]),
+        "first_step_loss": first,
+        "same_function": math.isclose(first["fused"], first["loop"], rel_tol=1e-4),
+        "load_average_1min": os.getloadavg()[0],
+        "note": "fused = latentstudio (rnn_impl=fused); loop = the same model as a per-timestep cell loop "
+                "with autograd (rnn_impl=loop); alternating steps; the first step is a warm-up",
+    }
+    return out
+
+
+def quality(args, path: Path) -> dict:
+    from latentstudio.training.sketch_rnn import EVAL_FILE, STAGE, build_run_config, train_sketch_rnn
+
+    spec = {"data": {"path": str(path)}, "seed": args.seed, "threads": args.threads,
+            "train": {"max_steps": 10_000_000, "max_minutes": args.minutes, "eval_every_n_steps": args.eval_every}}
+    cfg = build_run_config(spec, args.preset)
+    t0 = time.perf_counter()
+    res = train_sketch_rnn(cfg, runs_root=args.runs_root, progress=False)
+    minutes = (time.perf_counter() - t0) / 60
+    rows = [json.loads(s) for s in (res.run_dir / STAGE / EVAL_FILE).read_text().splitlines() if s.strip()]
+    test = [r for r in rows if r["split"] == "test"]
+    curve = [{k: r[k] for k in ("step", "minutes", "recon", "l_s", "l_p", "kl") if k in r} for r in test]
+    finite = all(math.isfinite(r["recon"]) for r in rows)
+    return {
+        "preset": args.preset,
+        "model_config": cfg.model.to_dict(),
+        "train_config": cfg.train.to_dict(),
+        "threads": torch.get_num_threads(),
+        "budget_minutes": args.minutes,
+        "wall_minutes": minutes,
+        "steps": res.steps,
+        "steps_per_wall_second": res.steps / (minutes * 60),
+        "test_final_nats": res.test,
+        "test_curve_nats": curve,
+        "no_nan": finite,
+        "run_dir": str(res.run_dir),
+        "model_dir": str(res.model_dir),
+        "load_average_1min_at_end": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phase", choices=["speed", "quality"], required=True)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared 2-core machine)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=3, help="speed: timed steps per implementation")
+    p.add_argument("--model-json", default="", help="speed: model config overrides as JSON (default: reference)")
+    p.add_argument("--minutes", type=float, default=55.0, help="quality: wall-clock budget")
+    p.add_argument("--preset", default="cpu", help="quality: training preset")
+    p.add_argument("--eval-every", type=int, default=100, help="quality: evaluation interval in steps")
+    p.add_argument("--runs-root", default=str(Path(__file__).parent / "runs"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    path = data_root(args.data_root) / SHEEP
+    result = _load_existing()
+    section = speed(args, path) if args.phase == "speed" else quality(args, path)
+    key = args.phase if not (args.phase == "speed" and args.model_json) else "speed_custom"
+    result.update({key: section, "data": str(SHEEP), "environment": environment()})
+    write_result(NAME, result)
+
+
+if __name__ == "__main__":
+    main()

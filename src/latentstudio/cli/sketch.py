@@ -1,0 +1,416 @@
+"""sketch-rnn commands: ``train sketch-rnn``, ``interpolate``, ``complete``, ``render``, and the
+sketch-rnn handlers of ``sample`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs
+
+MODEL_TYPES = ("sketch-rnn",)
+DEFAULT_TEMPERATURE = 0.5
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _load(model_path: str):
+    """(model, model_dir, meta) of a sketch-rnn model or run directory."""
+    from latentstudio.api import resolve_model_dir
+    from latentstudio.errors import CheckpointError
+    from latentstudio.io.checkpoint import load_model_dir, read_meta
+    from latentstudio.models.sketch_rnn import SketchRNN
+
+    model_dir = resolve_model_dir(model_path)
+    model = load_model_dir(model_dir)
+    if not isinstance(model, SketchRNN):
+        raise CheckpointError(f"{model_dir} holds a {type(model).__name__}, not a sketch-rnn model")
+    return model, model_dir, read_meta(model_dir)
+
+
+def _split(model, meta: dict, data: str | None, split: str):
+    """The ``split`` of ``data`` (default: the model's training file), normalised by the model's factor."""
+    from latentstudio.data.strokes import load_strokes
+    from latentstudio.errors import DataError
+
+    ds = meta.get("dataset", {})
+    path = data or ds.get("path")
+    if not path:
+        raise DataError("this model does not record its training data; pass --data sketches.npz")
+    splits = load_strokes(path, max_seq_len=model.config.max_seq_len, epsilon=ds.get("epsilon", 2.0),
+                          scale_factor=float(model.scale_factor))
+    out = splits.split(split)
+    if len(out) == 0:
+        raise DataError(f"{path} has no sketches in its {split} split")
+    return out
+
+
+def _temperature(value: float | None, default: float = DEFAULT_TEMPERATURE) -> tuple[float, bool]:
+    """(tau, greedy): ``0`` means greedy decoding."""
+    tau = default if value is None else value
+    if tau < 0:
+        raise click.BadParameter(f"--temperature must be >= 0 (0 = greedy), got {tau}")
+    return (1.0, True) if tau == 0 else (tau, False)
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def _save(path: str, sketches, overwrite: bool, **kw) -> None:
+    from latentstudio.io.strokes_render import save_sketches
+
+    click.echo(f"wrote {save_sketches(path, sketches, overwrite=overwrite, **kw)}")
+
+
+def _fmt_tau(tau: float, greedy: bool) -> str:
+    return "greedy" if greedy else f"tau {tau:g}"
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@click.command("sketch-rnn")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Strokes: a sketch-rnn .npz (train/valid/test) or a Quick, Draw! .ndjson(.gz).")
+@click.option("--preset", type=click.Choice(["default", "cpu", "tiny"]), default="default", show_default=True,
+              help="default: the reference hyperparameters; cpu: 256-unit decoder; tiny: seconds-per-step smoke runs.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="JSON run config (layout of run.json 'config'); applied after the preset.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Dotted override, e.g. model.dec_model=layer_norm or train.batch_size=64 (repeatable).")
+@click.option("--dec-model", type=click.Choice(["lstm", "layer_norm", "hyper"]), default=None,
+              help="Decoder cell (default: the preset's, lstm).")
+@click.option("--unconditional", is_flag=True, help="Decoder only (no encoder, no latent).")
+@click.option("--max-steps", type=int, default=None, help="Optimisation steps (default: the preset's).")
+@click.option("--max-minutes", type=float, default=None, help="Stop after this wall-clock budget.")
+@click.option("--epsilon", type=float, default=None, help="ndjson: RDP simplification tolerance in pixels (2.0).")
+@click.option("--words", default=None, help="ndjson: comma-separated classes to keep, e.g. cat,pig.")
+@click.option("--limit", type=int, default=None, help="Use at most N sketches per split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
+@click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP.")
+@click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto.")
+@click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True)
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue an interrupted run directory with its own config.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, max_steps, max_minutes,
+                     epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume, dry_run,
+                     no_progress):
+    """sketch-rnn (Ha & Eck 2017): bidirectional-LSTM encoder, mixture-density LSTM decoder.
+
+    Trains on stroke data with the reference optimisation (Adam, lr 1e-3 decaying to 1e-5,
+    gradient elements clipped to +-1, KL weight annealed to 0.5 with a 0.2 floor) and writes a
+    numbered run directory: run.json, train/checkpoints (resumable), train/logs, train/eval.jsonl
+    (valid and test losses in nats), train/samples (SVG/PNG at tau 0.5), and model/ with the
+    data's scale factor.
+
+    \b
+    Examples:
+      latentstudio train sketch-rnn --data aaron_sheep.npz
+      latentstudio train sketch-rnn --data cat.ndjson --preset cpu --max-minutes 60 --threads 1
+      latentstudio train sketch-rnn --data sheep.npz --dec-model layer_norm --set train.batch_size=64
+      latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron_sheep
+    """
+    from latentstudio.presets import merge
+    from latentstudio.training.sketch_rnn import (
+        SketchRNNRunConfig,
+        build_run_config,
+        read_run_config,
+        train_sketch_rnn,
+    )
+
+    if resume:
+        cfg = read_run_config(resume)
+    else:
+        if not data_path:
+            raise click.UsageError("--data is required (a sketch-rnn .npz or a Quick, Draw! .ndjson)")
+        spec: dict = {}
+        if config_file:
+            spec = json.loads(Path(config_file).read_text())
+        data = {"path": str(Path(data_path).expanduser())}
+        if epsilon is not None:
+            data["epsilon"] = epsilon
+        if words:
+            data["words"] = [w.strip() for w in words.split(",") if w.strip()]
+        if limit is not None:
+            data["limit"] = limit
+        model, train = {}, {}
+        if dec_model:
+            model["dec_model"] = dec_model
+        if unconditional:
+            model["conditional"] = False
+        if max_steps is not None:
+            train["max_steps"] = max_steps
+        if max_minutes is not None:
+            train["max_minutes"] = max_minutes
+        spec = merge(spec, {"data": data, "model": model, "train": train, "seed": seed, "threads": threads,
+                            "devices": devices, "accelerator": accelerator})
+        cfg = build_run_config(spec, preset)
+        if overrides:
+            full = apply_overrides(cfg.to_dict(), parse_pairs(overrides, "--set"))
+            cfg = SketchRNNRunConfig.from_dict(full, source="--set")
+    if dry_run:
+        click.echo(cfg.to_json())
+        return
+    result = train_sketch_rnn(cfg, runs_root=runs_root, resume=resume, progress=not no_progress)
+    t = result.test
+    if t:
+        kl = f", L_KL {t['kl']:.4f}" if "kl" in t else ""
+        click.echo(f"test (nats): L_R {t['recon']:.4f} (L_s {t['l_s']:.4f}, L_p {t['l_p']:.4f}){kl}")
+    click.echo(f"run directory: {result.run_dir}\nmodel: {result.model_dir}")
+
+
+# ----------------------------------------------------------------------------- sample / evaluate handlers
+
+
+def sample_handler(model_path, *, sampler, n, seed, seeds, condition, out, out_dir, temperature, overwrite):
+    """``latentstudio sample`` for sketch-rnn: z ~ N(0, I) (conditional) or the decoder alone."""
+    from latentstudio.errors import LatentStudioError
+
+    if sampler not in ("second-stage", "normal", "prior"):
+        raise LatentStudioError(f"sketch-rnn samples its latent from N(0, I); --sampler {sampler!r} does not apply")
+    if condition is not None:
+        raise LatentStudioError("sketch-rnn models are not class-conditional; drop --condition")
+    model, _, meta = _load(model_path)
+    tau, greedy = _temperature(temperature)
+    seed_list = parse_int_list(seeds) if seeds else None
+    if seed_list:
+        strokes = []
+        for s in seed_list:
+            strokes += model.sample(1, temperature=tau, greedy=greedy, generator=_generator(s)).strokes
+    else:
+        strokes = model.sample(n, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
+    steps = meta.get("steps")
+    cap = f"{_fmt_tau(tau, greedy)}" + (f", {steps} training steps" if steps is not None else "")
+    if out_dir:
+        folder = Path(out_dir)
+        labels = seed_list or list(range(len(strokes)))
+        for k, s in zip(labels, strokes, strict=True):
+            _save(str(folder / f"sketch-{k:04d}.svg"), [s], overwrite)
+    if out or not out_dir:
+        _save(out or "samples.svg", strokes, overwrite, caption=cap)
+
+
+def evaluate_handler(model_path, *, data_name, data_root, data_option, download, strict, limit, extractor,
+                     n_samples, samplers, out_dir, seed, download_weights):
+    """``latentstudio evaluate`` for sketch-rnn: test L_R, L_s, L_p, L_KL in nats (``--data`` may be a stroke file)."""
+    from latentstudio.metrics.records import MetricRecord, append_record
+    from latentstudio.models.sketch_rnn.explore import evaluate
+
+    model, model_dir, meta = _load(model_path)
+    path = data_name if data_name and Path(data_name).suffix else None
+    test = _split(model, meta, path, "test")
+    if limit:
+        test = test.subset(list(range(min(limit, len(test)))))
+    x, ln = test.to_stroke5(model.config.max_seq_len)
+    res = evaluate(model, x, ln, seed=seed)
+    folder = Path(out_dir) if out_dir else model_dir.parent / "eval"
+    names = {"recon": "l_r", "l_s": "l_s", "l_p": "l_p", "kl": "l_kl", "kl_sum": "kl_sum"}
+    for k, metric in names.items():
+        if k in res:
+            append_record(folder, MetricRecord(metric=metric, value=res[k], num_real=res["n"],
+                                               reference=f"{test.name}/test", source=str(model_dir),
+                                               extra={"units": "nats", "seed": seed,
+                                                      "definition": "Ha & Eck 2017 eq. 5-6; l_kl per latent dim"}))
+    click.echo(json.dumps({"model": str(model_dir), "split": f"{test.name}/test", "units": "nats",
+                           "L_R": res["recon"], "L_s": res["l_s"], "L_p": res["l_p"],
+                           **({"L_KL": res["kl"], "KL_per_sketch": res["kl_sum"]} if "kl" in res else {}),
+                           "n": res["n"], "seed": seed}, indent=2))
+    click.echo(f"records: {folder / 'metrics.jsonl'}")
+
+
+# ----------------------------------------------------------------------------- interpolate / complete / render
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help="Model or run directory.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Stroke file holding the two sketches (default: the model's training file).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--pair", default="0,1", show_default=True, help="Indices of the two sketches in the split, A,B.")
+@click.option("--steps", type=int, default=10, show_default=True, help="Sketches in the strip (ends included).")
+@click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
+@click.option("--temperature", type=float, default=0.1, show_default=True, help="tau of the decoding; 0 = greedy.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="interpolation.svg", show_default=True,
+              help=".svg, .png or .gif (animated drawing).")
+@click.option("--overwrite", is_flag=True)
+def interpolate(model_path, data_path, split, pair, steps, method, temperature, seed, out, overwrite):
+    """Interpolate between the latents of two sketches and draw the decoded strip.
+
+    The first and last cells of the strip show the two originals; between them, the sketches
+    decoded from latents spaced from one posterior mean to the other.
+
+    \b
+    Examples:
+      latentstudio interpolate --model runs/00003-sketch-rnn-aaron_sheep --pair 3,17 --out strip.svg
+      latentstudio interpolate --model RUN --method lerp --steps 6 --temperature 0 --out strip.png
+    """
+    from latentstudio.models.sketch_rnn.explore import interpolate as run
+
+    model, _, meta = _load(model_path)
+    try:
+        a, b = (int(v) for v in pair.split(","))
+    except ValueError:
+        raise click.BadParameter(f"--pair must be two indices like 3,17, got {pair!r}") from None
+    data = _split(model, meta, data_path, split)
+    sk = data.subset([a, b]).sketches
+    tau, greedy = _temperature(temperature)
+    res = run(model, sk[0], sk[1], steps=steps, method=method, temperature=tau, greedy=greedy,
+              generator=_generator(seed))
+    cells = [sk[0], *res.strokes, sk[1]]
+    titles = [f"{split}[{a}]"] + [f"{t:.2f}" for t in (i / (steps - 1) for i in range(steps))] + [f"{split}[{b}]"]
+    _save(out, cells, overwrite, nrow=len(cells), titles=titles,
+          caption=f"{method} between {split}[{a}] and {split}[{b}], {_fmt_tau(tau, greedy)}")
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help="Model or run directory.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Stroke file holding the sketch (default: the model's training file).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--index", "indices", default="0", show_default=True, help="Sketches to complete, e.g. 0-3,7.")
+@click.option("--keep", type=float, default=0.4, show_default=True,
+              help="Part of each sketch given to the model: a fraction (< 1) or a number of points.")
+@click.option("--n", "n", type=int, default=6, show_default=True, help="Completions per sketch.")
+@click.option("--temperature", type=float, default=DEFAULT_TEMPERATURE, show_default=True, help="tau; 0 = greedy.")
+@click.option("--latent", type=click.Choice(["encode", "prior"]), default="encode", show_default=True,
+              help="Conditional models: z = posterior mean of the partial sketch, or a fresh N(0, I) draw.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="completions.svg", show_default=True,
+              help=".svg, .png or .gif. One row per sketch: the original, then the completions (given part in red).")
+@click.option("--overwrite", is_flag=True)
+def complete(model_path, data_path, split, indices, keep, n, temperature, latent, seed, out, overwrite):
+    """Complete partial sketches: the decoder reads the first points, then draws the rest.
+
+    \b
+    Examples:
+      latentstudio complete --model runs/00003-sketch-rnn-aaron_sheep --index 0-3 --keep 0.3 --out done.svg
+      latentstudio complete --model RUN --index 5 --keep 20 --n 8 --latent prior --out done.png
+    """
+    from latentstudio.models.sketch_rnn.explore import complete as run
+    from latentstudio.models.sketch_rnn.explore import truncate
+
+    model, _, meta = _load(model_path)
+    data = _split(model, meta, data_path, split)
+    idx = parse_int_list(indices)
+    tau, greedy = _temperature(temperature)
+    keep_v = int(keep) if keep >= 1 else keep
+    cells, prefixes, labels = [], [], []
+    g = _generator(seed)
+    for i in idx:
+        full = data.subset([i]).sketches[0]
+        part = truncate(full, keep_v)
+        res = run(model, part, n, temperature=tau, greedy=greedy, latent=latent, generator=g)
+        cells += [full, *res.strokes]
+        prefixes += [len(part)] * (n + 1)
+        labels.append(f"{split}[{i}]")
+    _save(out, cells, overwrite, nrow=n + 1, prefix_lengths=prefixes, row_labels=labels,
+          caption=f"completions ({_fmt_tau(tau, greedy)}); first column: the original, red: the given part")
+
+
+@click.command()
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help="Stroke file to draw (.npz or .ndjson); without --model its sketches are drawn as they are.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
+@click.option("--index", "indices", default="0-15", show_default=True, help="Sketches to draw, e.g. 0-15.")
+@click.option("--model", "model_path", type=click.Path(exists=True), default=None,
+              help="With --temperatures: a temperature grid of samples; with --reconstruct: reconstructions.")
+@click.option("--temperatures", default=None, help="Comma-separated tau values, one row each, e.g. 0.1,0.3,0.5,0.7,0.9.")
+@click.option("--n", "n", type=int, default=8, show_default=True, help="Temperature grid: sketches per row.")
+@click.option("--reconstruct", is_flag=True, help="Rows of originals (--data/--index) and their reconstructions.")
+@click.option("--temperature", type=float, default=0.2, show_default=True, help="Reconstruction tau; 0 = greedy.")
+@click.option("--nrow", type=int, default=None, help="Sketches per row (default: about square).")
+@click.option("--cell", type=int, default=128, show_default=True, help="Cell size in pixels.")
+@click.option("--frames", type=int, default=40, show_default=True, help=".gif: animation frames.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="sketches.svg", show_default=True,
+              help=".svg, .png or .gif (animated drawing).")
+@click.option("--overwrite", is_flag=True)
+def render(data_path, split, indices, model_path, temperatures, n, reconstruct, temperature, nrow, cell, frames,
+           seed, out, overwrite):
+    """Draw sketches as SVG, PNG or an animated GIF: from a stroke file, a temperature grid or reconstructions.
+
+    \b
+    Examples:
+      latentstudio render --data aaron_sheep.npz --index 0-15 --out sheep.svg
+      latentstudio render --data cat.ndjson --split train --index 0-3 --out cats.gif
+      latentstudio render --model RUN --temperatures 0.1,0.3,0.5,0.7,0.9 --n 8 --out tau-grid.svg
+      latentstudio render --model RUN --reconstruct --index 0-7 --out recon.png
+    """
+    from latentstudio.errors import LatentStudioError
+    from latentstudio.io.strokes_render import GridStyle, save_sketches
+
+    style = GridStyle(cell=cell)
+    idx = parse_int_list(indices)
+    if model_path and temperatures:
+        import torch
+
+        model, _, meta = _load(model_path)
+        taus = [float(t) for t in temperatures.split(",") if t.strip()]
+        g = _generator(seed)
+        z = torch.randn(n, model.config.latent_dim, generator=g) if model.config.conditional else None
+        cells, labels = [], []
+        for tau in taus:
+            t, greedy = _temperature(tau)
+            cells += model.sample(n, z=z, temperature=t, greedy=greedy, generator=_generator(seed + 1)).strokes
+            labels.append(_fmt_tau(t, greedy))
+        steps = meta.get("steps")
+        cap = "same latent per column" if z is not None else "decoder only"
+        cap += f", {steps} training steps" if steps is not None else ""
+        path = save_sketches(out, cells, nrow=n, row_labels=labels, caption=cap, style=style, frames=frames,
+                             overwrite=overwrite)
+    elif model_path and reconstruct:
+        from latentstudio.models.sketch_rnn.explore import reconstruct as run
+
+        model, _, meta = _load(model_path)
+        data = _split(model, meta, data_path, split).subset(idx)
+        tau, greedy = _temperature(temperature)
+        rec = run(model, data.sketches, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
+        import numpy as np
+
+        per = min(nrow or 8, len(rec))
+        blank = [np.zeros((0, 3), dtype=np.float32)]
+        cells, labels = [], []
+        for i in range(0, len(rec), per):
+            pad = blank * (per - len(rec[i : i + per]))
+            cells += data.sketches[i : i + per] + pad + rec[i : i + per] + pad
+            labels += ["original", "reconstructed"]
+        path = save_sketches(out, cells, nrow=per, row_labels=labels, style=style, frames=frames,
+                             caption=f"reconstructions, {_fmt_tau(tau, greedy)}", overwrite=overwrite)
+    elif model_path:
+        raise LatentStudioError("with --model give --temperatures (a temperature grid) or --reconstruct")
+    else:
+        from latentstudio.data.strokes import load_strokes
+
+        if not data_path:
+            raise click.UsageError("give --data (a stroke file) or --model with --temperatures/--reconstruct")
+        data = load_strokes(data_path, max_seq_len=10**6).split(split).subset(idx)
+        path = save_sketches(out, data.sketches, nrow=nrow, style=style, frames=frames, overwrite=overwrite,
+                             titles=[f"{split}[{i}]" for i in idx])
+    click.echo(f"wrote {path}")
+
+
+def register(cli: click.Group) -> None:
+    """Add the sketch-rnn commands and the ``sample`` / ``evaluate`` handlers."""
+    from latentstudio.cli.main import EVALUATE_HANDLERS, SAMPLE_HANDLERS, friendly_errors
+
+    cli.commands["train"].add_command(_wrap(train_sketch_rnn_cmd, friendly_errors))
+    for cmd in (interpolate, complete, render):
+        cli.add_command(_wrap(cmd, friendly_errors))
+    for t in MODEL_TYPES:
+        SAMPLE_HANDLERS[t] = sample_handler
+        EVALUATE_HANDLERS[t] = evaluate_handler
+
+
+def _wrap(cmd: click.Command, friendly_errors) -> click.Command:
+    cmd.callback = friendly_errors(cmd.callback)
+    return cmd

@@ -1,0 +1,325 @@
+"""sketch-rnn (Ha & Eck 2017, "A Neural Representation of Sketch Drawings").
+
+A sequence-to-sequence VAE over stroke-5 sequences. The encoder is a bidirectional LSTM over
+the sketch; its two final hidden states give ``mu`` and ``sigma_hat`` (``sigma = exp(sigma_hat / 2)``,
+i.e. ``sigma_hat`` is the log-variance). ``z`` initialises the decoder state through
+``tanh(W z + b)`` and is appended to every decoder input ``[S_{i-1}, z]``. The decoder emits a
+20-component bivariate Gaussian mixture over the next offset and 3 pen-state logits.
+
+Loss (section 3.2-3.3, eq. 5-6)::
+
+    L_s = -1/Nmax sum_{i <= L} log sum_j pi_j N(dx_i, dy_i | mu_j, Sigma_j)     (masked after the end)
+    L_p = -1/Nmax sum_{i <= Nmax} sum_k p_k,i log q_k,i                          (all Nmax steps)
+    L_KL = -1/(2 N_z) sum (1 + sigma_hat - mu^2 - exp(sigma_hat))               (averaged over dims)
+    loss = L_s + L_p + w_KL eta_step max(L_KL, KL_min),  eta_step = 1 - (1 - eta_min) R^step
+
+all averaged over the batch, in nats. The unconditional variant has no encoder: the decoder
+starts from a zero state and its input is ``S_{i-1}`` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentstudio.errors import ShapeError
+from latentstudio.models.base import PretrainedMixin
+from latentstudio.models.distributions import DiagonalGaussian
+from latentstudio.models.registry import register_model
+from latentstudio.models.sketch_rnn.cells import make_layer
+from latentstudio.models.sketch_rnn.config import SketchRNNConfig
+from latentstudio.models.sketch_rnn.mixture import StrokeMixture
+from latentstudio.types import LossOutput
+
+START_TOKEN = (0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def kl_weight(config: SketchRNNConfig, step: int) -> float:
+    """Weight of ``max(L_KL, KL_min)`` at optimisation ``step`` (0-based).
+
+    ``paper``: ``w_KL (1 - (1 - eta_min) R^step)``; ``reference``: ``w_KL - (w_KL - eta_min) R^step``.
+    """
+    r = config.kl_decay_rate ** max(int(step), 0)
+    if config.kl_schedule == "paper":
+        return config.kl_weight * (1.0 - (1.0 - config.kl_eta_min) * r)
+    return config.kl_weight - (config.kl_weight - config.kl_eta_min) * r
+
+
+@dataclass
+class Sketches:
+    """Generated sketches.
+
+    Attributes:
+        strokes: stroke-3 ``float32 [L_i, 3]`` arrays in normalised units (multiply dx, dy by the
+            model's ``scale_factor`` for the data's original units).
+        prefix_lengths: points of each sketch that were given (completion), else zeros.
+        z: ``float [N, latent_dim]`` latents used (conditional models), or None.
+    """
+
+    strokes: list[np.ndarray]
+    prefix_lengths: list[int]
+    z: torch.Tensor | None = None
+
+
+@register_model("sketch-rnn")
+class SketchRNN(PretrainedMixin, nn.Module):
+    """sketch-rnn with the reference defaults (see :class:`SketchRNNConfig`).
+
+    Batches are ``strokes: float32 [N, Nmax, 5]`` stroke-5 (without the start token) and
+    ``lengths: int64 [N]`` real points per sketch (1..Nmax). The buffer ``scale_factor`` holds the
+    dataset's normalising factor (saved with the weights).
+    """
+
+    config_class = SketchRNNConfig
+
+    def __init__(self, config: SketchRNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        common = {"keep_prob": c.keep_prob, "mask_mode": c.dropout_mask, "forget_bias": c.forget_bias}
+        if c.conditional:
+            self.encoder = make_layer(c.enc_model, 5, c.enc_hidden_size, directions=2, impl=c.rnn_impl, **common)
+            self.enc_mu = nn.Linear(2 * c.enc_hidden_size, c.latent_dim)
+            self.enc_logvar = nn.Linear(2 * c.enc_hidden_size, c.latent_dim)
+        dec_in = 5 + (c.latent_dim if c.conditional else 0)
+        extra = {"hyper_size": c.hyper_size, "embed_size": c.hyper_embed_size} if c.dec_model == "hyper" else {}
+        self.decoder = make_layer(c.dec_model, dec_in, c.dec_hidden_size, directions=1, impl=c.rnn_impl,
+                                  **common, **extra)
+        if c.conditional:
+            self.dec_init = nn.Linear(c.latent_dim, self.decoder.state_size)
+        self.output = nn.Linear(c.dec_hidden_size, c.output_size)
+        self.register_buffer("scale_factor", torch.tensor(1.0))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # the reference draws the latent heads and the state initialiser from N(0, 0.001^2)
+        heads = [self.enc_mu, self.enc_logvar, self.dec_init] if self.config.conditional else []
+        for lin in heads:
+            nn.init.normal_(lin.weight, std=0.001)
+            nn.init.zeros_(lin.bias)
+        nn.init.xavier_uniform_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_batch(self, strokes: torch.Tensor, lengths: torch.Tensor, full: bool = True) -> None:
+        t = self.config.max_seq_len if full else None
+        if strokes.ndim != 3 or strokes.shape[-1] != 5 or (t is not None and strokes.shape[1] != t):
+            want = f"[N, {t if t is not None else 'T'}, 5]"
+            raise ShapeError(f"strokes: expected stroke-5 float {want}, got {list(strokes.shape)}")
+        if lengths.shape != strokes.shape[:1]:
+            raise ShapeError(f"lengths: expected shape [{strokes.shape[0]}], got {list(lengths.shape)}")
+        if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > strokes.shape[1]):
+            raise ShapeError(f"lengths must be in 1..{strokes.shape[1]}, got {int(lengths.min())}..{int(lengths.max())}")
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, strokes: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
+               ) -> DiagonalGaussian:
+        """Posterior ``q(z | S)``: ``strokes [N, T, 5]``, ``lengths [N]`` -> DiagonalGaussian ``[N, latent_dim]``.
+
+        ``logvar`` is the paper's ``sigma_hat``. Steps after each sketch's length are ignored (the
+        backward direction starts at the last real point). ``generator`` drives recurrent dropout
+        in training mode.
+
+        Raises:
+            ShapeError: bad shapes or lengths; RuntimeError for an unconditional model.
+        """
+        if not self.config.conditional:
+            raise RuntimeError("an unconditional sketch-rnn has no encoder")
+        self._check_batch(strokes, lengths, full=False)
+        lengths = lengths.to(strokes.device)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        x = strokes[order]
+        lens = lengths[order]
+        t_max = int(lens[0])
+        x = x[:, :t_max].transpose(0, 1)  # [T, B, 5]
+        t_idx = torch.arange(t_max, device=x.device)[:, None]
+        rev = torch.where(t_idx < lens[None], lens[None] - 1 - t_idx, t_idx)  # reverse within each length
+        x_rev = x.gather(0, rev[..., None].expand(-1, -1, 5))
+        inp = torch.stack([x, x_rev], dim=1)  # [T, 2, B, 5]
+        batch_sizes = (lens[None, :] > torch.arange(t_max, device=x.device)[:, None]).sum(1).tolist()
+        h = self.encoder(inp, generator=generator, batch_sizes=batch_sizes)  # [T, 2, B, H]
+        last = (lens - 1)[None, None, :, None].expand(1, 2, -1, h.shape[-1])
+        h_last = h.gather(0, last)[0]  # [2, B, H]
+        feat = torch.cat([h_last[0], h_last[1]], dim=-1)
+        inv = torch.empty_like(order)
+        inv[order] = torch.arange(len(order), device=order.device)
+        feat = feat[inv]
+        return DiagonalGaussian(self.enc_mu(feat), self.enc_logvar(feat))
+
+    # ------------------------------------------------------------------ decoder
+
+    def initial_state(self, z: torch.Tensor | None, batch: int, like: torch.Tensor):
+        """Decoder start state: ``tanh(W z + b)`` split into the cell's state, or zeros (unconditional)."""
+        if z is None:
+            return self.decoder.zero_state(batch, like)
+        return self.decoder.split_state(torch.tanh(self.dec_init(z))[None])
+
+    def decoder_inputs(self, strokes: torch.Tensor) -> torch.Tensor:
+        """``[S0, S_1, ..., S_{T-1}]``: ``strokes [N, T, 5]`` -> ``[N, T, 5]``."""
+        s0 = strokes.new_tensor(START_TOKEN).expand(strokes.shape[0], 1, 5)
+        return torch.cat([s0, strokes[:, :-1]], dim=1)
+
+    def decode(self, strokes: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None = None
+               ) -> StrokeMixture:
+        """Teacher-forced output distributions for every step: ``strokes [N, T, 5]`` -> fields ``[T, N, .]``.
+
+        Args:
+            strokes: the targets; the decoder reads ``[S0, S_1..S_{T-1}]``.
+            z: ``[N, latent_dim]`` (conditional) or None (unconditional).
+        """
+        n = strokes.shape[0]
+        if self.config.conditional and z is None:
+            raise ValueError("a conditional sketch-rnn needs z to decode")
+        inp = self.decoder_inputs(strokes).transpose(0, 1)[:, None]  # [T, 1, N, 5]
+        state = self.initial_state(z, n, strokes)
+        const = z[None] if self.config.conditional else None
+        h = self.decoder(inp, state, const=const, generator=generator)[:, 0]  # [T, N, H]
+        c = self.config
+        return StrokeMixture.from_output(self.output(h), c.num_mixture, c.sigma_min, c.rho_max)
+
+    # ------------------------------------------------------------------ loss
+
+    def reconstruction_terms(self, strokes: torch.Tensor, lengths: torch.Tensor, mix: StrokeMixture
+                             ) -> dict[str, torch.Tensor]:
+        """``l_s`` and ``l_p`` per sketch (``[N]`` nats): sums over steps divided by Nmax (T)."""
+        tgt = strokes.transpose(0, 1)  # [T, N, 5]
+        t_len = tgt.shape[0]
+        nll = mix.offset_nll(tgt[..., 0], tgt[..., 1], self.config.log_eps)  # [T, N]
+        real = (torch.arange(t_len, device=tgt.device)[:, None] < lengths.to(tgt.device)[None]).to(nll.dtype)
+        l_s = (nll * real).sum(0) / t_len
+        l_p = mix.pen_nll(tgt[..., 2:]).sum(0) / t_len
+        return {"l_s": l_s, "l_p": l_p}
+
+    def loss(self, strokes: torch.Tensor, lengths: torch.Tensor, *, step: int = 0,
+             generator: torch.Generator | None = None) -> LossOutput:
+        """Training loss (module docstring) on one batch.
+
+        Args:
+            strokes: ``float32 [N, Nmax, 5]`` stroke-5, padded with ``(0, 0, 0, 0, 1)``.
+            lengths: ``int64 [N]`` real points (1..Nmax).
+            step: optimisation step of the KL annealing.
+            generator: draws z's noise and the dropout masks.
+
+        Returns:
+            ``LossOutput(total, terms)`` with ``recon`` (L_R), ``l_s``, ``l_p``, ``kl`` (L_KL, nats per
+            latent dimension), ``kl_sum`` (nats per sketch), ``kl_weight`` and ``loss``, batch means.
+
+        Raises:
+            ShapeError: strokes not ``[N, Nmax, 5]`` or lengths out of range.
+        """
+        self._check_batch(strokes, lengths)
+        c = self.config
+        z, terms = None, {}
+        if c.conditional:
+            q = self.encode(strokes, lengths, generator)
+            z = q.sample(generator)
+            kl_dims = 0.5 * (q.mean.pow(2) + q.logvar.exp() - q.logvar - 1.0)  # [N, Nz]
+            kl = kl_dims.mean()
+            terms["kl"] = kl
+            terms["kl_sum"] = kl_dims.sum(-1).mean()
+        mix = self.decode(strokes, z, generator)
+        rec = self.reconstruction_terms(strokes, lengths, mix)
+        l_s, l_p = rec["l_s"].mean(), rec["l_p"].mean()
+        recon = l_s + l_p
+        total = recon
+        if c.conditional:
+            w = kl_weight(c, step)
+            total = recon + w * torch.clamp(terms["kl"], min=c.kl_tolerance)
+            terms["kl_weight"] = torch.tensor(w)
+        terms.update({"l_s": l_s, "l_p": l_p, "recon": recon, "loss": total})
+        return LossOutput(total, {k: v.detach() for k, v in terms.items()})
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        z: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        greedy: bool = False,
+        generator: torch.Generator | None = None,
+        prefix: np.ndarray | None = None,
+        max_len: int | None = None,
+    ) -> Sketches:
+        """Generate sketches point by point (eval mode, no dropout).
+
+        Args:
+            n: number of sketches (default: ``len(z)``, else 1).
+            z: ``[n, latent_dim]`` latents (conditional models; default: draws from N(0, I)).
+            temperature: tau > 0 (section 3.3); ``greedy`` ignores it.
+            greedy: most likely pen state and component, component mean as offset.
+            generator: seeds every random choice (repeatable results).
+            prefix: a stroke-3 ``[P, 3]`` start (normalised units) that every sketch continues.
+            max_len: maximum points per sketch including the prefix (default Nmax).
+
+        Returns:
+            :class:`Sketches` (stroke-3 in normalised units, prefix included).
+        """
+        c = self.config
+        if temperature <= 0 and not greedy:
+            raise ValueError(f"temperature must be > 0 (or use greedy), got {temperature}")
+        if z is not None and not c.conditional:
+            raise ValueError("an unconditional model takes no z")
+        n = n if n is not None else (z.shape[0] if z is not None else 1)
+        device = self.output.weight.device
+        if c.conditional and z is None:
+            z = torch.randn(n, c.latent_dim, generator=generator, device=device)
+        if z is not None:
+            z = z.to(device=device, dtype=self.output.weight.dtype)
+            if z.shape != (n, c.latent_dim):
+                raise ShapeError(f"z: expected [{n}, {c.latent_dim}], got {list(z.shape)}")
+        was = self.training
+        self.eval()
+        max_len = max_len or c.max_seq_len
+        like = self.output.weight
+        state = self.initial_state(z, n, like)
+        const = z[None] if z is not None else None
+        prev = like.new_tensor(START_TOKEN).expand(1, n, 5).clone()
+        pts = []
+        p_len = 0
+        if prefix is not None:
+            from latentstudio.data.strokes import stroke3_to_stroke5
+
+            p_len = len(prefix)
+            if p_len >= max_len:
+                raise ValueError(f"prefix has {p_len} points; max_len is {max_len}")
+            p5 = torch.from_numpy(stroke3_to_stroke5(prefix, p_len)).to(like)
+            for t in range(p_len):
+                _, state = self.decoder.step(prev, state, const)
+                prev = p5[t].expand(1, n, 5).clone()
+                pts.append(prev[0].clone())
+        done = torch.zeros(n, dtype=torch.bool, device=device)
+        ends = torch.full((n,), max_len, dtype=torch.long, device=device)
+        for t in range(p_len, max_len):
+            h, state = self.decoder.step(prev, state, const)
+            mix = StrokeMixture.from_output(self.output(h[0]), c.num_mixture, c.sigma_min, c.rho_max)
+            xy, pen = mix.sample(temperature, greedy, generator)
+            nxt = torch.zeros(n, 5, device=device, dtype=like.dtype)
+            nxt[:, :2] = xy
+            nxt[torch.arange(n), 2 + pen] = 1.0
+            newly = (pen == 2) & ~done
+            ends[newly] = t
+            done |= newly
+            pts.append(nxt)
+            prev = nxt[None]
+            if bool(done.all()):
+                break
+        self.train(was)
+        from latentstudio.data.strokes import stroke5_to_stroke3
+
+        seq = torch.stack(pts, dim=1) if pts else torch.zeros(n, 0, 5)
+        out = [stroke5_to_stroke3(seq[k], int(min(ends[k], seq.shape[1]))) for k in range(n)]
+        return Sketches(out, [p_len] * n, None if z is None else z.cpu())
+
+    def extra_repr(self) -> str:
+        c = self.config
+        kind = "conditional" if c.conditional else "unconditional"
+        return (f"{kind}, enc={c.enc_hidden_size}x2, dec={c.dec_model}:{c.dec_hidden_size}, "
+                f"latent_dim={c.latent_dim}, M={c.num_mixture}")

@@ -1,0 +1,436 @@
+"""sketch-rnn training with Lightning: run directory, augmentation, KL annealing, periodic evaluation.
+
+Layout of a run::
+
+    runs/00004-sketch-rnn-aaron_sheep/
+        run.json            resolved config (written before the first step)
+        train/
+            checkpoints/    last.ckpt (resumable: optimiser, step, schedule) + the newest epoch
+            logs/           TensorBoard + CSV (train/* every few steps, valid/* and test/* evaluations)
+            eval.jsonl      one line per evaluation: step, split, recon, l_s, l_p, kl, kl_sum (nats)
+            samples/        step-NNNNNNN.svg/.png: sketches from fixed latents at tau 0.5
+        model/              exported model (config.json, model.safetensors with the scale factor,
+                            meta.json with dataset, steps and the final test losses)
+
+Optimisation follows the reference: Adam, learning rate ``(lr - min_lr) decay^step + min_lr``,
+every gradient element clipped to ``[-grad_clip, grad_clip]``, the KL weight annealed per step.
+A NaN/inf loss or gradient stops training with :class:`NonFiniteLossError` before the optimiser
+step, so the last checkpoint on disk stays the last good one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentstudio.config import Config, require
+from latentstudio.data.strokes import SPLITS, StrokeSplits, augment, load_strokes, stroke3_to_stroke5
+from latentstudio.errors import LatentStudioError, NonFiniteLossError
+from latentstudio.io.atomic import append_jsonl
+from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
+
+log = logging.getLogger(__name__)
+
+KIND = "sketch-rnn"
+STAGE = "train"
+EVAL_FILE = "eval.jsonl"
+SAMPLE_SEED = 1234
+SAMPLE_N = 16
+SAMPLE_TEMPERATURE = 0.5
+
+
+@dataclass(frozen=True)
+class SketchDataConfig(Config):
+    """Which strokes to train on (see :func:`latentstudio.data.strokes.load_strokes`).
+
+    Attributes:
+        path: sketch-rnn ``.npz`` or Quick, Draw! ``.ndjson(.gz)``.
+        epsilon: RDP tolerance for ndjson drawings (pixels).
+        words: ndjson: keep only these classes (empty: all).
+        split_fractions: ndjson: train/valid/test fractions.
+        split_seed: ndjson: seed of the split permutation.
+        limit: at most this many sketches per split.
+    """
+
+    path: str = ""
+    epsilon: float = 2.0
+    words: tuple[str, ...] = ()
+    split_fractions: tuple[float, ...] = (0.9, 0.05, 0.05)
+    split_seed: int = 0
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.epsilon >= 0, "data.epsilon", "must be >= 0")
+        require(self.limit is None or self.limit >= 1, "data.limit", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class SketchTrainConfig(Config):
+    """Optimisation (defaults: the reference's).
+
+    Attributes:
+        max_steps: optimisation steps (the stopping rule; ``max_minutes`` may stop earlier).
+        max_minutes: wall-clock budget (None: none).
+        batch_size: sketches per step (100).
+        lr / lr_decay / min_lr: learning rate ``(lr - min_lr) lr_decay^step + min_lr``.
+        grad_clip: clip every gradient element to ``[-grad_clip, grad_clip]`` (by value, 1.0).
+        random_scale: augmentation: per-axis scale in ``1 +- random_scale`` (0.15).
+        drop_prob: augmentation: probability of dropping an eligible point (0.10).
+        eval_every_n_steps: evaluate valid and test losses (and write samples) every k steps (0: never).
+        log_every_n_steps: training-loss logging interval.
+        eval_batch_size: sketches per evaluation batch.
+    """
+
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_decay: float = 0.9999
+    min_lr: float = 1e-5
+    grad_clip: float = 1.0
+    random_scale: float = 0.15
+    drop_prob: float = 0.10
+    eval_every_n_steps: int = 500
+    log_every_n_steps: int = 20
+    eval_batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        require(self.max_steps >= 1, "train.max_steps", "must be >= 1")
+        require(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes", "must be > 0")
+        require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        require(self.lr > 0 and self.min_lr >= 0 and self.min_lr <= self.lr, "train.lr",
+                "need lr > 0 and 0 <= min_lr <= lr")
+        require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        require(self.grad_clip > 0, "train.grad_clip", "must be > 0")
+        require(0 <= self.random_scale < 1, "train.random_scale", "must be in [0, 1)")
+        require(0 <= self.drop_prob < 1, "train.drop_prob", "must be in [0, 1)")
+        require(self.eval_every_n_steps >= 0, "train.eval_every_n_steps", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class SketchRNNRunConfig(Config):
+    """Everything a sketch-rnn run needs; written to ``run.json`` before the first step.
+
+    Attributes:
+        data / model / train: see their classes (model defaults = the reference hyperparameters).
+        seed: weights, shuffling, augmentation, z noise and dropout masks all derive from it.
+        accelerator / devices: Lightning accelerator and processes.
+        threads: torch CPU threads (None: torch's default).
+    """
+
+    data: SketchDataConfig = field(default_factory=SketchDataConfig)
+    model: SketchRNNConfig = field(default_factory=SketchRNNConfig)
+    train: SketchTrainConfig = field(default_factory=SketchTrainConfig)
+    seed: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.devices >= 1, "devices", "must be >= 1")
+        require(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+
+
+#: Starting points for ``latentstudio train sketch-rnn --preset``.
+PRESETS: dict[str, dict[str, Any]] = {
+    # the reference (magenta) hyperparameters
+    "default": {},
+    # a smaller decoder for CPU budgets of about an hour (the encoder, latent and mixture are unchanged)
+    "cpu": {"model": {"dec_hidden_size": 256}, "train": {"eval_every_n_steps": 250}},
+    # seconds per step on tiny sets: for smoke tests and demos
+    "tiny": {"model": {"max_seq_len": 64, "enc_hidden_size": 32, "dec_hidden_size": 64, "latent_dim": 16,
+                       "num_mixture": 5, "hyper_size": 16, "hyper_embed_size": 4},
+             "train": {"batch_size": 32, "max_steps": 300, "eval_every_n_steps": 100, "log_every_n_steps": 10}},
+}
+
+
+def build_run_config(spec: dict[str, Any], preset: str = "default") -> SketchRNNRunConfig:
+    """Merge ``spec`` (nested dict) over a preset and validate.
+
+    Raises:
+        ConfigError / LatentStudioError: unknown preset or fields, invalid values.
+    """
+    from latentstudio.presets import merge
+
+    if preset not in PRESETS:
+        raise LatentStudioError(f"unknown sketch-rnn preset {preset!r}; known: {sorted(PRESETS)}")
+    return SketchRNNRunConfig.from_dict(merge(PRESETS[preset], spec), source=f"sketch-rnn preset {preset}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Shuffled indices paired with the epoch: ``(index, epoch)``, a function of (seed, epoch, rank).
+
+    Lightning calls :meth:`set_epoch`; the dataset seeds each sketch's augmentation with
+    ``(seed, epoch, index)``, so a resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        per = self.n // self.world
+        for i in perm[self.rank * per : (self.rank + 1) * per]:
+            yield (i, self.epoch)
+
+    def __len__(self) -> int:
+        return self.n // self.world
+
+
+class StrokeDataset(torch.utils.data.Dataset):
+    """Training sketches -> ``(stroke-5 float32 [Nmax, 5], length)`` with seeded augmentation."""
+
+    def __init__(self, sketches: list[np.ndarray], max_len: int, seed: int, random_scale: float,
+                 drop_prob: float) -> None:
+        self.sketches, self.max_len, self.seed = sketches, max_len, seed
+        self.random_scale, self.drop_prob = random_scale, drop_prob
+
+    def __len__(self) -> int:
+        return len(self.sketches)
+
+    def __getitem__(self, key):
+        idx, epoch = key if isinstance(key, tuple) else (key, 0)
+        rng = np.random.default_rng((self.seed, epoch, idx))
+        s = augment(self.sketches[idx], rng, self.random_scale, self.drop_prob)
+        return torch.from_numpy(stroke3_to_stroke5(s, self.max_len)), len(s)
+
+
+def _datamodule(train_set, cfg: SketchRNNRunConfig):
+    L = lightning()
+
+    class StrokeDataModule(L.LightningDataModule):
+        def train_dataloader(self):
+            ds = StrokeDataset(train_set.sketches, cfg.model.max_seq_len, cfg.seed, cfg.train.random_scale,
+                               cfg.train.drop_prob)
+            tr = self.trainer
+            sampler = _EpochSampler(len(ds), cfg.seed, tr.global_rank, tr.world_size)
+            return torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler,
+                                               drop_last=len(ds) >= cfg.train.batch_size, num_workers=0)
+
+    return StrokeDataModule()
+
+
+# ----------------------------------------------------------------------------- module
+
+
+def lr_at(train: SketchTrainConfig, step: int) -> float:
+    """Learning rate at ``step``: ``(lr - min_lr) decay^step + min_lr`` (the reference schedule)."""
+    return (train.lr - train.min_lr) * train.lr_decay ** step + train.min_lr
+
+
+def _lit_module(model: SketchRNN, cfg: SketchRNNRunConfig):
+    L = lightning()
+    from latentstudio.training.lit_module import step_seed
+
+    class SketchRNNLitModule(L.LightningModule):
+        """Adam on ``model.loss`` with the per-step schedule, KL annealing by global step."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            strokes, lengths = batch
+            g = torch.Generator(device=self.device)
+            g.manual_seed(step_seed(cfg.seed, self.global_rank, self.global_step))
+            out = self.model.loss(strokes, lengths, step=self.global_step, generator=g)
+            if not torch.isfinite(out.total):
+                raise NonFiniteLossError(
+                    f"non-finite loss {out.total.item()} at step {self.global_step} "
+                    f"(terms: { {k: round(float(v), 4) for k, v in out.terms.items()} }); the last good "
+                    "checkpoint is kept. Lower the learning rate (--set train.lr=...) or check the data."
+                )
+            n = strokes.shape[0]
+            self.log_dict({f"train/{k}": v for k, v in out.terms.items()}, on_step=True, on_epoch=False,
+                          batch_size=n)
+            self.log("recon", out.terms["recon"], prog_bar=True, on_step=True, logger=False, batch_size=n)
+            if "kl" in out.terms:
+                self.log("kl", out.terms["kl"], prog_bar=True, on_step=True, logger=False, batch_size=n)
+            return out.total
+
+        def on_before_optimizer_step(self, optimizer):
+            for name, p in self.model.named_parameters():
+                if p.grad is not None and not torch.isfinite(p.grad).all():
+                    raise NonFiniteLossError(
+                        f"non-finite gradient in {name} at step {self.global_step}; the optimiser step was "
+                        "skipped and the last good checkpoint is kept"
+                    )
+
+        def configure_optimizers(self):
+            t = cfg.train
+            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(t, s) / t.lr)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    return SketchRNNLitModule()
+
+
+def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfig):
+    L = lightning()
+    from latentstudio.io.strokes_render import save_sketches
+    from latentstudio.models.sketch_rnn.explore import evaluate
+
+    tensors = {s: splits.split(s).to_stroke5(cfg.model.max_seq_len) for s in ("valid", "test") if len(splits.split(s))}
+    every = cfg.train.eval_every_n_steps
+
+    class SketchEvalCallback(L.Callback):
+        """Every ``eval_every_n_steps``: valid/test losses (logged + eval.jsonl) and a sample grid."""
+
+        def __init__(self) -> None:
+            self.start = time.time()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            step = trainer.global_step
+            if every <= 0 or step % every or not trainer.is_global_zero:
+                return
+            self.run(trainer, pl_module, step)
+
+        def run(self, trainer, pl_module, step: int) -> None:
+            model = pl_module.model
+            for split, (x, ln) in tensors.items():
+                res = evaluate(model, x, ln, batch_size=cfg.train.eval_batch_size, seed=cfg.seed)
+                rec = {"step": step, "split": split, "minutes": round((time.time() - self.start) / 60, 2), **res}
+                append_jsonl(stage_dir / EVAL_FILE, rec)
+                for lg in trainer.loggers:
+                    lg.log_metrics({f"{split}/{k}": v for k, v in res.items() if k != "n"}, step=step)
+            g = torch.Generator().manual_seed(SAMPLE_SEED)
+            z = torch.randn(SAMPLE_N, cfg.model.latent_dim, generator=g) if cfg.model.conditional else None
+            sk = model.sample(SAMPLE_N, z=z, temperature=SAMPLE_TEMPERATURE, generator=g)
+            cap = f"step {step}, tau {SAMPLE_TEMPERATURE}"
+            for ext in (".svg", ".png"):
+                save_sketches(stage_dir / "samples" / f"step-{step:07d}{ext}", sk.strokes, nrow=8, caption=cap,
+                              overwrite=True)
+
+    return SketchEvalCallback()
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+@dataclass
+class SketchTrainResult:
+    """Where a finished run put its outputs."""
+
+    run_dir: Path
+    model_dir: Path
+    model: SketchRNN
+    test: dict[str, float]
+    steps: int
+
+
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep freed large blocks mapped (Linux only; returns whether it applied).
+
+    A training step allocates about 1 GB of sequence buffers at the reference size; by default
+    glibc returns such blocks to the system at every free, and re-touching them costs page faults
+    of the order of 20% of a CPU step. This changes only the allocator's thresholds.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 32))
+    except (OSError, AttributeError):
+        return False
+
+
+def read_run_config(run_dir: str | Path) -> SketchRNNRunConfig:
+    """The :class:`SketchRNNRunConfig` saved in ``run_dir/run.json``."""
+    _, config = read_run(run_dir)
+    return SketchRNNRunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+
+
+def load_run_data(cfg: SketchRNNRunConfig, scale_factor: float | None = None) -> StrokeSplits:
+    """The run's strokes, normalised (by the training split's factor unless ``scale_factor`` is given)."""
+    d = cfg.data
+    if not d.path:
+        raise LatentStudioError("no stroke file given: pass --data sketches.npz (or .ndjson)")
+    return load_strokes(d.path, max_seq_len=cfg.model.max_seq_len, epsilon=d.epsilon, words=d.words or None,
+                        split_fractions=d.split_fractions, seed=d.split_seed, limit=d.limit,
+                        scale_factor=scale_factor)
+
+
+def train_sketch_rnn(
+    cfg: SketchRNNRunConfig,
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    callbacks: list | None = None,
+) -> SketchTrainResult:
+    """Train sketch-rnn, evaluate on the test split and export ``model/``.
+
+    Args:
+        cfg: the resolved configuration (written to ``run.json``).
+        runs_root: parent of the numbered run directory.
+        resume: an interrupted run directory to continue (its own config is required).
+        progress: show Lightning's progress bar.
+        callbacks: extra Lightning callbacks.
+
+    Returns:
+        :class:`SketchTrainResult`.
+
+    Raises:
+        DataError: unreadable strokes; NonFiniteLossError: NaN loss or gradient (the last good
+            checkpoint stays); LatentStudioError: bad resume.
+    """
+    from latentstudio.models.sketch_rnn.explore import evaluate
+
+    L = lightning()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    retain_freed_memory()
+    splits = load_run_data(cfg)
+    run_dir = start_run(KIND, cfg.to_dict(), runs_root=runs_root, resume=resume, dataset=splits.train.name,
+                        devices=cfg.devices)
+    stage_dir = run_dir / STAGE
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = SketchRNN(cfg.model)
+    model.scale_factor.fill_(splits.scale_factor)
+    module = _lit_module(model, cfg)
+    evalcb = _eval_callback(stage_dir, splits, cfg)
+    t = cfg.train
+    epochs = int(np.ceil(t.max_steps / max(1, len(splits.train) // t.batch_size))) + 1
+    trainer = fit_module(module, _datamodule(splits.train, cfg), stage_dir, epochs=epochs, max_steps=t.max_steps,
+                         max_minutes=t.max_minutes, accelerator=cfg.accelerator, devices=cfg.devices,
+                         callbacks=[evalcb, *(callbacks or [])], progress=progress,
+                         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, grad_clip_algorithm="value")
+    steps = int(trainer.global_step)
+    model = model.cpu().eval()
+    test: dict[str, float] = {}
+    if len(splits.test):
+        x, ln = splits.test.to_stroke5(cfg.model.max_seq_len)
+        test = evaluate(model, x, ln, batch_size=t.eval_batch_size, seed=cfg.seed)
+    model_dir = run_dir / "model"
+    if is_rank_zero():
+        if t.eval_every_n_steps and steps % t.eval_every_n_steps:  # a final evaluation + samples at the last step
+            evalcb.run(trainer, module, steps)
+        meta = {
+            "seed": cfg.seed,
+            "steps": steps,
+            "scale_factor": splits.scale_factor,
+            "dataset": {"name": splits.train.name, "path": str(Path(cfg.data.path).expanduser().resolve()),
+                        "sizes": {s: len(splits.split(s)) for s in SPLITS}, "dropped_longer_than_nmax": splits.dropped,
+                        "fingerprint": splits.train.fingerprint(), "epsilon": cfg.data.epsilon},
+            "test": test,
+            "run_dir": str(run_dir),
+        }
+        model.save_pretrained(model_dir, meta=meta)
+    return SketchTrainResult(run_dir=run_dir, model_dir=model_dir, model=model, test=test, steps=steps)
