@@ -1,7 +1,7 @@
 """A CelebA face-attribute classifier trained here, and what it says about latent directions.
 
 :class:`AttributeNet` is a small CNN with one logit per CelebA attribute (40): 4 x [conv 3x3, BatchNorm,
-ReLU, max-pool 2] (32-64-128-256 channels on 64x64 inputs), global average pool, dense 40. It is
+ReLU, max-pool 2] (16-32-64-128 channels on 64x64 inputs), global average pool, dense 40. It is
 trained with a per-attribute binary cross-entropy on CelebA (random horizontal flips), and reports
 each attribute's balanced accuracy on a held-out share. It is used
 
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 INPUT_SIZE = 64
-CHANNELS = (32, 64, 128, 256)
+CHANNELS = (16, 32, 64, 128)
 
 
 class AttributeNet(nn.Module):

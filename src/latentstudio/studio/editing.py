@@ -29,6 +29,7 @@ from latentstudio.studio.directions import Direction
 __all__ = [
     "CONTROLS",
     "CONTROL_ALIASES",
+    "control_edit",
     "control_magnitude",
     "edit",
     "interpolate",
@@ -78,6 +79,27 @@ def control_magnitude(control: str, choice: str) -> float:
     if choice not in CONTROLS[control]:
         raise ConfigError(f"control {control!r} has choices default, {', '.join(CONTROLS[control])}; got {choice!r}")
     return CONTROLS[control][choice]
+
+
+def control_edit(control: str, choice: str, library) -> tuple[str, float]:
+    """``(direction name, magnitude)`` for a thesis control set to ``choice``.
+
+    A direction named like the control (the public FFHQ ones) gets the widget's magnitude; otherwise a
+    learned CelebA direction standing for it (:data:`CONTROL_ALIASES`, in standard deviations) gets
+    ``sign * 2 * magnitude / max|magnitudes of the control|``, i.e. +-2 standard deviations at the
+    widget's extremes.
+
+    Raises:
+        ConfigError: unknown control/choice. LatentStudioError: no direction for the control.
+    """
+    mag = control_magnitude(control, choice)
+    if control in library:
+        return control, mag
+    if control in CONTROL_ALIASES and CONTROL_ALIASES[control][0] in library:
+        name, sign = CONTROL_ALIASES[control]
+        return name, sign * 2.0 * mag / max(abs(v) for v in CONTROLS[control].values())
+    alias = f" (nor {CONTROL_ALIASES[control][0]!r})" if control in CONTROL_ALIASES else ""
+    raise LatentStudioError(f"control {control!r}: the direction library has no {control!r} direction{alias}")
 
 
 def _as_latent(latent: torch.Tensor) -> torch.Tensor:
@@ -199,19 +221,18 @@ def save_sweep(images: torch.Tensor, path: str | Path, *, fps: float = 8.0, upsc
             raise LatentStudioError("MP4 export needs PyAV: `pip install av` (or save a .gif)") from None
         h, w = frames[0].shape[:2]
         pad_h, pad_w = h % 2, w % 2  # H.264 with yuv420p needs even sides
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            with av.open(str(tmp), mode="w", format="mp4") as container:
-                stream = container.add_stream("libx264", rate=round(fps))
-                stream.width, stream.height = w + pad_w, h + pad_h
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": "18"}
-                for f in frames:
-                    if pad_h or pad_w:
-                        f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                        container.mux(packet)
-                for packet in stream.encode():
+        with atomic_path(path, overwrite=overwrite) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=round(fps))
+            stream.width, stream.height = w + pad_w, h + pad_h
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18"}
+            for f in frames:
+                if pad_h or pad_w:
+                    f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                     container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
         return path
     raise ConfigError(f"{path}: sweeps are saved as .png, .gif or .mp4")
 

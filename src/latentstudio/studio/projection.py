@@ -70,7 +70,7 @@ class ProjectionConfig(Config):
             fraction of the run over which it decays to 0.
         noise_regularize: weight of the noise autocorrelation penalty (StyleGAN2 only).
         perceptual: perceptual distance name for :func:`latentstudio.metrics.perceptual.load_perceptual`
-            (``lpips-vgg``), or ``none``.
+            (``lpips-vgg``; ``pyramid-l2`` is used when its weights are absent), or ``none``.
         perceptual_weight / pixel_weight: weights of the perceptual and pixel (MSE in [-1, 1]) terms.
         prior_weight: weight of ``mean(z^2)`` keeping VAE latents near the prior (0 for StyleGAN2).
         perceptual_size: images larger than this are area-downsampled before the perceptual distance.
@@ -122,6 +122,8 @@ class ProjectionResult:
         history: per step ``{"step", "loss", "perceptual", "pixel", "lr"}``.
         snapshots: ``[(step, uint8 [C, H, W])]`` every ``snapshot_every`` steps (and the last step).
         config: the :class:`ProjectionConfig` used; model: the adapter's ``describe()``.
+        perceptual: the distance actually used (``lpips-vgg``, ``pyramid-l2`` when the LPIPS weights
+            are absent, ``none``, or ``custom``).
     """
 
     latent: torch.Tensor
@@ -134,6 +136,7 @@ class ProjectionResult:
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     config: ProjectionConfig = field(default_factory=ProjectionConfig)
     model: dict[str, Any] = field(default_factory=dict)
+    perceptual: str = "none"
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``latent`` (``[L, D]``), ``space``, ``noise/<name>`` maps, the images and a JSON
@@ -148,7 +151,8 @@ class ProjectionResult:
             "image": self.image.cpu().numpy(),
             "target": self.target.cpu().numpy(),
             "meta": np.array(json.dumps({"metrics": self.metrics, "config": self.config.to_dict(),
-                                         "model": self.model}, sort_keys=True, default=float)),
+                                         "model": self.model, "perceptual": self.perceptual},
+                                        sort_keys=True, default=float)),
         }
         for name, buf in self.noise.items():
             arrays[f"noise/{name}"] = buf.detach().cpu().numpy().astype(np.float32)
@@ -232,17 +236,28 @@ def image_metrics(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]
     return {"mse": mse, "psnr": psnr, "ssim": ssim}
 
 
-def _load_perceptual(name: str, device: torch.device) -> PerceptualFn | None:
+def load_projection_distance(name: str, device: torch.device | str = "cpu") -> tuple[PerceptualFn | None, str]:
+    """The perceptual distance ``name`` and a label for reports; ``(None, "none")`` for ``none``.
+
+    When ``lpips-vgg`` (or ``vgg16-features``) lacks its weights, the documented offline fallback
+    ``pyramid-l2`` of :mod:`latentstudio.metrics.perceptual` is used instead, with a warning; its label
+    says that it is not LPIPS.
+    """
+    import warnings
+
+    from latentstudio.errors import ExtractorWeightsMissing
+
     if name == "none":
-        return None
+        return None, "none"
     from latentstudio.metrics.perceptual import load_perceptual
 
-    net = load_perceptual(name)
-    if hasattr(net, "to"):
-        net = net.to(device)
-    if hasattr(net, "requires_grad_"):
-        net.requires_grad_(False)
-    return net
+    try:
+        net = load_perceptual(name, device=device)
+    except ExtractorWeightsMissing as exc:
+        warnings.warn(f"{exc} Projecting with the offline fallback pyramid-l2 (NOT LPIPS).", stacklevel=3)
+        net = load_perceptual("pyramid-l2", device=device)
+    net.requires_grad_(False)
+    return net, getattr(net, "name", name)
 
 
 def _downsample(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -259,6 +274,7 @@ def project(
     perceptual: PerceptualFn | None | str = "config",
     init: torch.Tensor | None = None,
     progress: bool | Callable[[int, int, dict[str, float]], None] = False,
+    perceptual_label: str | None = None,
 ) -> ProjectionResult:
     """Find a latent whose synthesis matches ``target`` (see the module docstring).
 
@@ -270,6 +286,7 @@ def project(
             loads ``config.perceptual``; None uses the pixel loss only.
         init: starting latent ``[L, D]`` (default: :meth:`LatentModel.initial_latent` of ``target``).
         progress: True for a tqdm bar, or a callback ``(step, steps, info)`` called after each step.
+        perceptual_label: name recorded for a ``perceptual`` callable passed in (default ``custom``).
 
     Returns:
         :class:`ProjectionResult` (latent, images, metrics, history, snapshots, noise).
@@ -287,8 +304,9 @@ def project(
             or tuple(target.shape) != (c, r, r)):
         got = f"{target.dtype} {list(target.shape)}" if isinstance(target, torch.Tensor) else type(target).__name__
         raise ShapeError(f"target: expected the aligned photo as uint8 [{c}, {r}, {r}], got {got}")
+    label = (perceptual_label or "custom") if perceptual is not None else "none"
     if isinstance(perceptual, str):
-        perceptual = _load_perceptual(cfg.perceptual, torch.device("cpu"))
+        perceptual, label = load_projection_distance(cfg.perceptual)
     w_perc = cfg.perceptual_weight if perceptual is not None else 0.0
     w_pix = cfg.pixel_weight if (perceptual is not None or cfg.pixel_weight > 0) else 1.0
     if perceptual is None and w_pix == 0:
@@ -386,7 +404,7 @@ def project(
                    steps_per_second=cfg.steps / seconds if cfg.steps and seconds > 0 else 0.0)
     return ProjectionResult(latent=latent, space=space, image=image, target=target.clone(), metrics=metrics,
                             noise=noise, history=history, snapshots=snapshots, config=cfg.replace(space=space),
-                            model=model.describe())
+                            model=model.describe(), perceptual=label)
 
 
 class _noise_swap:

