@@ -6,6 +6,7 @@ A study directory holds::
     results.jsonl    one JSON record per finished cell ({"cell": key, ...values, "seconds": s})
     report.md        tables and plots rendered from results.jsonl
     *.png            plots
+    artifacts/       tensors a study reuses across cells and runs (features, rankings), safetensors
 
 Running the same study again in the same directory skips every finished cell (so an interrupted
 study resumes where it stopped); a different protocol in an existing directory is refused unless
@@ -27,6 +28,7 @@ from latentstudio.io.atomic import append_jsonl, atomic_path, write_json, write_
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.md"
+ARTIFACTS_DIR = "artifacts"
 
 
 class Study:
@@ -66,6 +68,8 @@ class Study:
             if overwrite:
                 for f in (RESULTS_FILE, REPORT_FILE):
                     (self.dir / f).unlink(missing_ok=True)
+                for f in (self.dir / ARTIFACTS_DIR).glob("*.safetensors"):
+                    f.unlink()
             self.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             write_json(path, {"name": name, "protocol": self.protocol, "created": self.created,
                               "versions": library_versions()}, overwrite=True)
@@ -112,6 +116,21 @@ class Study:
         record = {"cell": key, **labels, **values, "seconds": round(time.perf_counter() - t0, 3)}
         append_jsonl(self.results_path, record)
         return record
+
+    def artifact(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Named tensors stored once in ``artifacts/<name>.safetensors``: read back if present, else
+        ``compute()``d (a dict of tensors) and written atomically. For intermediate results several cells
+        reuse (extracted features, rankings); they belong to this protocol and go with ``overwrite``.
+        """
+        from safetensors.torch import load_file, save_file
+
+        path = self.dir / ARTIFACTS_DIR / f"{name}.safetensors"
+        if path.is_file():
+            return load_file(str(path))
+        tensors = {k: v.detach().contiguous().cpu() for k, v in compute().items()}
+        with atomic_path(path, overwrite=True) as tmp:
+            save_file(tensors, str(tmp))
+        return tensors
 
     def stamp(self, extra: Sequence[str] = ()) -> list[str]:
         """Markdown bullet lines stating the protocol, creation time and library versions."""

@@ -1,0 +1,297 @@
+"""``samplers``: how the latent sampler of one trained VAE changes its FID, and what it costs.
+
+Protocol (SPEC sections 1 and 3; Ghosh et al. 2020 ex-post density estimation; Dai & Wipf 2019):
+
+- one two-stage VAE, trained here under ``--budget`` (or given with ``--model``);
+- samplers: z ~ N(0, I); a Gaussian mixture with k components for every k in ``gmm_components``
+  (default 1, 10, 20, 100), full or diagonal covariance, fitted by EM (scikit-learn, k-means
+  initialisation, seed fixed) either on the posterior means mu(x) of the training images or on one
+  draw z = mu + sd * eps per image; the second-stage VAE (u ~ N(0, I) -> decoder 2 -> z);
+- per sampler: FID of ``n_samples`` decoded samples against the reference split, the seconds to fit
+  it (the second stage: its training time in this study), to draw the latents and to decode them,
+  and the mean log-density (nats) of the reference images' mu under the fitted density (N(0, I) and
+  GMMs; a held-out check of the density fit).
+
+Timings are wall-clock seconds on the machine that ran the cell (recorded with it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentstudio.errors import ConfigError
+from latentstudio.studies import common as C
+from latentstudio.studies import twostage as T
+from latentstudio.studies.runner import Study, markdown_table
+
+NAME = "samplers"
+DEFAULT_GMM_K = (1, 10, 20, 100)
+
+__all__ = ["DEFAULT_GMM_K", "NAME", "run_samplers", "sampler_grid"]
+
+
+def sampler_grid(ks: list[int]) -> list[dict[str, Any]]:
+    """The sampler variants of the study: ``normal``, every GMM (k x covariance x fit_on), ``second-stage``.
+
+    Each variant is ``{"key", "kind", "k", "covariance", "fit_on"}`` (None where it does not apply).
+    """
+    out: list[dict[str, Any]] = [{"key": "normal", "kind": "normal", "k": None, "covariance": None, "fit_on": None}]
+    for k in ks:
+        for cov in ("full", "diag"):
+            for fit_on in ("mean", "sample"):
+                out.append({"key": f"gmm/k={k}/cov={cov}/fit={fit_on}", "kind": "gmm", "k": k, "covariance": cov,
+                            "fit_on": fit_on})
+    out.append({"key": "second-stage", "kind": "second-stage", "k": None, "covariance": None, "fit_on": None})
+    return out
+
+
+def _model_identity(path: Path) -> dict[str, Any]:
+    from latentstudio.api import resolve_model_dir
+    from latentstudio.io.checkpoint import read_meta
+
+    model_dir = resolve_model_dir(path)
+    import hashlib
+
+    h = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
+    meta = read_meta(model_dir)
+    return {"path": str(model_dir), "weights_sha256": h, "trained_on": meta.get("dataset")}
+
+
+def run_samplers(
+    out_dir: str | Path,
+    data_spec: dict[str, Any] | None = None,
+    *,
+    data: C.StudyData | None = None,
+    extractor: Any = "classifier",
+    budget: str | C.Budget = "5ep",
+    budget2: str | C.Budget | None = None,
+    preset: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    model: str | Path | None = None,
+    gmm_components: list[int] | None = None,
+    gmm_fit_size: int | None = None,
+    n_reference: int = 10000,
+    n_samples: int | None = None,
+    extractor_budget: str | C.Budget | None = None,
+    seed: int = 0,
+    accelerator: str = "auto",
+    download_weights: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> Path:
+    """Run (or resume) the sampler study in ``out_dir`` and write its report.
+
+    Args:
+        model: a trained two-stage model or run directory to study instead of training one (its
+            weights hash goes into the protocol; ``budget``, ``preset`` and ``overrides`` are then unused).
+        gmm_components: k values (default :data:`DEFAULT_GMM_K`).
+        gmm_fit_size: fit the GMMs on this many training latents (a seeded random subset; default all).
+        Other arguments as :func:`latentstudio.studies.training_subsets.run_training_subsets`.
+
+    Returns:
+        Path of ``report.md``.
+
+    Raises:
+        ConfigError: bad k values or fit size, a model of another image shape; DataError,
+        ExtractorWeightsMissing, RunExistsError as for the other studies.
+    """
+    from tqdm.auto import tqdm
+
+    from latentstudio.metrics import extract_features
+
+    ks = sorted(set(gmm_components or DEFAULT_GMM_K))
+    if ks[0] < 1:
+        raise ConfigError(f"GMM component counts must be >= 1, got {ks}")
+    data = data or C.load_study_data(data_spec, seed=seed)
+    T.check_shape(data)
+    n_train = len(data.train)
+    fit_size = min(gmm_fit_size or n_train, n_train)
+    if fit_size < ks[-1]:
+        raise ConfigError(f"a GMM with {ks[-1]} components needs at least {ks[-1]} latents to fit; "
+                          f"got {fit_size} (training images or --gmm-fit-size)")
+    device = C.device_for(accelerator)
+    ext = C.build_study_extractor(extractor, data, budget=C.parse_budget(extractor_budget),
+                                  download=download_weights, progress=progress, device=device)
+    m = min(n_reference, len(data.test))
+    n_gen = n_samples or m
+    protocol: dict[str, Any] = {
+        "data": data.protocol(),
+        "extractor": C.describe_extractor(ext),
+        "reference": f"first {m} images of {data.test.name}/{data.test.split}",
+        "reference_size": m,
+        "samples_per_sampler": n_gen,
+        "gmm_components": ks,
+        "gmm_fit_size": fit_size,
+        "seed": seed,
+    }
+    if model is not None:
+        protocol["model"] = {"given": _model_identity(Path(model))}
+    else:
+        bud = C.parse_budget(budget)
+        if bud is None:
+            raise ConfigError("the samplers study trains a model: give --budget (e.g. 5ep) or --model")
+        b2 = C.parse_budget(budget2)
+        spec = T.model_spec(data, preset=preset, budget=bud, budget2=b2, overrides=overrides, seed=seed,
+                            accelerator=accelerator)
+        protocol["model"] = {"preset": preset, "overrides": overrides or {}, "spec": spec, "budget": str(bud),
+                             "budget2": None if b2 is None else str(b2)}
+    study = Study(out_dir, NAME, protocol, overwrite=overwrite)
+    variants = sampler_grid(ks)
+
+    def fx(images: torch.Tensor) -> torch.Tensor:
+        return extract_features(images, ext, batch_size=256, progress=False)
+
+    reference = data.test.images[:m]
+    try:
+        f_ref = study.artifact("reference-features", lambda: {"features": fx(reference)})["features"]
+        if model is None:
+            rec = study.cell("train", lambda: T.train_or_resume(study, "vae", spec, data.train, progress=progress),
+                             step="train")
+            from latentstudio import api
+
+            loaded = api.load(study.dir / rec["run"], map_location=str(device))
+        else:
+            from latentstudio import api
+
+            rec = {}
+            loaded = api.load(model, map_location=str(device))
+        cfg = loaded.vae.config
+        if (cfg.image_channels, cfg.image_size, cfg.image_size) != data.train.image_shape:
+            raise ConfigError(f"the model makes {cfg.image_channels}x{cfg.image_size}x{cfg.image_size} images but "
+                              f"{data.name} has {list(data.train.image_shape)}")
+
+        def posteriors() -> dict[str, torch.Tensor]:
+            from latentstudio.training.fit import encode_dataset
+
+            q = encode_dataset(loaded.vae, data.train.images)
+            q_ref = encode_dataset(loaded.vae, reference)
+            return {"mean": q.mean, "logvar": q.logvar, "ref_mean": q_ref.mean}
+
+        post = study.artifact("posteriors", posteriors)
+        fit_idx = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:fit_size].sort().values
+        from latentstudio.models.distributions import DiagonalGaussian
+
+        q_fit = DiagonalGaussian(post["mean"][fit_idx], post["logvar"][fit_idx])
+        stage_seconds = rec.get("stage_seconds")
+        bar = tqdm(variants, desc=f"{NAME} cells", disable=not progress)
+        for i, v in enumerate(bar):
+            bar.set_postfix(sampler=v["key"])
+            labels = {k: v[k] for k in ("kind", "k", "covariance", "fit_on")}
+            study.cell(v["key"], lambda v=v, i=i: _sampler_cell(study, v, loaded, q_fit, post["ref_mean"], f_ref, fx,
+                                                                n_gen, seed + 1 + i, stage_seconds), **labels)
+
+        def recon() -> dict[str, Any]:
+            r = T.reconstruct_images(loaded.vae, reference)
+            return {"fid": C.fid(f_ref, fx(r))}
+
+        study.cell("reconstruction", recon, kind="reconstruction")
+    finally:
+        report = _report(study, data, ext, m, n_gen, ks, variants, fit_size, command)
+    return report
+
+
+def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage_seconds) -> dict[str, Any]:
+    from latentstudio.samplers import GMMSampler, NormalSampler
+
+    d = loaded.vae.config.latent_dim
+    fit_seconds: float | None = 0.0
+    log_density: float | None = None
+    if v["kind"] == "normal":
+        sampler = NormalSampler(d)
+        log_density = float(torch.distributions.Normal(0.0, 1.0).log_prob(ref_mu.double()).sum(1).mean())
+    elif v["kind"] == "gmm":
+        sampler = GMMSampler(d, n_components=v["k"], covariance_type=v["covariance"], fit_on=v["fit_on"], seed=seed)
+        t = time.perf_counter()
+        sampler.fit(q_fit, generator=torch.Generator().manual_seed(seed))
+        fit_seconds = time.perf_counter() - t
+        log_density = float(sampler.log_prob(ref_mu).double().mean())
+    else:
+        sampler = loaded.samplers["second-stage"]
+        fit_seconds = None if not stage_seconds else float(stage_seconds[1])
+    t = time.perf_counter()
+    z = sampler.sample(n_gen, torch.Generator().manual_seed(seed))
+    t_sample = time.perf_counter() - t
+    t = time.perf_counter()
+    images = T.decode_latents(loaded.vae, z)
+    t_decode = time.perf_counter() - t
+    grid = None
+    if v["kind"] != "gmm" or (v["covariance"] == "full" and v["fit_on"] == "mean"):
+        from latentstudio.io.images import save_grid
+
+        grid = "samples-" + v["key"].replace("/", "-").replace("=", "") + ".png"
+        save_grid(images[:64], study.dir / grid, nrow=8, overwrite=True)
+    return {"fid": C.fid(f_ref, fx(images)), "fit_seconds": None if fit_seconds is None else round(fit_seconds, 4),
+            "sample_seconds": round(t_sample, 4), "decode_seconds": round(t_decode, 3),
+            "ref_log_density": log_density, "n": n_gen, **({"grid": grid} if grid else {})}
+
+
+def _report(study: Study, data: C.StudyData, ext, m, n_gen, ks, variants, fit_size, command) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = study.done()
+    key = "fid" if ext.name == "inception" else "fid_clf"
+    rows = []
+    for v in variants:
+        r = done.get(v["key"], {})
+        name = {"normal": "N(0, I)", "second-stage": "second stage"}.get(v["kind"], "GMM")
+        rows.append([name, v["k"] if v["k"] is not None else "", v["covariance"] or "", v["fit_on"] or "",
+                     r.get("fid"), r.get("fit_seconds"), r.get("sample_seconds"), r.get("decode_seconds"),
+                     r.get("ref_log_density")])
+    rec = done.get("reconstruction")
+    rows.append(["reconstruction (reference point)", "", "", "", None if rec is None else rec["fid"], None, None, None,
+                 None])
+    table = markdown_table(["sampler", "k", "covariance", "fit on", key, "fit (s)", "sample latents (s)",
+                            "decode (s)", "log p(mu_ref) (nats)"], rows, fmt="{:.4g}")
+    sections = [("FID and cost per sampler", table + f"\n\n{n_gen} samples per sampler against {m} reference images; "
+                 f"GMMs fitted on {fit_size} training latents. 'fit' of the second stage is its training time in this "
+                 "study (empty when the model was given or its training was resumed); 'log p(mu_ref)' is the mean "
+                 "log-density of the reference images' posterior means under the fitted density.")]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    plotted = False
+    for cov in ("full", "diag"):
+        for fit_on, style in (("mean", "-o"), ("sample", "--s")):
+            pts = [(k, done[f"gmm/k={k}/cov={cov}/fit={fit_on}"]["fid"]) for k in ks
+                   if f"gmm/k={k}/cov={cov}/fit={fit_on}" in done]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, label=f"GMM {cov}, fit on {'mu' if fit_on == 'mean' else 'z'}")
+                plotted = True
+    for k_, label, color in (("normal", "N(0, I)", "black"), ("second-stage", "second stage", "tab:red"),
+                             ("reconstruction", "reconstruction", "tab:green")):
+        if k_ in done:
+            ax.axhline(done[k_]["fid"], color=color, ls=":", label=label)
+            plotted = True
+    if plotted:
+        ax.set(xscale="log", xlabel="GMM components k", ylabel=key, title=f"{data.name}: FID per sampler")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        sections.append(("Plot", C.figure_markdown("FID per sampler", study.save_figure(fig, "fid-samplers.png"))))
+    else:
+        plt.close(fig)
+    pics = [f"{v['key']}: " + C.figure_markdown(v["key"], done[v["key"]]["grid"]) for v in variants
+            if v["key"] in done and done[v["key"]].get("grid")]
+    if pics:
+        sections.append(("Samples", "\n\n".join(pics)))
+    notes = [n for n in (C.small_sample_note(m, n_gen),) if n]
+    notes.append("Timings are wall-clock seconds of the machine that ran each cell; compare them within one report.")
+    sections.append(("Notes", C.bullet_list(notes)))
+    diffs = []
+    if ext.name != "inception":
+        diffs.append("Feature extractor: the project classifier (fid_clf), not Inception-v3.")
+    diffs.append(f"Dataset: {data.name}; the seed compared N(0, I), a 10-component GMM and a second stage on CIFAR-10 "
+                 "(table 5); the other GMM sizes, the diagonal covariance and fitting on sampled z extend it.")
+    diffs.append("Model: the project's two-stage VAE (see the protocol) instead of the seed's Keras VAE.")
+    if data.note:
+        diffs.append(f"Splits: {data.note}.")
+    return C.render_report(
+        study, f"Latent samplers of one VAE ({data.name}, {ext.name} features)",
+        "Which density over the latent space gives the best samples from one trained VAE, and at what cost: the "
+        "prior N(0, I), Gaussian mixtures fitted ex post (Ghosh et al. 2020) and the second-stage VAE (Dai & Wipf "
+        "2019). Extractor: " + C.extractor_statement(ext), sections, differences=diffs, command=command)
