@@ -293,3 +293,21 @@ def test_cli_generate_video_and_errors(tmp_path):
     assert res.exit_code == 1 and "already exists" in res.output
     res = r.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--seeds", "0-1", "--out", str(tmp_path / "s.png")])
     assert res.exit_code == 0, res.output
+
+
+def test_cli_evaluate_fid_kid_and_ppl(tmp_path):
+    import json
+
+    from latentstudio.cli.main import cli
+
+    cfg = SMALL.replace(resolution=32, img_channels=1)
+    save_model(tmp_path / "m", _g(8, cfg))
+    res = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "m"), "--data", "digits", "--limit", "300",
+                                   "--n-samples", "64", "--out", str(tmp_path / "eval")])
+    assert res.exit_code == 0, res.output
+    recs = {r["metric"]: r for r in map(json.loads, (tmp_path / "eval" / "metrics.jsonl").read_text().splitlines())}
+    assert set(recs) == {"fid_clf", "kid_clf", "ppl"}
+    assert recs["fid_clf"]["value"] > 0 and recs["fid_clf"]["num_generated"] == 64
+    # no VGG weights in the test environment: PPL falls back to the labelled pyramid distance
+    assert recs["ppl"]["extractor"] == "pyramid-l2" and recs["ppl"]["comparable_with_papers"] is False
+    assert (tmp_path / "eval" / "report.md").is_file() and (tmp_path / "eval" / "samples.png").is_file()

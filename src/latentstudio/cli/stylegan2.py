@@ -287,6 +287,19 @@ def _sample_handler(model_path, *, sampler, n, seed, seeds, condition, out, out_
         click.echo(f"wrote {save_grid(images, out or 'samples.png', overwrite=overwrite)}")
 
 
+def _evaluate_handler(model_path, *, data_name, data_root, data_option, download, strict, limit, extractor,
+                      n_samples, samplers, out_dir, seed, download_weights):
+    from latentstudio.training.stylegan2 import evaluate_generator
+
+    if samplers:
+        raise click.UsageError("--samplers does not apply to StyleGAN2 models")
+    spec = _data_spec(data_name, data_root, data_option, download, strict, limit) if data_name else None
+    report = evaluate_generator(model_path, spec, extractor=extractor, n_samples=n_samples, out_dir=out_dir,
+                                seed=seed, download_weights=download_weights,
+                                ppl_samples=min(n_samples or 1000, 1000))
+    click.echo(f"report: {report}")
+
+
 def register(cli: click.Group) -> None:
     """Add the StyleGAN2 commands to the ``latentstudio`` group."""
     from latentstudio.cli.main import SAMPLE_HANDLERS
@@ -296,4 +309,4 @@ def register(cli: click.Group) -> None:
     cli.add_command(video)
     cli.add_command(convert)
     SAMPLE_HANDLERS["stylegan2"] = _sample_handler
-    _ = EVALUATE_HANDLERS
+    EVALUATE_HANDLERS["stylegan2"] = _evaluate_handler
