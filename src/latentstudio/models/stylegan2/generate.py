@@ -283,7 +283,7 @@ def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, ov
         import imageio_ffmpeg
     except ImportError:
         raise LatentStudioError("writing MP4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg "
-                                "(or `pip install latentstudio[video]`); or write a .gif") from None
+                                "(or the latentstudio[video] extra); or write a .gif") from None
     h, w = arr.shape[1], arr.shape[2]
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
