@@ -16,6 +16,7 @@ function returns ``uint8 [N, C, R, R]``.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 from collections.abc import Sequence
@@ -250,11 +251,13 @@ def interpolation_latents(
     return map_z(G, torch.stack(zs), truncation_psi).cpu()
 
 
-def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, overwrite: bool = False) -> Path:
+def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, overwrite: bool = False,
+                backend: str = "auto") -> Path:
     """Write ``uint8 [T, C, H, W]`` frames as an animated GIF (``.gif``) or H.264 MP4 (``.mp4``), atomically.
 
-    MP4 needs the ``imageio-ffmpeg`` package (``pip install imageio-ffmpeg`` or the ``video`` extra),
-    which ships an ffmpeg binary; frames are padded to even sizes for yuv420p.
+    MP4 is encoded with ``imageio-ffmpeg`` (the ``video`` extra; it ships an ffmpeg binary) or, if that
+    is not installed, PyAV (``av``); ``backend`` = ``auto``, ``imageio-ffmpeg`` or ``av``. Frames are
+    padded to even sizes for yuv420p.
 
     Raises:
         LatentStudioError: another extension, missing imageio-ffmpeg, or an ffmpeg failure.
@@ -279,26 +282,59 @@ def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, ov
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                            duration=max(1, round(1000 / fps)), loop=0)
         return path
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise LatentStudioError("writing MP4 needs the imageio-ffmpeg package: pip install imageio-ffmpeg "
-                                "(or the latentstudio[video] extra); or write a .gif") from None
     h, w = arr.shape[1], arr.shape[2]
     ph, pw = h + h % 2, w + w % 2
     if (ph, pw) != (h, w):
         arr = np.pad(arr, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    writer = _mp4_writer(backend)
     with atomic_path(path, overwrite=overwrite) as tmp:
         try:
-            writer = imageio_ffmpeg.write_frames(str(tmp), (pw, ph), fps=fps, codec="libx264", quality=8,
-                                                 pix_fmt_out="yuv420p", macro_block_size=1, output_params=["-f", "mp4"])
-            writer.send(None)
-            for frame in arr:
-                writer.send(np.ascontiguousarray(frame))
-            writer.close()
-        except (OSError, RuntimeError) as exc:
-            raise LatentStudioError(f"ffmpeg could not write {path}: {exc}") from None
+            writer(arr, tmp, fps)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise LatentStudioError(f"could not write {path}: {exc}") from None
     return path
+
+
+def _mp4_writer(backend: str):
+    """A function ``(frames uint8 [T, H, W, 3], path, fps)`` writing H.264 MP4 with an available encoder."""
+    order = ("imageio-ffmpeg", "av") if backend == "auto" else (backend,)
+    for name in order:
+        if name == "imageio-ffmpeg" and importlib.util.find_spec("imageio_ffmpeg") is not None:
+            return _write_mp4_imageio
+        if name == "av" and importlib.util.find_spec("av") is not None:
+            return _write_mp4_av
+        if name not in ("imageio-ffmpeg", "av"):
+            raise LatentStudioError(f"unknown video backend {name!r}; use auto, imageio-ffmpeg or av")
+    raise LatentStudioError("writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg, or the latentstudio[video] "
+                            "extra) or PyAV (pip install av); or write a .gif")
+
+
+def _write_mp4_imageio(arr: np.ndarray, path: Path, fps: float) -> None:
+    import imageio_ffmpeg
+
+    h, w = arr.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", quality=8,
+                                         pix_fmt_out="yuv420p", macro_block_size=1, output_params=["-f", "mp4"])
+    writer.send(None)
+    for frame in arr:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def _write_mp4_av(arr: np.ndarray, path: Path, fps: float) -> None:
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = arr.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in arr:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def grid_columns(n: int) -> int:
