@@ -41,7 +41,7 @@ def _run_spec(preset_name, config_file, resolution, data, seed, devices, acceler
     return full
 
 
-@click.command("stylegan2")
+@click.command("stylegan2", short_help="StyleGAN2 (Karras et al. 2020) on an image dataset: lazy R1, path length, style mixing, EMA.")
 @data_options(default="celeba")
 @click.option("--preset", "preset_name", default="tiny", show_default=True,
               help="Starting config: tiny (CPU), cifar, paper256, paper512, paper1024, config-f.")
