@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=35.0)
     p.add_argument("--n", type=int, default=2000, help="images per side of each fid_clf")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (default: the preset's 32)")
     p.add_argument("--runs-root", default=str(Path(__file__).parent / "runs"))
     args = p.parse_args()
 
@@ -53,7 +54,8 @@ def main() -> None:
     run = StyleGAN2RunConfig.from_dict({
         "data": {"name": "celeba", "root": root},
         "model": pr["model"],
-        "train": {**pr["train"], "max_minutes": args.minutes, "epochs": 10_000, "grid_every_n_epochs": 1},
+        "train": {**pr["train"], "max_minutes": args.minutes, "epochs": 10_000, "grid_every_n_epochs": 1,
+                  **({"batch_size": args.batch_size} if args.batch_size else {})},
         "seed": args.seed,
         "classifier_label": "Male",
     })
@@ -91,7 +93,10 @@ def main() -> None:
     meta = json.loads((result.model_dir / "meta.json").read_text())
     out = {
         "task": "StyleGAN2 tiny preset, CelebA subset 32x32 (5000 images), CPU budget",
-        "command": f"python benchmarks/stylegan2_celeba.py --minutes {args.minutes} --n {args.n}",
+        "command": f"python benchmarks/stylegan2_celeba.py --minutes {args.minutes} --n {args.n}"
+                   + (f" --batch-size {args.batch_size}" if args.batch_size else ""),
+        "batch_size": run.train.batch_size,
+        "load_average_1min_end": __import__("os").getloadavg()[0],
         "metric": "fid_clf (project classifier on CelebA 'Male'; not comparable with Inception FID)",
         "classifier": {k: extractor.config.get(k) for k in ("train_accuracy_last_epoch", "num_train", "epochs")},
         "num_images_per_side": n,

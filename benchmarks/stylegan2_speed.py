@@ -64,8 +64,8 @@ def train_speed(device: torch.device, preset_name: str, steps: int) -> dict:
     torch.manual_seed(0)
     G, D = Generator(cfg).to(device).train(), Discriminator(cfg).to(device).train()
     loss = StyleGAN2Loss(G, D, r1_gamma=t["r1_gamma"]).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=t["lr"], betas=(0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=t["lr"], betas=(0, 0.99))
+    opt_g = torch.optim.Adam(G.parameters(), lr=t["lr"], betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=t["lr"], betas=(0.0, 0.99))
     n = t["batch_size"]
     real = torch.rand(n, cfg.img_channels, cfg.resolution, cfg.resolution, device=device) * 2 - 1
     gen = torch.Generator(device=device).manual_seed(0)

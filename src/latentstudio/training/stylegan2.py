@@ -262,7 +262,7 @@ def _lit_module_class():
             for net, interval in ((self.G, t.pl_interval if t.pl_weight > 0 else 0),
                                   (self.D, t.r1_interval if t.r1_gamma > 0 else 0)):
                 ratio = interval / (interval + 1) if interval else 1.0
-                betas = (t.betas[0] ** ratio, t.betas[1] ** ratio)
+                betas = (float(t.betas[0]) ** ratio, float(t.betas[1]) ** ratio)
                 opts.append(torch.optim.Adam(net.parameters(), lr=t.lr * ratio, betas=betas, eps=1e-8))
             return opts
 
