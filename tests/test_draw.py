@@ -107,6 +107,25 @@ def test_attention_modules_read_and_write_through_their_linear_layers():
     assert torch.allclose(update, x[0].expand(2, -1, -1, -1), atol=1e-6)
 
 
+def test_attention_starts_centred_and_blurred_with_unit_write_gain():
+    size, n = 28, 5
+    write = AttentionWrite(1, size, size, n, dec_dim=4)
+    torch.nn.init.zeros_(write.params.weight)  # the bias alone: the window before any training signal
+    torch.nn.init.zeros_(write.patch.weight)
+    write.patch.bias.data.fill_(1.0)
+    update, win = write(torch.zeros(1, 4))
+    delta = size / n
+    assert win.gx.item() == pytest.approx((size - 1) / 2) and win.delta.item() == pytest.approx(delta)
+    assert win.sigma2.item() == pytest.approx((delta / 2) ** 2) and win.gamma.item() == pytest.approx(delta**-2)
+    inner = update[0, 0, 4:24, 4:24]  # a constant patch of 1 adds about 1 to every covered logit
+    assert 0.95 < inner.min().item() and inner.max().item() < 1.25
+    read = AttentionRead(1, size, size, n, dec_dim=4)
+    torch.nn.init.zeros_(read.params.weight)
+    r, rwin = read(torch.ones(1, 1, size, size), torch.zeros(1, 1, size, size), torch.zeros(1, 4))
+    assert rwin.gamma.item() == pytest.approx(1.0)
+    assert torch.allclose(r[0, : n * n], torch.ones(n * n), atol=1e-6)  # a read averages pixels
+
+
 def test_plain_read_is_image_and_error_image():
     x, x_hat = images(2, 5), images(2, 5, seed=3)
     r, win = PlainRead(1, 5, 5)(x, x_hat, torch.zeros(2, 3))

@@ -45,10 +45,12 @@ DRAW_PRESETS: dict[str, dict[str, Any]] = {
                   "read_n": 4, "write_n": 6},
         "train": {"epochs": 30, "batch_size": 64, "lr": 1e-3, "grad_clip": 10.0},
     },
-    # the MNIST benchmark's model (benchmarks/draw_mnist.py): a CPU-sized DRAW, 16 steps x 10 latents
+    # the MNIST benchmark's model (benchmarks/draw_mnist.py): a CPU-sized DRAW, 16 steps x 10 latents;
+    # read 5x5 rather than the paper's 2x2: at a budget of about a thousand steps the 2x2 reader learns
+    # much more slowly (see docs/draw.md)
     "cpu": {
         "model": {"steps": 16, "latent_dim": 10, "enc_dim": 256, "dec_dim": 256, "attention": True,
-                  "read_n": 2, "write_n": 5},
+                  "read_n": 5, "write_n": 5},
         "train": {"epochs": 20, "batch_size": 100, "lr": 1e-3, "grad_clip": 10.0},
         "binarize": "threshold",
     },
@@ -449,7 +451,7 @@ def evaluate_draw(
            per_step=[round(float(v), 4) for v in law.mean(dim=1)], min=float(law.min()), max=float(law.max()))
     record(M.KEY_INACTIVE_LATENTS, int(inactive.sum()), source, len(test), per_step=inactive.tolist(),
            latent_dim=cfg.total_latent_dim, latent_dim_per_step=cfg.latent_dim, threshold=M.INACTIVE_THRESHOLD)
-    nelbo = _negative_elbo(model, test_images, cond_test, seed)
+    nelbo = post.negative_elbo()
     record("nelbo", float(nelbo.mean()), source, len(test), unit="nats",
            what="negative ELBO (reconstruction + sum_t KL_t), one posterior sample per image")
     if cfg.decoder == "bernoulli":
@@ -474,19 +476,6 @@ def evaluate_draw(
     save_drawing(rframes, out_dir / "reconstruction-steps.png", out_dir / "reconstruction.gif", overwrite=True)
     _plot_steps(out_dir / "per-step.png", kl_steps, inactive, cfg.latent_dim)
     return _write_report(out_dir, loaded, ext, reference, rows, n, seed, sample_seconds)
-
-
-@torch.no_grad()
-def _negative_elbo(model: DRAW, images: torch.Tensor, cond, seed: int, batch_size: int = 256) -> torch.Tensor:
-    """-(log D(x | z) - sum_t KL_t) per image in nats, one sampled pass each: ``float64 [N]``."""
-    g = torch.Generator(device=model.device).manual_seed(seed + 1)
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        x = to_float(images[i : i + batch_size]).to(model.device)
-        c = None if cond is None else cond[i : i + batch_size]
-        p = model.infer(x, c, g)
-        out.append((-model.log_px(x, p.logits) + p.kl_steps().sum(dim=1)).double().cpu())
-    return torch.cat(out)
 
 
 def _plot_steps(path: Path, kl_steps: torch.Tensor, inactive: torch.Tensor, latent_dim: int) -> None:

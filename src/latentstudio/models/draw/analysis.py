@@ -23,10 +23,19 @@ class StepPosteriors:
 
     Attributes:
         mu, logvar: ``float32 [N, T, latent_dim]`` on CPU.
+        log_px: ``float64 [N]`` log D(x | z) of each pass in nats (the reconstruction term), or None.
     """
 
     mu: torch.Tensor
     logvar: torch.Tensor
+    log_px: torch.Tensor | None = None
+
+    def negative_elbo(self) -> torch.Tensor:
+        """``-log D(x | z) + sum_t KL_t`` per image in nats, ``float64 [N]`` (one posterior sample each)."""
+        if self.log_px is None:
+            raise ValueError("no reconstruction term recorded (collect_posteriors records it)")
+        mu, lv = self.mu.double(), self.logvar.double()
+        return -self.log_px + (0.5 * (mu.pow(2) + lv.exp() - lv - 1.0)).sum(dim=(1, 2))
 
     def kl_steps(self) -> torch.Tensor:
         """Mean over images of KL_t in nats: ``float64 [T]``; its sum is the KL term of the loss."""
@@ -64,15 +73,17 @@ def collect_posteriors(
         generator: noise of the passes (on the model's device).
 
     Returns:
-        :class:`StepPosteriors`.
+        :class:`StepPosteriors` (with ``log_px`` of every pass).
     """
-    mus, logvars = [], []
+    mus, logvars, log_px = [], [], []
     for i in range(0, images.shape[0], batch_size):
         x = to_float(images[i : i + batch_size])
         if binarize:
             x = (x > 0.5).float()
         c = None if cond is None else cond[i : i + batch_size]
-        p = model.infer(x.to(model.device), c, generator)
+        x = x.to(model.device)
+        p = model.infer(x, c, generator)
         mus.append(p.mu.float().cpu())
         logvars.append(p.logvar.float().cpu())
-    return StepPosteriors(torch.cat(mus), torch.cat(logvars))
+        log_px.append(model.log_px(x, p.logits).double().cpu())
+    return StepPosteriors(torch.cat(mus), torch.cat(logvars), torch.cat(log_px))

@@ -19,6 +19,7 @@ outside it). Everything is differentiable in the five parameters.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +117,26 @@ def write_patch(w: torch.Tensor, fx: torch.Tensor, fy: torch.Tensor, gamma: torc
     return (fy[:, None].transpose(-1, -2) @ w @ fx[:, None]) / gamma[:, None, None, None]
 
 
+def init_window_layer(layer: nn.Linear, height: int, width: int, n: int, *, write: bool = False) -> None:
+    """Start a window layer at a blurred view of the whole image (our choice; the paper gives no init).
+
+    The bias places the grid at the image centre (g~ = 0) with the N filters spaced ``max(A, B) / N``
+    apart, i.e. ``delta~ = (max(A, B) / N) * (N - 1) / (max(A, B) - 1)``, each with standard deviation
+    ``delta / 2``, so that the first read is an N x N average of the image and the first write spreads
+    its patch over the canvas. Read intensity starts at gamma = 1. Each normalised filter spreads a
+    patch value over about ``delta^2`` pixels, so the write intensity starts at ``gamma^ = 1 / delta^2``
+    (unit gain: a constant patch w adds about w to every canvas logit it covers); with gamma^ = 1 the
+    first writes would be ~delta^2 times weaker than a dense write. The weights keep PyTorch's default
+    initialisation, so windows move with h_dec from the first step.
+    """
+    size = max(height, width)
+    delta = size / n
+    delta_tilde = delta * max(n - 1, 1) / max(size - 1, 1)
+    log_gamma = -2 * math.log(delta) if write else 0.0
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.0, 0.0, 2 * math.log(delta / 2), math.log(delta_tilde), log_gamma]))
+
+
 class AttentionRead(nn.Module):
     """Read with attention: ``(x, x_hat, h_dec) -> ([B, 2 C N^2], Window)``.
 
@@ -129,6 +150,7 @@ class AttentionRead(nn.Module):
         super().__init__()
         self.height, self.width, self.n = height, width, n
         self.params = nn.Linear(dec_dim, 5)
+        init_window_layer(self.params, height, width, n)
         self.out_dim = 2 * channels * n * n
 
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> tuple[torch.Tensor, Window]:
@@ -146,6 +168,7 @@ class AttentionWrite(nn.Module):
         super().__init__()
         self.channels, self.height, self.width, self.n = channels, height, width, n
         self.params = nn.Linear(dec_dim, 5)
+        init_window_layer(self.params, height, width, n, write=True)
         self.patch = nn.Linear(dec_dim, channels * n * n)
 
     def forward(self, h_dec: torch.Tensor) -> tuple[torch.Tensor, Window]:
