@@ -129,12 +129,14 @@ def _study_command():
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="studies/draw-timesteps",
                   show_default=True, help="Study folder; re-running the same command there resumes it.")
+    @click.option("--runs-root", type=click.Path(file_okay=False), default=None,
+                  help="Folder of the training runs (checkpoints) of the cells. Default: <out>/runs.")
     @click.option("--overwrite", is_flag=True, help="Discard the results of a study with another protocol in --out.")
     @click.option("--no-progress", is_flag=True)
     @m.friendly_errors
     def study_draw_timesteps(data_name, data_root, data_option, download, strict, limit, steps_list, total_latent,
                              attention, lstm_dim, epochs, max_minutes, batch_size, lr, binarize, overrides, extractor,
-                             n_samples, nll_samples, nll_images, seed, out_dir, overwrite, no_progress):
+                             n_samples, nll_samples, nll_images, seed, out_dir, runs_root, overwrite, no_progress):
         """Sweep DRAW's number of steps T with the total latent size fixed (the thesis' study).
 
         For every T: trains DRAW with total-latent / T latents per step, evaluates it
@@ -159,7 +161,7 @@ def _study_command():
             out_dir, data_spec=m._data_spec(data_name, data_root, data_option, download, strict, limit),
             steps=parse_int_list(steps_list), total_latent=total_latent, model=model, train=train, binarize=binarize,
             seed=seed, extractor=extractor, n_samples=n_samples, nll_samples=nll_samples, nll_images=nll_images,
-            overwrite=overwrite, progress=not no_progress)
+            runs_root=runs_root, overwrite=overwrite, progress=not no_progress)
         click.echo(f"report: {report}")
 
     return study_draw_timesteps

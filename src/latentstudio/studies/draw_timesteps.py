@@ -11,7 +11,8 @@ with :func:`latentstudio.training.draw.evaluate_draw` and writes one report:
     <out>/draw-timesteps.png              reconstruction error, fid_clf, NLL, inactive latents vs T
     <out>/kl-per-step.png                 KL_t curves, one per T
     <out>/steps-T<T>.png                  16 samples drawn by the model of each T
-    <out>/runs/T<T>/NNNNN-draw-<data>/    the training runs (checkpoints; not needed by the report)
+    <runs_root>/T<T>/NNNNN-draw-<data>/   the training runs (default runs_root: <out>/runs; checkpoints,
+                                          not needed by the report)
 
 Re-running the same command resumes: finished cells are read back, a finished training whose
 evaluation was interrupted is only evaluated, and an interrupted training continues from its
@@ -53,6 +54,7 @@ def run_draw_timesteps(
     n_samples: int | None = None,
     nll_samples: int = 50,
     nll_images: int = 500,
+    runs_root: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -69,7 +71,8 @@ def run_draw_timesteps(
         seed: seed of every cell (weights, shuffling, noise, evaluation).
         extractor / n_samples / nll_samples / nll_images: as in
             :func:`~latentstudio.training.draw.evaluate_draw`.
-        overwrite: discard a study with another protocol in ``out_dir``.
+        runs_root: folder of the cells' training runs (default ``<out_dir>/runs``).
+        overwrite: discard a study with another protocol in ``out_dir`` (and its runs).
 
     Raises:
         ConfigError: a T that does not divide ``total_latent``, or an empty / repeated T list.
@@ -109,21 +112,22 @@ def run_draw_timesteps(
         "nll_images": nll_images,
     }
     study = Study(out_dir, NAME, protocol, overwrite=overwrite)
+    runs_root = Path(runs_root) if runs_root is not None else study.dir / "runs"
     if overwrite:  # the training runs of discarded results must not be resumed either
-        shutil.rmtree(study.dir / "runs", ignore_errors=True)
+        shutil.rmtree(runs_root, ignore_errors=True)
         for png in study.dir.glob("steps-T*.png"):
             png.unlink()
 
     def compute(t: int):
         def fn() -> dict[str, Any]:
-            runs_root = study.dir / "runs" / f"T{t:03d}"
-            existing = _cell_run(runs_root)
+            cell_root = runs_root / f"T{t:03d}"
+            existing = _cell_run(cell_root)
             spec = {"data": data_spec, "model": {**model, "steps": t, "latent_dim": total_latent // t},
                     "train": train, "binarize": binarize, "seed": seed}
             if existing is not None and (existing / "model").is_dir():
                 run_dir = existing  # trained; the evaluation was interrupted
             else:
-                result = api.train_draw(spec, runs_root=runs_root, resume=existing, progress=progress, data=data)
+                result = api.train_draw(spec, runs_root=cell_root, resume=existing, progress=progress, data=data)
                 run_dir = result.run_dir
             eval_dir = run_dir / "eval" / "study"
             if eval_dir.exists():
