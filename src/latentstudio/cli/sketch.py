@@ -62,6 +62,15 @@ def _generator(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
+def _check_out(path: str | None) -> None:
+    """Fail fast on an output name the renderer cannot write (before any sampling)."""
+    from latentstudio.errors import LatentStudioError
+    from latentstudio.io.strokes_render import FORMATS
+
+    if path and Path(path).suffix.lower() not in FORMATS:
+        raise LatentStudioError(f"{path}: unknown picture type {Path(path).suffix!r}; use one of {list(FORMATS)}")
+
+
 def _save(path: str, sketches, overwrite: bool, **kw) -> None:
     from latentstudio.io.strokes_render import save_sketches
 
@@ -179,6 +188,7 @@ def sample_handler(model_path, *, sampler, n, seed, seeds, condition, out, out_d
         raise LatentStudioError(f"sketch-rnn samples its latent from N(0, I); --sampler {sampler!r} does not apply")
     if condition is not None:
         raise LatentStudioError("sketch-rnn models are not class-conditional; drop --condition")
+    _check_out(out)
     model, _, meta = _load(model_path)
     tau, greedy = _temperature(temperature)
     seed_list = parse_int_list(seeds) if seeds else None
@@ -256,6 +266,7 @@ def interpolate(model_path, data_path, split, pair, steps, method, temperature, 
     """
     from latentstudio.models.sketch_rnn.explore import interpolate as run
 
+    _check_out(out)
     model, _, meta = _load(model_path)
     try:
         a, b = (int(v) for v in pair.split(","))
@@ -299,6 +310,7 @@ def complete(model_path, data_path, split, indices, keep, n, temperature, latent
     from latentstudio.models.sketch_rnn.explore import complete as run
     from latentstudio.models.sketch_rnn.explore import truncate
 
+    _check_out(out)
     model, _, meta = _load(model_path)
     data = _split(model, meta, data_path, split)
     idx = parse_int_list(indices)
@@ -349,6 +361,7 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
     from latentstudio.errors import LatentStudioError
     from latentstudio.io.strokes_render import GridStyle, save_sketches
 
+    _check_out(out)
     style = GridStyle(cell=cell)
     idx = parse_int_list(indices)
     if model_path and temperatures:

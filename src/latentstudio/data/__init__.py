@@ -14,5 +14,6 @@ from __future__ import annotations
 
 from latentstudio.data.base import DATASETS, ImageData
 from latentstudio.data.images import dataset_options, load_images
+from latentstudio.data.strokes import load_strokes as load_strokes
 
 __all__ = ["DATASETS", "ImageData", "dataset_options", "load_images"]

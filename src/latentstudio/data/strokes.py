@@ -631,8 +631,10 @@ def synthetic_sketches(n: int, seed: int = 0, *, min_points: int = 8, max_points
 
     For tests and demos: shapes are random in size, position and rotation but clearly structured,
     so a model can lower its loss on them in a few hundred steps. Returns stroke-3 ``float32``
-    arrays of ``min_points..max_points`` points.
+    arrays of ``min_points..max_points`` points (shapes have at most 24 points).
     """
+    if max_points < 12 or min_points > max_points:
+        raise ValueError(f"need 12 <= max_points and min_points <= max_points, got {min_points}..{max_points}")
     rng = np.random.default_rng(seed)
     out = []
     while len(out) < n:

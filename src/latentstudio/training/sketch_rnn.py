@@ -169,28 +169,41 @@ def build_run_config(spec: dict[str, Any], preset: str = "default") -> SketchRNN
 # ----------------------------------------------------------------------------- data
 
 
-class _EpochSampler(torch.utils.data.Sampler):
-    """Shuffled indices paired with the epoch: ``(index, epoch)``, a function of (seed, epoch, rank).
+class _StepBatchSampler(torch.utils.data.Sampler):
+    """Batches as a pure function of the global step: ``[(index, data_epoch), ...]``.
 
-    Lightning calls :meth:`set_epoch`; the dataset seeds each sketch's augmentation with
-    ``(seed, epoch, index)``, so a resumed run sees exactly the batches an uninterrupted one would.
+    Batch ``s`` holds positions ``s mod K`` of a permutation of the training set seeded by
+    ``(seed, s div K)`` (K batches per pass). Iteration starts at the trainer's current global
+    step, so a run resumed from any checkpoint sees exactly the batches (and, through the data
+    epoch, the augmentations) of an uninterrupted run, whatever Lightning's epoch bookkeeping does.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.rank, self.world, self.epoch = n, seed, rank, world, 0
+    def __init__(self, n: int, batch_size: int, seed: int, step_fn, rank: int = 0, world: int = 1) -> None:
+        self.n, self.batch_size, self.seed, self.step_fn, self.rank, self.world = n, batch_size, seed, step_fn, rank, world
+        self.per_pass = max(1, n // (batch_size * world))
+        self._perm: tuple[int, list[int]] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def _permutation(self, epoch: int) -> list[int]:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(self.n, generator=g).tolist())
+        return self._perm[1]
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """The indices of global step ``step`` on this rank."""
+        epoch, pos = divmod(step, self.per_pass)
+        perm = self._permutation(epoch)
+        bs = min(self.batch_size, self.n)
+        start = (pos * self.world + self.rank) * bs
+        return [(i, epoch) for i in perm[start : start + bs]]
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
-        per = self.n // self.world
-        for i in perm[self.rank * per : (self.rank + 1) * per]:
-            yield (i, self.epoch)
+        start = int(self.step_fn())
+        for s in range(start, start + self.per_pass):
+            yield self.batch(s)
 
     def __len__(self) -> int:
-        return self.n // self.world
+        return self.per_pass
 
 
 class StrokeDataset(torch.utils.data.Dataset):
@@ -219,9 +232,9 @@ def _datamodule(train_set, cfg: SketchRNNRunConfig):
             ds = StrokeDataset(train_set.sketches, cfg.model.max_seq_len, cfg.seed, cfg.train.random_scale,
                                cfg.train.drop_prob)
             tr = self.trainer
-            sampler = _EpochSampler(len(ds), cfg.seed, tr.global_rank, tr.world_size)
-            return torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler,
-                                               drop_last=len(ds) >= cfg.train.batch_size, num_workers=0)
+            sampler = _StepBatchSampler(len(ds), cfg.train.batch_size, cfg.seed, lambda: tr.global_step,
+                                        tr.global_rank, tr.world_size)
+            return torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=0)
 
     return StrokeDataModule()
 

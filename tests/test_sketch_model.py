@@ -1,0 +1,392 @@
+"""sketch-rnn model: fused kernel vs reference, mixture density vs scipy, masking, dropout, KL, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentstudio.data.strokes import normalizing_scale_factor, pad_batch, synthetic_sketches
+from latentstudio.errors import ConfigError, ShapeError
+from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig, StrokeMixture, kl_weight
+from latentstudio.models.sketch_rnn.cells import LSTMLayer, dropout_mask, lstm_sequence
+from latentstudio.models.sketch_rnn.explore import (
+    complete,
+    evaluate,
+    interpolate,
+    lerp,
+    reconstruct,
+    slerp,
+    truncate,
+)
+
+T = 48
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # these models are tiny: one thread is fastest, also on a busy machine
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_config(**kw) -> SketchRNNConfig:
+    base = {"max_seq_len": T, "enc_hidden_size": 16, "dec_hidden_size": 32, "latent_dim": 8, "num_mixture": 3,
+                "hyper_size": 8, "hyper_embed_size": 4}
+    base.update(kw)
+    return SketchRNNConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    sk = synthetic_sketches(24, seed=0, max_points=40)
+    f = normalizing_scale_factor(sk)
+    sk = [np.column_stack([s[:, :2] / f, s[:, 2]]).astype(np.float32) for s in sk]
+    x, ln = pad_batch(sk, T)
+    return sk, x, ln
+
+
+def test_reference_defaults():
+    c = SketchRNNConfig()
+    assert (c.enc_hidden_size, c.dec_hidden_size, c.latent_dim, c.num_mixture, c.max_seq_len) == (256, 512, 128, 20, 250)
+    assert (c.kl_weight, c.kl_tolerance, c.kl_eta_min, c.kl_decay_rate) == (0.5, 0.2, 0.01, 0.99995)
+    assert c.recurrent_dropout and c.recurrent_keep_prob == 0.9 and c.dec_model == "lstm"
+    assert c.output_size == 123
+    m = SketchRNN(SketchRNNConfig(max_seq_len=10))
+    assert m.output.out_features == 123 and m.decoder.hidden_size == 512 and m.enc_mu.in_features == 512
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match="recurrent_keep_prob.*KEEPING"):
+        SketchRNNConfig(recurrent_keep_prob=0.0)
+    with pytest.raises(ConfigError, match="dec_model"):
+        SketchRNNConfig(dec_model="gru")
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_fused_lstm_gradients_match_autograd(with_mask):
+    torch.manual_seed(0)
+    t, d, b, h, f = 6, 2, 3, 4, 3
+    args = [torch.randn(t, d, b, f, dtype=torch.double, requires_grad=True),
+            torch.randn(d, b, 4 * h, dtype=torch.double, requires_grad=True),
+            torch.randn(d, b, h, dtype=torch.double, requires_grad=True),
+            torch.randn(d, b, h, dtype=torch.double, requires_grad=True),
+            torch.randn(d, h + f, 4 * h, dtype=torch.double, requires_grad=True)]
+    mask = dropout_mask((t, d, b, h), 0.7, dtype=torch.double, generator=torch.Generator().manual_seed(1))
+    m = mask if with_mask else None
+    assert torch.autograd.gradcheck(lambda *a: lstm_sequence(*a, m, 0.7), args)
+    fused, loop = lstm_sequence(*args, m, 0.7), lstm_sequence(*args, m, 0.7, impl="loop")
+    torch.testing.assert_close(fused, loop)
+
+
+def test_packed_rows_match_full_computation():
+    torch.manual_seed(0)
+    t, d, b, h, f = 7, 2, 4, 3, 2
+    x = torch.randn(t, d, b, f, dtype=torch.double)
+    e = torch.randn(d, b, 4 * h, dtype=torch.double)
+    w = torch.randn(d, h + f, 4 * h, dtype=torch.double, requires_grad=True)
+    z = torch.zeros(d, b, h, dtype=torch.double)
+    sizes = [4, 4, 3, 3, 2, 1, 1]
+    active = torch.tensor([[float(r < s) for r in range(b)] for s in sizes], dtype=torch.double)[:, None, :, None]
+    packed = lstm_sequence(x, e, z, z, w, None, 1.0, sizes)
+    full = lstm_sequence(x, e, z, z, w, None, 1.0, impl="loop")
+    torch.testing.assert_close(packed * active, full * active)
+    assert (packed * (1 - active)).abs().max() == 0
+    g1 = torch.autograd.grad((packed * active).sum(), w)[0]
+    g2 = torch.autograd.grad((full * active).sum(), w)[0]
+    torch.testing.assert_close(g1, g2)
+
+
+def test_recurrent_dropout_keep_prob_semantics_and_eval():
+    g = torch.Generator().manual_seed(0)
+    m = dropout_mask((200, 1, 50, 64), 0.9, generator=g)
+    zero = (m == 0).float().mean().item()
+    assert abs(zero - 0.1) < 0.005  # keep 0.9 drops 10%, not 90%
+    assert torch.allclose(m[m != 0], torch.tensor(1 / 0.9))
+    assert abs(m.mean().item() - 1.0) < 0.01
+    layer = LSTMLayer(3, 8, keep_prob=0.9)
+    x = torch.randn(5, 1, 4, 3)
+    layer.train()
+    assert layer.make_mask(5, 4, None, "cpu") is not None
+    a = layer(x, generator=torch.Generator().manual_seed(1))
+    b = layer(x, generator=torch.Generator().manual_seed(2))
+    assert not torch.allclose(a, b)  # masks differ in training
+    layer.eval()
+    assert layer.make_mask(5, 4, None, "cpu") is None
+    torch.testing.assert_close(layer(x, generator=torch.Generator().manual_seed(1)),
+                               layer(x, generator=torch.Generator().manual_seed(2)))
+    assert LSTMLayer(3, 8, keep_prob=1.0).make_mask(5, 4, None, "cpu") is None
+
+
+def test_sequence_mask_mode_reuses_one_mask():
+    layer = LSTMLayer(3, 8, keep_prob=0.5, mask_mode="sequence")
+    m = layer.make_mask(9, 4, torch.Generator().manual_seed(0), "cpu")
+    assert m.shape == (1, 1, 4, 8)
+
+
+def test_fused_and_loop_models_are_the_same_function(batch):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    fused = SketchRNN(tiny_config())
+    loop = SketchRNN(tiny_config(rnn_impl="loop"))
+    loop.load_state_dict(fused.state_dict())
+    outs = []
+    for m in (fused, loop):
+        out = m.loss(x, ln, step=3, generator=torch.Generator().manual_seed(5))
+        out.total.backward()
+        outs.append((out.total.detach(), [p.grad.clone() for p in m.parameters()]))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------- mixture
+
+
+def test_mixture_log_density_matches_scipy():
+    from scipy.stats import multivariate_normal
+
+    torch.manual_seed(0)
+    m = 5
+    y = torch.randn(4, 6 * m + 3, dtype=torch.double)
+    mix = StrokeMixture.from_output(y, m)
+    dx, dy = torch.randn(4, dtype=torch.double), torch.randn(4, dtype=torch.double)
+    got = mix.offset_log_prob(dx, dy)
+    pi = torch.softmax(mix.pi_logits, -1)
+    for n in range(4):
+        p = 0.0
+        for j in range(m):
+            sx, sy, r = mix.log_sigma_x[n, j].exp().item(), mix.log_sigma_y[n, j].exp().item(), mix.rho[n, j].item()
+            cov = [[sx * sx, r * sx * sy], [r * sx * sy, sy * sy]]
+            p += pi[n, j].item() * multivariate_normal([mix.mu_x[n, j].item(), mix.mu_y[n, j].item()], cov).pdf(
+                [dx[n].item(), dy[n].item()])
+        assert got[n].item() == pytest.approx(math.log(p), rel=1e-9, abs=1e-9)
+    # the guarded nll is -log(p + eps)
+    nll = mix.offset_nll(dx, dy, log_eps=1e-3)
+    torch.testing.assert_close(nll, -torch.log(got.exp() + 1e-3))
+    onehot = torch.eye(3, dtype=torch.double)[torch.tensor([0, 1, 2, 1])]
+    want = -torch.log_softmax(mix.pen_logits, -1)[torch.arange(4), torch.tensor([0, 1, 2, 1])]
+    torch.testing.assert_close(mix.pen_nll(onehot), want)
+
+
+def test_numerical_guards_keep_the_loss_finite():
+    m = 3
+    y = torch.zeros(2, 6 * m + 3)
+    y[:, 3 + 3 * m : 3 + 5 * m] = -80.0  # log sigma far below the floor
+    y[:, 3 + 5 * m :] = 50.0  # rho -> 1
+    mix = StrokeMixture.from_output(y, m, sigma_min=1e-4, rho_max=0.99999)
+    assert mix.log_sigma_x.min().item() == pytest.approx(math.log(1e-4))
+    assert mix.rho.max().item() <= 0.99999
+    nll = mix.offset_nll(torch.tensor([100.0, 0.0]), torch.tensor([-100.0, 0.0]))
+    assert torch.isfinite(nll).all()
+    assert nll[0].item() == pytest.approx(-math.log(1e-6), rel=1e-4)  # far away: capped by the log epsilon
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def test_kl_annealing_schedule_values():
+    c = SketchRNNConfig()
+    assert kl_weight(c, 0) == pytest.approx(0.5 * 0.01)
+    assert kl_weight(c, 10_000) == pytest.approx(0.5 * (1 - 0.99 * 0.99995 ** 10_000))
+    assert kl_weight(c, 10**7) == pytest.approx(0.5)
+    r = c.replace(kl_schedule="reference")
+    assert kl_weight(r, 0) == pytest.approx(0.01)
+    assert kl_weight(r, 20_000) == pytest.approx(0.5 - 0.49 * 0.99995 ** 20_000)
+    assert all(kl_weight(c, s) <= kl_weight(c, s + 100) for s in range(0, 5000, 100))
+
+
+def test_loss_terms_and_kl_floor(batch):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config())
+    out = m.loss(x, ln, step=0, generator=torch.Generator().manual_seed(0))
+    t = out.terms
+    assert t["recon"].item() == pytest.approx(t["l_s"].item() + t["l_p"].item(), rel=1e-6)
+    assert t["kl"].item() < 0.2  # a fresh encoder's posterior is N(~0, ~1): KL far below the floor
+    assert out.total.item() == pytest.approx(t["recon"].item() + kl_weight(m.config, 0) * 0.2, rel=1e-6)
+    assert t["kl_sum"].item() == pytest.approx(t["kl"].item() * 8, rel=1e-5)
+    # below the floor the KL term gives no gradient: the encoder heads get the reconstruction gradient only
+    m.zero_grad()
+    out.total.backward()
+    g_total = m.enc_logvar.weight.grad.clone()
+    m.zero_grad()
+    rec = m.loss(x, ln, step=0, generator=torch.Generator().manual_seed(0))
+    (rec.total - kl_weight(m.config, 0) * 0.2).backward()
+    torch.testing.assert_close(m.enc_logvar.weight.grad, g_total)
+
+
+def test_l_s_is_masked_and_l_p_counts_every_step(batch):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config()).eval()
+    q = m.encode(x, ln)
+    mix = m.decode(x, q.mean)
+    terms = m.reconstruction_terms(x, ln, mix)
+    # manual: L_s over real steps / Nmax, L_p over all steps / Nmax
+    tgt = x.transpose(0, 1)
+    nll = mix.offset_nll(tgt[..., 0], tgt[..., 1])
+    want_s = torch.stack([nll[: ln[k], k].sum() / T for k in range(len(ln))])
+    torch.testing.assert_close(terms["l_s"], want_s)
+    pen = mix.pen_nll(tgt[..., 2:])
+    torch.testing.assert_close(terms["l_p"], pen.sum(0) / T)
+
+
+def test_padding_changes_nothing(batch):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config()).eval()
+    noisy = x.clone()
+    pad = torch.arange(T)[None] >= ln[:, None]
+    noisy[..., :2][pad] = torch.randn(int(pad.sum()), 2)  # garbage offsets in the padding
+    q1, q2 = m.encode(x, ln), m.encode(noisy, ln)
+    torch.testing.assert_close(q1.mean, q2.mean)
+    torch.testing.assert_close(q1.logvar, q2.logvar)
+    # a sketch's posterior does not depend on the other sketches of the batch (nor on sorting)
+    alone = m.encode(x[5:6], ln[5:6])
+    torch.testing.assert_close(alone.mean[0], q1.mean[5], atol=1e-6, rtol=1e-5)
+    # nor on how much padding follows it
+    short = m.encode(x[5:6, : int(ln[5])], ln[5:6])
+    torch.testing.assert_close(short.mean[0], q1.mean[5], atol=1e-6, rtol=1e-5)
+    # L_s and the pen losses up to each sketch's end ignore the padding
+    r1 = m.reconstruction_terms(x, ln, m.decode(x, q1.mean))
+    r2 = m.reconstruction_terms(noisy, ln, m.decode(noisy, q1.mean))
+    torch.testing.assert_close(r1["l_s"], r2["l_s"])
+
+
+def test_bad_batches_are_shape_errors(batch):
+    _, x, ln = batch
+    m = SketchRNN(tiny_config())
+    with pytest.raises(ShapeError, match=r"\[N, 48, 5\]"):
+        m.loss(x[:, :40], ln)
+    with pytest.raises(ShapeError, match="lengths must be in 1..48"):
+        m.loss(x, torch.zeros_like(ln))
+
+
+@pytest.mark.parametrize("dec_model", ["layer_norm", "hyper"])
+def test_other_decoder_cells_train(batch, dec_model):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config(dec_model=dec_model, enc_model="layer_norm" if dec_model == "hyper" else "lstm"))
+    out = m.loss(x[:8], ln[:8], generator=torch.Generator().manual_seed(0))
+    out.total.backward()
+    assert torch.isfinite(out.total)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    s = m.sample(2, temperature=0.5, generator=torch.Generator().manual_seed(0), max_len=10)
+    assert len(s.strokes) == 2
+
+
+def test_unconditional_variant(batch):
+    _, x, ln = batch
+    m = SketchRNN(tiny_config(conditional=False))
+    assert not hasattr(m, "encoder")
+    out = m.loss(x, ln)
+    assert "kl" not in out.terms and out.total.item() == pytest.approx(out.terms["recon"].item())
+    assert len(m.sample(3, generator=torch.Generator().manual_seed(0)).strokes) == 3
+    with pytest.raises(RuntimeError, match="no encoder"):
+        m.encode(x, ln)
+
+
+def test_a_few_hundred_steps_lower_the_loss():
+    train = synthetic_sketches(96, seed=11, max_points=40)
+    f = normalizing_scale_factor(train)
+    train = [np.column_stack([s[:, :2] / f, s[:, 2]]).astype(np.float32) for s in train]
+    xt, lt = pad_batch(train, T)
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config())
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    before = evaluate(m, xt, lt, seed=0)["recon"]
+    for step in range(300):
+        idx = torch.randint(0, len(train), (32,), generator=torch.Generator().manual_seed(step))
+        out = m.loss(xt[idx], lt[idx], step=step, generator=torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        out.total.backward()
+        torch.nn.utils.clip_grad_value_(m.parameters(), 1.0)
+        opt.step()
+    after = evaluate(m, xt, lt, seed=0)["recon"]
+    assert after < before - 0.5, (before, after)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def test_sampling_is_repeatable_under_a_seed(batch):
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config())
+    a = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
+    b = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
+    c = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(4)).strokes
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert not all(len(u) == len(v) and np.array_equal(u, v) for u, v in zip(a, c, strict=True))
+
+
+def test_temperature_to_zero_gives_the_greedy_path():
+    torch.manual_seed(1)
+    m = SketchRNN(tiny_config())
+    z = torch.randn(3, 8)
+    greedy = m.sample(z=z, greedy=True, max_len=20).strokes
+    cold = m.sample(z=z, temperature=1e-8, generator=torch.Generator().manual_seed(0), max_len=20).strokes
+    for g, c in zip(greedy, cold, strict=True):
+        assert g.shape == c.shape
+        np.testing.assert_allclose(g, c, atol=1e-3)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        m.sample(1, temperature=0.0)
+
+
+def test_sampling_from_z_interpolation_and_completion(batch):
+    sk, _, _ = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config())
+    z = torch.randn(2, 8)
+    s = m.sample(z=z, greedy=True, max_len=15)
+    torch.testing.assert_close(s.z, z)
+    t = torch.linspace(0, 1, 5)
+    line = lerp(z[0], z[1], t)
+    torch.testing.assert_close(line[0], z[0])
+    torch.testing.assert_close(line[2], (z[0] + z[1]) / 2)
+    arc = slerp(z[0], z[1], t)
+    torch.testing.assert_close(arc[[0, -1]], z)
+    norms = arc.norm(dim=1)  # slerp between equal-norm vectors stays on the sphere
+    u = slerp(z[0] / z[0].norm(), z[1] / z[1].norm(), t).norm(dim=1)
+    torch.testing.assert_close(u, torch.ones(5))
+    assert norms.shape == (5,)
+    res = interpolate(m, sk[0], sk[1], steps=4, greedy=True)
+    assert len(res.strokes) == 4
+    part = truncate(sk[2], 0.5)
+    assert len(part) == math.ceil(0.5 * len(sk[2]))
+    done = complete(m, part, 3, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    for s3 in done.strokes:
+        np.testing.assert_array_equal(s3[: len(part) - 1], part[:-1])  # the given part is kept
+    assert done.prefix_lengths == [len(part)] * 3
+    rec = reconstruct(m, sk[:2], greedy=True)
+    assert len(rec.strokes) == 2
+
+
+def test_evaluate_is_repeatable_and_in_eval_mode(batch):
+    _, x, ln = batch
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config())
+    a, b = evaluate(m, x, ln, seed=1, batch_size=7), evaluate(m, x, ln, seed=1, batch_size=7)
+    assert a == b and a["n"] == 24 and set(a) >= {"recon", "l_s", "l_p", "kl", "kl_sum"}
+    assert m.training  # restored
+
+
+def test_save_and_load_keep_the_scale_factor(tmp_path):
+    from latentstudio.io.checkpoint import load_model_dir
+
+    torch.manual_seed(0)
+    m = SketchRNN(tiny_config(dec_model="layer_norm"))
+    m.scale_factor.fill_(18.5)
+    m.save_pretrained(tmp_path / "model")
+    back = load_model_dir(tmp_path / "model")
+    assert isinstance(back, SketchRNN) and float(back.scale_factor) == 18.5
+    z = torch.randn(2, 8)
+    a = m.eval().sample(z=z, greedy=True, max_len=12).strokes
+    b = back.sample(z=z, greedy=True, max_len=12).strokes
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))

@@ -1,0 +1,237 @@
+"""sketch-rnn training runs (layout, schedule, clipping, resume, NaN safety) and the sketch CLI commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from latentstudio.data.strokes import synthetic_sketches
+from latentstudio.errors import NonFiniteLossError
+
+TINY = {"model": {"max_seq_len": 32, "enc_hidden_size": 8, "dec_hidden_size": 16, "latent_dim": 4, "num_mixture": 2},
+        "train": {"batch_size": 16, "max_steps": 10, "eval_every_n_steps": 5, "log_every_n_steps": 2},
+        "threads": 1}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    sk = [s.round().astype(np.int16) for s in synthetic_sketches(84, seed=2, max_points=30)]
+
+    def obj(items):
+        arr = np.empty(len(items), dtype=object)
+        arr[:] = [None] * len(items)
+        for k, s in enumerate(items):
+            arr[k] = s
+        return arr
+
+    path = tmp_path_factory.mktemp("strokes") / "shapes.npz"
+    np.savez(path, train=obj(sk[:64]), valid=obj(sk[64:74]), test=obj(sk[74:]))
+    return path
+
+
+def _cfg(path, **train):
+    from latentstudio.presets import merge
+    from latentstudio.training.sketch_rnn import build_run_config
+
+    return build_run_config(merge(TINY, {"data": {"path": str(path)}, "train": train}), "tiny")
+
+
+def test_schedule_values():
+    from latentstudio.training.sketch_rnn import SketchTrainConfig, lr_at
+
+    t = SketchTrainConfig()
+    assert (t.batch_size, t.lr, t.lr_decay, t.min_lr, t.grad_clip) == (100, 1e-3, 0.9999, 1e-5, 1.0)
+    assert lr_at(t, 0) == pytest.approx(1e-3)
+    assert lr_at(t, 1000) == pytest.approx((1e-3 - 1e-5) * 0.9999**1000 + 1e-5)
+    assert lr_at(t, 10**7) == pytest.approx(1e-5)
+
+
+def test_run_layout_clipping_export(tiny_npz, tmp_path):
+    import lightning as L
+
+    from latentstudio.io.checkpoint import load_model_dir, read_meta
+    from latentstudio.training.sketch_rnn import train_sketch_rnn
+
+    seen = {}
+
+    class Spy(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["clip"] = (trainer.gradient_clip_val, str(trainer.gradient_clip_algorithm))
+            seen["lr0"] = trainer.optimizers[0].param_groups[0]["lr"]
+
+        def on_train_end(self, trainer, pl_module):
+            seen["lr_end"] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    res = train_sketch_rnn(_cfg(tiny_npz), runs_root=tmp_path / "runs", progress=False, callbacks=[Spy()])
+    assert res.steps == 10 and res.run_dir.name.endswith("-sketch-rnn-shapes")
+    assert seen["clip"][0] == 1.0 and "value" in seen["clip"][1].lower()
+    assert seen["lr0"] == pytest.approx(1e-3) and seen["lr_end"] == pytest.approx((1e-3 - 1e-5) * 0.9999**10 + 1e-5)
+    train = res.run_dir / "train"
+    assert (res.run_dir / "run.json").is_file() and (train / "checkpoints" / "last.ckpt").is_file()
+    rows = [json.loads(s) for s in (train / "eval.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in rows] == [(5, "valid"), (5, "test"), (10, "valid"), (10, "test")]
+    assert all(np.isfinite(r["recon"]) and r["recon"] == pytest.approx(r["l_s"] + r["l_p"], rel=1e-5) for r in rows)
+    assert (train / "samples" / "step-0000010.svg").is_file() and (train / "samples" / "step-0000005.png").is_file()
+    meta = read_meta(res.model_dir)
+    model = load_model_dir(res.model_dir)
+    assert float(model.scale_factor) == pytest.approx(meta["scale_factor"]) and meta["scale_factor"] > 1
+    assert meta["steps"] == 10 and meta["test"]["n"] == 10 and set(meta["test"]) >= {"recon", "kl"}
+
+
+def test_resume_equals_an_uninterrupted_run(tiny_npz, tmp_path):
+    import lightning as L
+
+    from latentstudio.training.sketch_rnn import train_sketch_rnn
+
+    cfg = _cfg(tiny_npz, max_steps=10, eval_every_n_steps=0)
+    full = train_sketch_rnn(cfg, runs_root=tmp_path / "a", progress=False)
+
+    class PowerCut(RuntimeError):
+        pass
+
+    class Crash(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 6:  # after the epoch-1 checkpoint (4 steps per epoch)
+                raise PowerCut
+
+    with pytest.raises(PowerCut):
+        train_sketch_rnn(cfg, runs_root=tmp_path / "b", progress=False, callbacks=[Crash()])
+    run = next((tmp_path / "b").iterdir())
+    assert not (run / "model").exists()
+    resumed = train_sketch_rnn(cfg, runs_root=tmp_path / "b", resume=run, progress=False)
+    assert resumed.steps == 10
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+
+
+def test_nan_keeps_the_last_good_checkpoint(tiny_npz, tmp_path, monkeypatch):
+    from latentstudio.models.sketch_rnn import SketchRNN
+    from latentstudio.training.sketch_rnn import train_sketch_rnn
+
+    real = SketchRNN.loss
+
+    def poisoned(self, strokes, lengths, *, step=0, generator=None):
+        out = real(self, strokes, lengths, step=step, generator=generator)
+        if step >= 6:
+            out.total = out.total * float("nan")
+        return out
+
+    monkeypatch.setattr(SketchRNN, "loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at step 6.*last good checkpoint"):
+        train_sketch_rnn(_cfg(tiny_npz, eval_every_n_steps=0), runs_root=tmp_path, progress=False)
+    run = next(tmp_path.iterdir())
+    ckpt = torch.load(run / "train" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert not (run / "model").exists()
+
+
+def test_augmentation_is_for_training_only(tiny_npz, monkeypatch):
+    from latentstudio.data.strokes import load_strokes
+    from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig, explore
+    from latentstudio.training.sketch_rnn import StrokeDataset
+
+    sp = load_strokes(tiny_npz, max_seq_len=32)
+    ds = StrokeDataset(sp.train.sketches, 32, seed=0, random_scale=0.15, drop_prob=0.1)
+    x0, _ = ds[(3, 0)]
+    x1, _ = ds[(3, 1)]
+    assert torch.equal(x0, ds[(3, 0)][0]) and not torch.equal(x0, x1)  # seeded by (seed, epoch, index)
+    plain = StrokeDataset(sp.train.sketches, 32, seed=0, random_scale=0.0, drop_prob=0.0)
+    torch.testing.assert_close(plain[(3, 5)][0], sp.train.to_stroke5(32)[0][3])
+
+    def boom(*a, **k):
+        raise AssertionError("augmentation used outside training")
+
+    monkeypatch.setattr("latentstudio.data.strokes.augment", boom)
+    model = SketchRNN(SketchRNNConfig(max_seq_len=32, enc_hidden_size=8, dec_hidden_size=8, latent_dim=4,
+                                      num_mixture=2))
+    x, ln = sp.test.to_stroke5(32)
+    assert explore.evaluate(model, x, ln)["n"] == len(sp.test)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _invoke(args):
+    from latentstudio.cli.main import cli
+
+    res = CliRunner().invoke(cli, args, prog_name="latentstudio", catch_exceptions=False)
+    return res
+
+
+def test_cli_train_sample_explore_evaluate(tiny_npz, tmp_path):
+    res = _invoke(["train", "sketch-rnn", "--data", str(tiny_npz), "--preset", "tiny", "--threads", "1",
+                   "--set", "train.max_steps=6", "--set", "train.batch_size=16", "--set", "train.eval_every_n_steps=3",
+                   "--set", "model.max_seq_len=32", "--runs-root", str(tmp_path / "runs"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "test (nats): L_R" in res.output
+    run = next((tmp_path / "runs").iterdir())
+    out = tmp_path / "o"
+    for args in (
+        ["sample", "--model", str(run), "--n", "4", "--temperature", "0.5", "--out", str(out / "s.svg")],
+        ["sample", "--model", str(run), "--seeds", "1-3", "--temperature", "0", "--out", str(out / "g.png"),
+         "--out-dir", str(out / "each")],
+        ["interpolate", "--model", str(run), "--pair", "0,1", "--steps", "3", "--out", str(out / "i.svg")],
+        ["complete", "--model", str(run), "--index", "0-1", "--keep", "0.5", "--n", "2", "--out", str(out / "c.svg")],
+        ["render", "--model", str(run), "--temperatures", "0.2,0.8", "--n", "3", "--out", str(out / "t.png")],
+        ["render", "--model", str(run), "--reconstruct", "--index", "0-4", "--nrow", "3", "--out", str(out / "r.svg")],
+        ["render", "--data", str(tiny_npz), "--index", "0-3", "--frames", "3", "--out", str(out / "d.gif")],
+    ):
+        r = _invoke(args)
+        assert r.exit_code == 0, (args, r.output)
+        assert "wrote" in r.output
+    assert sorted(p.name for p in (out / "each").iterdir()) == ["sketch-0001.svg", "sketch-0002.svg", "sketch-0003.svg"]
+    svg = (out / "c.svg").read_text()
+    assert "#d62728" in svg  # the given part of each completion is drawn in red
+    r = _invoke(["evaluate", "--model", str(run)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[: r.output.rindex("}") + 1])
+    assert report["units"] == "nats" and report["n"] == 10
+    assert report["L_R"] == pytest.approx(report["L_s"] + report["L_p"], rel=1e-5) and "L_KL" in report
+    records = [json.loads(s) for s in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["metric"] for r in records} == {"l_r", "l_s", "l_p", "l_kl", "kl_sum"}
+
+
+def test_cli_errors_are_one_line(tiny_npz, tmp_path):
+    r = CliRunner().invoke(__import__("latentstudio.cli.main", fromlist=["cli"]).cli, ["train", "sketch-rnn"])
+    assert r.exit_code != 0 and "--data is required" in r.output
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, pictures=np.zeros(3))
+    r = _invoke(["train", "sketch-rnn", "--data", str(bad), "--preset", "tiny", "--runs-root", str(tmp_path)])
+    assert r.exit_code == 1 and "Error:" in r.output and "not the sketch-rnn layout" in r.output
+    r = _invoke(["render", "--data", str(tiny_npz), "--out", str(tmp_path / "x.jpg")])
+    assert r.exit_code == 1 and "unknown picture type" in r.output
+    r = _invoke(["train", "sketch-rnn", "--data", str(tiny_npz), "--set", "model.recurrent_keep_prob=1.5",
+                 "--dry-run"])
+    assert r.exit_code == 1 and "recurrent_keep_prob" in r.output
+
+
+def test_cli_trains_on_ndjson(tmp_path):
+    lines = []
+    for k, s in enumerate(synthetic_sketches(40, seed=4, max_points=20)):
+        xy = np.cumsum(s[:, :2], 0) + 128
+        strokes, start = [], 0
+        for i in np.nonzero(s[:, 2])[0]:
+            strokes.append([xy[start : i + 1, 0].round().tolist(), xy[start : i + 1, 1].round().tolist()])
+            start = i + 1
+        lines.append(json.dumps({"word": "shape", "key_id": str(k), "drawing": strokes}))
+    path = tmp_path / "shapes.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    r = _invoke(["train", "sketch-rnn", "--data", str(path), "--preset", "tiny", "--threads", "1", "--max-steps", "2",
+                 "--set", "train.batch_size=8", "--set", "model.max_seq_len=32", "--runs-root", str(tmp_path / "runs"),
+                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((next((tmp_path / "runs").iterdir()) / "model" / "meta.json").read_text())
+    assert meta["dataset"]["sizes"]["train"] == 36 and meta["dataset"]["epsilon"] == 2.0
