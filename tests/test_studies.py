@@ -186,6 +186,10 @@ def test_budget_errors_for_extractors(tiny):
         C.build_study_extractor("classifier", tiny, budget=C.parse_budget("5min"))
     with pytest.raises(ConfigError, match="drop --budget"):
         C.build_study_extractor("inception", tiny, budget=C.parse_budget("2ep"))
+    from latentstudio.errors import ExtractorWeightsMissing
+
+    with pytest.raises(ExtractorWeightsMissing, match="classifier"):  # no weights here: the message offers the way out
+        C.build_study_extractor("inception", tiny)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,6 +228,12 @@ def test_fid_repeats_runs_resumes_and_reports_every_cell(tiny, tmp_path, monkeyp
                  "latentstudio x", "fid-vs-n.png", "not comparable with Inception"):
         assert must in text
     assert (out / "fid-vs-n.png").is_file()
+    # a finished study re-renders its report from results.jsonl alone (artifacts are not committed)
+    import shutil
+
+    shutil.rmtree(out / "artifacts")
+    calls.update(n=0)
+    assert run_fid_repeats(out, **kw).read_text() == text and calls["n"] == 0
     # same folder, other protocol: refused
     from latentstudio.errors import RunExistsError
 
@@ -292,6 +302,12 @@ def test_training_subsets_runs_resumes_and_reports_every_cell(tiny, tmp_path, mo
         assert "{:.4g}".format(recs[f"eval/{k}/latents"]["variance_law"]) in text
     for must in ("Model: the project's two-stage VAE", "Seed's table 5", "selected-examples.png", "fid-bars.png"):
         assert must in text
+    # the committed form of a study (no models/, no artifacts/) still regenerates its report
+    import shutil
+
+    shutil.rmtree(out / "models")
+    shutil.rmtree(out / "artifacts")
+    assert TS.run_training_subsets(out, **kw).read_text() == text and trains["n"] == 2
 
 
 def test_samplers_study_runs_resumes_and_reports_every_cell(tiny, tmp_path, monkeypatch):

@@ -147,7 +147,10 @@ def run_samplers(
         return extract_features(images, ext, batch_size=256, progress=False)
 
     reference = data.test.images[:m]
+    keys = [*(v["key"] for v in variants), "reconstruction", *([] if model is not None else ["train"])]
     try:
+        if all(k in study.done() for k in keys):  # finished: only the report is rendered again
+            return _report(study, data, ext, m, n_gen, ks, variants, fit_size, command)
         f_ref = study.artifact("reference-features", lambda: {"features": fx(reference)})["features"]
         if model is None:
             rec = study.cell("train", lambda: T.train_or_resume(study, "vae", spec, data.train, progress=progress),
@@ -190,9 +193,10 @@ def run_samplers(
             return {"fid": C.fid(f_ref, fx(r))}
 
         study.cell("reconstruction", recon, kind="reconstruction")
-    finally:
-        report = _report(study, data, ext, m, n_gen, ks, variants, fit_size, command)
-    return report
+    except BaseException:
+        _report(study, data, ext, m, n_gen, ks, variants, fit_size, command)  # what is finished, meanwhile
+        raise
+    return _report(study, data, ext, m, n_gen, ks, variants, fit_size, command)
 
 
 def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage_seconds) -> dict[str, Any]:
