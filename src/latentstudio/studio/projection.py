@@ -46,6 +46,7 @@ from latentstudio.studio.adapters import LatentModel
 __all__ = [
     "ProjectionConfig",
     "ProjectionResult",
+    "default_config",
     "image_metrics",
     "learning_rate",
     "load_latent",
@@ -234,6 +235,18 @@ def image_metrics(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]
     if min(a.shape[-2:]) >= 11:
         ssim = float(structural_similarity_index_measure(a, b, data_range=1.0))
     return {"mse": mse, "psnr": psnr, "ssim": ssim}
+
+
+def default_config(model: LatentModel, **changes: Any) -> ProjectionConfig:
+    """The projection settings the CLI and the studio use for ``model``.
+
+    StyleGAN2: the reference projector's (lr 0.1, noise regularisation 1e5). VAE family (``z`` only):
+    the encoder's guess is already close, so lr 0.05, no noise maps, and a small prior term
+    ``1e-3 * mean(z^2)`` that keeps the latent where the decoder was trained. ``changes`` override.
+    """
+    vae = tuple(model.spaces) == ("z",)
+    base = {"lr": 0.05, "prior_weight": 1e-3, "noise_regularize": 0.0} if vae else {}
+    return ProjectionConfig(**{**base, **changes})
 
 
 def load_projection_distance(name: str, device: torch.device | str = "cpu") -> tuple[PerceptualFn | None, str]:
