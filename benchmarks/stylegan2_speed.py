@@ -1,7 +1,7 @@
 """StyleGAN2 speed: generator images/s at 256x256 (random weights) and training step time at 32x32.
 
 - generation: the config-f architecture at 256x256 (channel_base 32768, channel_max 512, 8 mapping
-  layers, 14 styles; 24.8 M generator parameters), ``G(z, truncation_psi=0.7, noise_mode="const")`` in
+  layers, 14 styles; 30.0 M generator parameters), ``G(z, truncation_psi=0.7, noise_mode="const")`` in
   eval mode (fused modulated convolutions), no gradients; CPU always, CUDA when available (fp32 and
   bf16 autocast).
 - training: the ``tiny`` preset at 32x32 (the CPU acceptance network) and, on CUDA, the ``cifar``

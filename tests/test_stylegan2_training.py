@@ -111,13 +111,12 @@ def test_cli_dry_run_and_bad_config():
     assert res.exit_code == 1 and "unknown StyleGAN2 preset 'huge'" in res.output
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     """``--devices 2``: two processes, gradients averaged by one all-reduce per phase, one shared run."""
     env = {k: v for k, v in os.environ.items() if k not in ("LATENTSTUDIO_RUN_DIR", "LOCAL_RANK", "WORLD_SIZE")}
     cmd = [sys.executable, "-m", "latentstudio.cli", "train", "stylegan2", "--data", "digits", "--limit", "32",
-           "--resolution", "16", "--devices", "2", "--runs-root", str(tmp_path), "--no-progress",
-           "--set", "train.epochs=1", "--set", "train.batch_size=8", "--set", "model.channel_base=64",
+           "--resolution", "32", "--devices", "2", "--runs-root", str(tmp_path), "--no-progress",
+           "--set", "train.epochs=1", "--set", "train.batch_size=8", "--set", "model.channel_base=128",
            "--set", "model.channel_max=8", "--set", "model.z_dim=8", "--set", "model.w_dim=8"]
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -126,4 +125,4 @@ def test_ddp_two_cpu_processes(tmp_path):
     ckpt = torch.load(tmp_path / runs[0] / "train" / "checkpoints" / "last.ckpt", map_location="cpu",
                       weights_only=True)
     assert int(ckpt["state_dict"]["cur_nimg"]) == 32  # 2 processes x 2 steps x 8 images
-    assert load_generator(tmp_path / runs[0]).img_resolution == 16
+    assert load_generator(tmp_path / runs[0]).img_resolution == 32
