@@ -19,6 +19,7 @@ Two phases, run separately (they write their own sections of benchmarks/results/
 
 Usage:
     python benchmarks/sketch_rnn_sheep.py --phase speed [--steps 3] [--threads 1]
+    python benchmarks/sketch_rnn_sheep.py --phase curve --run RUN --out docs/images/sketch_rnn_sheep_curve.png
     python benchmarks/sketch_rnn_sheep.py --phase quality --minutes 55 [--preset cpu] [--threads 1]
         [--model-json '{"enc_hidden_size": 128}'] [--section quality_enc128]
 """
@@ -137,9 +138,36 @@ def quality(args, path: Path) -> dict:
     }
 
 
+def curve(args) -> None:
+    """Plot valid/test L_R (and L_KL) against steps from a run's eval.jsonl (``--run``) to ``--out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latentstudio.training.sketch_rnn import EVAL_FILE, STAGE
+
+    rows = [json.loads(s) for s in (Path(args.run) / STAGE / EVAL_FILE).read_text().splitlines() if s.strip()]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    for split, style in (("valid", "--"), ("test", "-")):
+        r = [x for x in rows if x["split"] == split]
+        ax[0].plot([x["step"] for x in r], [x["recon"] for x in r], style, label=f"{split} L_R")
+        ax[1].plot([x["step"] for x in r], [x["kl"] for x in r], style, label=f"{split} L_KL")
+    for a, title in zip(ax, ("reconstruction L_R = L_s + L_p (nats)", "L_KL (nats per latent dim)"), strict=True):
+        a.set_xlabel("training step")
+        a.set_title(title, fontsize=10)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phase", choices=["speed", "quality"], required=True)
+    p.add_argument("--phase", choices=["speed", "quality", "curve"], required=True)
+    p.add_argument("--run", default=None, help="curve: the run directory")
+    p.add_argument("--out", default="sketch_rnn_curve.png", help="curve: output picture")
     p.add_argument("--data-root", default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared 2-core machine)")
     p.add_argument("--seed", type=int, default=0)
@@ -153,6 +181,8 @@ def main() -> None:
     p.add_argument("--runs-root", default=str(Path(__file__).parent / "runs"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.phase == "curve":
+        return curve(args)
     path = data_root(args.data_root) / SHEEP
     result = _load_existing()
     section = speed(args, path) if args.phase == "speed" else quality(args, path)

@@ -303,10 +303,14 @@ def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfi
     every = cfg.train.eval_every_n_steps
 
     class SketchEvalCallback(L.Callback):
-        """Every ``eval_every_n_steps``: valid/test losses (logged + eval.jsonl) and a sample grid."""
+        """At step 0 and every ``eval_every_n_steps``: valid/test losses (logged + eval.jsonl) and a sample grid."""
 
         def __init__(self) -> None:
             self.start = time.time()
+
+        def on_train_start(self, trainer, pl_module):
+            if every > 0 and trainer.global_step == 0 and trainer.is_global_zero:
+                self.run(trainer, pl_module, 0)  # the starting point of the curves
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             step = trainer.global_step
