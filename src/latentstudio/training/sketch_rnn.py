@@ -326,9 +326,11 @@ def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfi
                 append_jsonl(stage_dir / EVAL_FILE, rec)
                 for lg in trainer.loggers:
                     lg.log_metrics({f"{split}/{k}": v for k, v in res.items() if k != "n"}, step=step)
-            g = torch.Generator().manual_seed(SAMPLE_SEED)
+            g = torch.Generator().manual_seed(SAMPLE_SEED)  # the same latents on every device
             z = torch.randn(SAMPLE_N, cfg.model.latent_dim, generator=g) if cfg.model.conditional else None
-            sk = model.sample(SAMPLE_N, z=z, temperature=SAMPLE_TEMPERATURE, generator=g)
+            dev = model.output.weight.device
+            gd = torch.Generator(device=dev).manual_seed(SAMPLE_SEED + 1)
+            sk = model.sample(SAMPLE_N, z=z, temperature=SAMPLE_TEMPERATURE, generator=gd)
             cap = f"step {step}, tau {SAMPLE_TEMPERATURE}"
             for ext in (".svg", ".png"):
                 save_sketches(stage_dir / "samples" / f"step-{step:07d}{ext}", sk.strokes, nrow=8, caption=cap,

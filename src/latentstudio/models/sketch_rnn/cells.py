@@ -9,13 +9,14 @@ dropout to the cell *candidate* ``g = tanh(j)`` only::
 ``keep_prob`` is the probability of **keeping** a unit (0.9 by default, i.e. 10% dropped), and
 the mask is only drawn in training mode.
 
-Layout: sequences are time-major, ``x: [T, B, F]``; every layer returns all hidden states
-``h: [T, B, H]``. The plain LSTM runs through :class:`FusedLSTMFunction`, a hand-written
-forward/backward over the whole sequence: the input projection (including the constant latent
-``z``) is one matrix product for all steps, the time loop holds only ``h @ W_hh`` and the gate
-arithmetic (no autograd graph per step), and the weight gradients are one large product at the
-end. The per-step autograd loop (``impl="loop"``) computes the same function the straightforward
-way and is kept as the reference.
+Layout: sequences are time-major with a direction axis, ``x: [T, D, B, F]`` (``D = 2`` runs the
+two directions of a bidirectional encoder side by side); every layer returns all hidden states
+``h: [T, D, B, H]``. The plain LSTM runs through :class:`FusedLSTMFunction`, a hand-written
+forward/backward over the whole sequence: one matrix product per step, the projection of the
+constant latent ``z`` computed once per sequence, the gate arithmetic without an autograd graph,
+and the weight gradient as one large product at the end. The per-step autograd loop
+(``impl="loop"``) computes the same function the straightforward way and is kept as the
+reference and the benchmark's baseline.
 """
 
 from __future__ import annotations
@@ -57,13 +58,6 @@ def orthogonal_gate_init_(w: torch.Tensor, n_gates: int = 4) -> torch.Tensor:
         for k in range(n_gates):
             nn.init.orthogonal_(w[..., k * h : (k + 1) * h])
     return w
-
-
-def _dw_chunks(t_len: int, batch_sizes: list[int] | None, chunk: int = 16) -> list[tuple[int, int, int]]:
-    """``(t0, t1, rows)`` blocks for the weight-gradient products (rows active at ``t0``)."""
-    if batch_sizes is None:
-        return [(0, t_len, -1)]
-    return [(t0, min(t0 + chunk, t_len), batch_sizes[t0]) for t0 in range(0, t_len, chunk)]
 
 
 class FusedLSTMFunction(torch.autograd.Function):
@@ -487,7 +481,8 @@ class HyperLSTMLayer(RecurrentLayer):
         nn.init.zeros_(self.embed_h.weight)
         nn.init.ones_(self.embed_h.bias)
         nn.init.normal_(self.embed_b.weight, std=0.01)
-        # embeddings -> per-unit scales (init so the scale starts at 0.1 * 32 / 32 * ... = 1 / ... see below)
+        # embeddings -> per-unit scales and bias: the scales start at 1 and the bias at 0, so the cell
+        # starts as a layer-norm LSTM and the hyper network learns to modulate it
         self.scale_x = nn.Parameter(torch.full((4, embed_size, h), 1.0 / embed_size))
         self.scale_h = nn.Parameter(torch.full((4, embed_size, h), 1.0 / embed_size))
         self.bias_b = nn.Parameter(torch.zeros(4, embed_size, h))

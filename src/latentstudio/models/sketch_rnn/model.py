@@ -171,10 +171,15 @@ class SketchRNN(PretrainedMixin, nn.Module):
         Args:
             strokes: the targets; the decoder reads ``[S0, S_1..S_{T-1}]``.
             z: ``[N, latent_dim]`` (conditional) or None (unconditional).
+
+        Raises:
+            ValueError: z missing for a conditional model or given to an unconditional one.
         """
         n = strokes.shape[0]
         if self.config.conditional and z is None:
             raise ValueError("a conditional sketch-rnn needs z to decode")
+        if not self.config.conditional and z is not None:
+            raise ValueError("an unconditional sketch-rnn takes no z")
         inp = self.decoder_inputs(strokes).transpose(0, 1)[:, None]  # [T, 1, N, 5]
         state = self.initial_state(z, n, strokes)
         const = z[None] if self.config.conditional else None
