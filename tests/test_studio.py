@@ -488,7 +488,7 @@ def test_attribute_classifier_learns_a_visible_attribute(tmp_path):
     imgs[bright, :, :, :8] += 150  # attribute "Left_Bright": the left half is bright
     attrs = torch.stack([bright.float() * 2 - 1, torch.where(torch.arange(n) % 4 == 0, 1.0, -1.0)], 1)
     data = ImageData(images=imgs, attributes=attrs, attribute_names=["Left_Bright", "Noise"], name="toy")
-    clf = train_attribute_classifier(data, epochs=4, batch_size=32, lr=5e-3, test_fraction=0.25, progress=False)
+    clf = train_attribute_classifier(data, epochs=8, batch_size=16, lr=5e-3, test_fraction=0.25, progress=False)
     assert clf.config["test_accuracy"][0] > 0.9
     assert most_frequent_attributes(clf, 1) == ["Left_Bright"] or most_frequent_attributes(clf, 2)[1] == "Noise"
     clf.save(tmp_path / "clf")

@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--edits", default="Smiling=2.5,Male=-1.5,Young=1.0",
                     help="Slider moves for the edit screenshot (name=value,...).")
+    ap.add_argument("--only", default=None, help="Show only these directions (comma-separated).")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
 
@@ -40,6 +41,8 @@ def main() -> None:
 
     model = load_latent_model(args.model)
     lib = DirectionLibrary.load(args.directions)
+    if args.only:
+        lib = DirectionLibrary([lib[n] for n in args.only.split(",")], latent_dim=lib.latent_dim)
     studio = Studio(model, lib, projection=default_config(model, steps=args.steps))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,7 +52,7 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.set_default_timeout(900_000)
+            page.set_default_timeout(600_000)
             page.goto(url)
             page.wait_for_selector("#generate")
 
@@ -72,7 +75,7 @@ def main() -> None:
                 slider = page.locator(f"#dir-{name} input[type=range]")
                 slider.fill(value)
                 slider.dispatch_event("pointerup")
-                wait_status(f"{name} {float(value):+.2f}")
+                wait_status(f"{name} {float(value):+.2f}")  # values are multiples of the slider step
             page.screenshot(path=str(HERE / "studio_edit.png"), full_page=True)
             browser.close()
     finally:

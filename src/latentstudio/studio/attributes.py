@@ -2,7 +2,8 @@
 
 :class:`AttributeNet` is a small CNN with one logit per CelebA attribute (40): 4 x [conv 3x3, BatchNorm,
 ReLU, max-pool 2] (16-32-64-128 channels on 32x32 inputs), global average pool, dense 40. It is
-trained with a per-attribute binary cross-entropy on CelebA (random horizontal flips), and reports
+trained with a per-attribute binary cross-entropy on CelebA (positives of rare attributes weighted by
+``neg / pos``, at most 10; random horizontal flips), and reports
 each attribute's balanced accuracy on a held-out share. It is used
 
 * to label generated faces so that InterFaceGAN directions can be learned for generators without
@@ -198,6 +199,9 @@ def train_attribute_classifier(
     x_tr, y_tr = data.images[: n - n_test], (data.attributes[: n - n_test] > 0).float()
     x_te, y_te = data.images[n - n_test :], data.attributes[n - n_test :]
     names = list(data.attribute_names)
+    # rare attributes: weight positives by neg/pos (clamped to 1..10) so that they are not ignored
+    rate = y_tr.mean(0).clamp(1e-3, 1 - 1e-3)
+    pos_weight = ((1 - rate) / rate).clamp(1.0, 10.0)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, len(x_tr) // batch_size)
     t0 = time.perf_counter()
@@ -215,7 +219,7 @@ def train_attribute_classifier(
                     x = _prepare(x_tr[idx])
                     flip = torch.rand(len(idx), generator=gen) < 0.5
                     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                    loss = F.binary_cross_entropy_with_logits(net(x), y_tr[idx])
+                    loss = F.binary_cross_entropy_with_logits(net(x), y_tr[idx], pos_weight=pos_weight)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -255,8 +259,8 @@ def get_attribute_classifier(data, *, cache: bool = True, progress: bool = True,
     """
     from latentstudio.paths import cache_dir
 
-    key = hashlib.sha256(json.dumps({"arch": "attrnet4", "channels": CHANNELS, **recipe}, sort_keys=True,
-                                    default=str).encode()).hexdigest()[:12]
+    spec = {"arch": "attrnet4", "version": 2, "channels": CHANNELS, "input_size": INPUT_SIZE, **recipe}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     folder = cache_dir() / "attribute-classifiers" / f"{data.name}-{data.fingerprint()}-{key}"
     if cache and (folder / "model.safetensors").is_file():
         try:

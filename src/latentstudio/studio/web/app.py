@@ -220,8 +220,12 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
             with gr.Row():
                 for n in names:
                     d = lib[n]
-                    sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=(d.range[1] - d.range[0]) / 100,
-                                             label=n, info=d.note or d.source, elem_id=f"dir-{n}", min_width=220))
+                    span = d.range[1] - d.range[0]
+                    step = 0.05 if span <= 12 else 0.1
+                    acc = d.meta.get("test_accuracy") if isinstance(d.meta, dict) else None
+                    info = f"{d.source}, accuracy {acc:.2f}" if isinstance(acc, float) else d.source
+                    sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=step, label=n, info=info,
+                                             elem_id=f"dir-{n}", min_width=200))
             reset = gr.Button("Reset sliders", elem_id="reset")
 
         controls = [psi, mix_seed, mix_layers, mix_amount, *sliders]
