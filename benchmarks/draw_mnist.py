@@ -91,9 +91,52 @@ def run_arm(args, arm: str, out_json: Path) -> None:
         "eval_wall_seconds": round(time.perf_counter() - t1, 1),
         "run_dir": str(result.run_dir),
         "report": str(report),
+        "curve": learning_curve(result.run_dir),
         **summarize_records(load_records(report)),
     }
     out_json.write_text(json.dumps(out, indent=2, default=str))
+
+
+def learning_curve(run_dir: str | Path, every: int = 50) -> dict[str, list[float]]:
+    """Training loss (negative ELBO of the batch, nats) against optimiser steps, from the run's CSV log,
+    averaged over windows of ``every`` steps."""
+    import csv
+
+    rows = list(csv.DictReader((Path(run_dir) / "train" / "logs" / "csv" / "metrics.csv").open()))
+    points = [(int(r["step"]), float(r["train/loss_step"])) for r in rows if r.get("train/loss_step")]
+    steps, losses = [], []
+    for start in range(0, max((s for s, _ in points), default=-1) + 1, every):
+        window = [(s, v) for s, v in points if start <= s < start + every]
+        if window:  # plotted at the mean step of the window
+            steps.append(round(sum(s for s, _ in window) / len(window) + 1))
+            losses.append(round(sum(v for _, v in window) / len(window), 2))
+    return {"steps": steps, "train_loss": losses}
+
+
+def plot_curves(out: dict, path: Path) -> None:
+    """Training loss against steps and against the share of the wall-clock budget, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for arm, r in out["arms"].items():
+        c = r.get("curve") or learning_curve(r["run_dir"])
+        minutes = [s / r["optimizer_steps"] * r["train_wall_seconds"] / 60 for s in c["steps"]]
+        label = f"{arm} ({r['optimizer_steps']} steps, test NLL {r['nll']:.1f})"
+        ax[0].plot(c["steps"], c["train_loss"], label=label)
+        ax[1].plot(minutes, c["train_loss"], label=label)
+    for a, xlabel in zip(ax, ("optimiser steps", "wall-clock minutes (shared machine)"), strict=True):
+        a.set_xlabel(xlabel)
+        a.set_ylabel("training loss (nats, negative ELBO)")
+        a.set_ylim(top=260)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    fig.suptitle("DRAW on binarised MNIST at an equal wall-clock budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -112,12 +155,25 @@ def main() -> None:
     p.add_argument("--conditional", action="store_true", help="train one class-conditional arm instead")
     p.add_argument("--conditional-arm", default="no-attention", choices=sorted(ARMS))
     p.add_argument("--runs-root", default=str(Path(__file__).parent / "runs"))
+    p.add_argument("--plot-only", action="store_true",
+                   help="add learning curves to an existing results file and draw them (no training)")
     p.add_argument("--only-arm", default=None, help=argparse.SUPPRESS)
     p.add_argument("--arm-json", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.only_arm:
         run_arm(args, args.only_arm, Path(args.arm_json))
+        return
+    if args.plot_only:
+        from _common import RESULTS
+
+        path = RESULTS / "draw_mnist.json"
+        out = json.loads(path.read_text())
+        for r in out["arms"].values():
+            r["curve"] = learning_curve(r["run_dir"])
+        plot_curves(out, RESULTS / "draw_mnist_curves.png")
+        path.write_text(json.dumps(out, indent=2, sort_keys=True, default=str) + "\n")
+        print(f"wrote {RESULTS / 'draw_mnist_curves.png'} and the curves in {path}")
         return
 
     import torch
@@ -174,7 +230,9 @@ def main() -> None:
             "optimizer_steps": {"attention": a["optimizer_steps"], "no-attention": b["optimizer_steps"]},
         }
         out["checks"] = {"attention_nll_lower": a["nll"] < b["nll"]}
-    write_result(out["benchmark"], out)
+    path = write_result(out["benchmark"], out)
+    if not args.conditional:
+        plot_curves(out, path.with_name("draw_mnist_curves.png"))
 
 
 if __name__ == "__main__":

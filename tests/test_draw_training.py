@@ -68,7 +68,7 @@ def test_conditional_samples_are_classified_as_the_requested_class(conditional_r
     images = api.generate(loaded, n=len(labels), seed=1, condition=labels.tolist())
     pred = digits_classifier.predict(images)
     per_digit = [(pred[labels == d] == d).float().mean().item() for d in range(10)]
-    assert sum(per_digit) / 10 >= 0.9 and min(per_digit) >= 0.7, per_digit
+    assert min(per_digit) >= 0.9, per_digit  # every digit (measured here: 0.95 .. 1.0)
 
 
 def test_run_directory_layout(conditional_run):

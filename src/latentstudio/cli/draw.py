@@ -195,7 +195,8 @@ def sample_draw(model_path, *, sampler, n, seed, seeds, condition, out, out_dir,
         images, frames = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts], dim=1)
     else:
         images, frames = generation_frames(model, count, cond, torch.Generator().manual_seed(seed), temperature=t)
-    grid = Path(out or "samples.png")
+    # the drawing goes beside the grid (<out>-steps.png, <out>.gif), or into --out-dir when only that is given
+    grid = Path(out) if out else (Path(out_dir) / "samples.png" if out_dir else Path("samples.png"))
     steps_png, gif = grid.with_name(f"{grid.stem}-steps.png"), grid.with_suffix(".gif")
     if out_dir:
         paths = save_folder(images, out_dir, overwrite=overwrite)
