@@ -350,7 +350,8 @@ def _classifier(data_name, data_root, limit, classifier_path, progress=True):
                    "attribute classifier (any model); auto: dataset for VAEs, classifier otherwise.")
 @click.option("--n", "n_samples", type=int, default=2000, show_default=True,
               help="Generated faces to label (classifier labels).")
-@click.option("--method", type=click.Choice(["svm", "logistic"]), default="svm", show_default=True)
+@click.option("--method", type=click.Choice(["svm", "logistic", "mean-diff"]), default="svm", show_default=True,
+              help="svm / logistic: InterFaceGAN boundary normals; mean-diff: difference of the class means.")
 @click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse regularisation strength.")
 @click.option("--quantile", type=float, default=0.3, show_default=True,
               help="Classifier labels: the top and bottom quantile of each score are the two classes.")
@@ -365,7 +366,8 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
                   classifier_path, seed, out, overwrite):
     """Learn InterFaceGAN directions: linear boundaries between latents with and without an attribute.
 
-    VAE family: the dataset's images are encoded and labelled by the dataset (CelebA's 40 attributes).
+    VAE family: the dataset's images are encoded and labelled by the dataset (CelebA's 40 attributes);
+    only active latent units (variance of the posterior means > 0.01) take part.
     Other models: n generated faces are labelled by the attribute classifier trained on --data.
 
     \b
@@ -408,7 +410,8 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
         if a.lower() not in lower:
             raise LatentStudioError(f"unknown attribute {a!r}; known: {', '.join(names)}")
         j = lower[a.lower()]
-        d = learn_direction(latents, values[:, j], names[j], method=method, C=C, layers=rows, seed=seed)
+        d = learn_direction(latents, values[:, j], names[j], method=method, C=C, layers=rows, seed=seed,
+                            active_threshold=0.01 if mode == "dataset" else None)
         d.note = f"{d.note}; {source}"
         lib.add(d)
         rows_out.append({"name": d.name, "test_accuracy": d.meta["test_accuracy"], "positives": d.meta["positives"],

@@ -363,6 +363,7 @@ def learn_direction(
     test_fraction: float = 0.2,
     seed: int = 0,
     max_per_class: int | None = None,
+    active_threshold: float | None = None,
 ) -> Direction:
     """InterFaceGAN: the normal of a linear boundary between latents with (label > 0) and without.
 
@@ -375,12 +376,19 @@ def learn_direction(
         latents: ``[N, D]`` or ``[N, L, D]``.
         labels: ``[N]``: > 0 positive, < 0 negative, 0 or NaN ignored (e.g. CelebA's +-1).
         name: the direction's name.
-        method: ``svm`` or ``logistic``.
+        method: ``svm``, ``logistic`` or ``mean-diff`` (the difference of the two classes' mean latents,
+            White 2016: it follows the directions along which the data actually vary, so on VAE latents
+            it changes the decoded face more visibly than a max-margin normal, which leans on
+            low-variance directions).
         C: inverse regularisation strength.
         layers: rows the direction will act on (None: all).
         test_fraction: held-out share used to report ``meta["test_accuracy"]`` (balanced accuracy).
         seed: split and solver seed.
         max_per_class: subsample each class to at most this many latents.
+        active_threshold: only coordinates whose variance over ``latents`` exceeds this take part (the
+            others get 0 in the normal). For VAE posterior means, 0.01 keeps the active units (Burda et
+            al. 2016): a decoder ignores inactive coordinates, so a normal that leans on them moves
+            the latent without changing the face.
 
     Returns:
         A :class:`Direction` with source ``interfacegan`` and ``meta`` holding train/test accuracy and
@@ -393,9 +401,15 @@ def learn_direction(
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.svm import LinearSVC
 
-    if method not in ("svm", "logistic"):
-        raise ConfigError(f"unknown direction learning method {method!r}; use 'svm' or 'logistic'")
-    x = _rows(latents).double().numpy()
+    if method not in ("svm", "logistic", "mean-diff"):
+        raise ConfigError(f"unknown direction learning method {method!r}; use 'svm', 'logistic' or 'mean-diff'")
+    x_all = _rows(latents).double().numpy()
+    active = np.ones(x_all.shape[1], dtype=bool)
+    if active_threshold is not None:
+        active = x_all.var(axis=0) > active_threshold
+        if not active.any():
+            raise LatentStudioError(f"direction {name!r}: no latent coordinate has variance > {active_threshold}")
+    x = x_all[:, active]
     y = torch.as_tensor(labels, dtype=torch.float64).numpy().reshape(-1)
     if len(y) != len(x):
         raise ShapeError(f"learn_direction: {len(x)} latents but {len(y)} labels")
@@ -417,14 +431,17 @@ def learn_direction(
     if n_test and (len(y) - n_test < 4 or len(np.unique(y[n_test:])) < 2):
         n_test = 0
     x_tr, y_tr, x_te, y_te = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
-    if method == "svm":
+    if method == "mean-diff":
+        clf = _MeanDifference().fit(x_tr, y_tr)
+    elif method == "svm":
         clf = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed)
     else:
         clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000, random_state=seed)
     clf.fit(x_tr, y_tr)
-    normal = clf.coef_.reshape(-1)
+    normal = np.zeros(x_all.shape[1])
+    normal[active] = clf.coef_.reshape(-1)
     normal = normal / np.linalg.norm(normal)
-    std = float(np.std(x @ normal))
+    std = float(np.std(x_all @ normal))
     meta = {
         "method": method,
         "C": C,
@@ -433,10 +450,25 @@ def learn_direction(
         "positives": int(y.sum()),
         "negatives": int(len(y) - y.sum()),
         "std": std,
+        "active_dims": int(active.sum()),
     }
     acc = meta["test_accuracy"] if meta["test_accuracy"] is not None else meta["train_accuracy"]
     return Direction(name, torch.from_numpy(normal * std).float(), source="interfacegan", layers=layers,
                      range=(-3.0, 3.0), note=f"{method} boundary, balanced accuracy {acc:.2f}", meta=meta)
+
+
+class _MeanDifference:
+    """Attribute vector (White, "Sampling Generative Networks", 2016): mean(positives) - mean(negatives);
+    predicts positive above the midpoint of the two class means' projections."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _MeanDifference:
+        mp, mn = x[y == 1].mean(0), x[y == 0].mean(0)
+        self.coef_ = (mp - mn)[None]
+        self.threshold_ = float((mp + mn) @ self.coef_[0] / 2)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return (x @ self.coef_[0] > self.threshold_).astype(np.int64)
 
 
 def condition(primary: Direction, others: list[Direction], name: str | None = None) -> Direction:
