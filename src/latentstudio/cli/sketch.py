@@ -88,7 +88,8 @@ def _fmt_tau(tau: float, greedy: bool) -> str:
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="Strokes: a sketch-rnn .npz (train/valid/test) or a Quick, Draw! .ndjson(.gz).")
 @click.option("--preset", type=click.Choice(["default", "cpu", "tiny"]), default="default", show_default=True,
-              help="default: the reference hyperparameters; cpu: 256-unit decoder; tiny: seconds-per-step smoke runs.")
+              help="default: the reference hyperparameters; cpu: smaller LSTMs (128x2/256) and KL annealing over "
+                   "~2k steps for hour-long CPU runs; tiny: seconds-per-step smoke runs.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="JSON run config (layout of run.json 'config'); applied after the preset.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
