@@ -271,7 +271,7 @@ def test_learned_direction_recovers_the_true_normal():
     normal = torch.randn(16, generator=g)
     normal /= normal.norm()
     labels = torch.sign(x @ normal + 0.05 * torch.randn(800, generator=g))
-    for method in ("svm", "logistic"):
+    for method in ("svm", "logistic", "mean-diff"):
         d = learn_direction(x, labels, "attr", method=method)
         cos = float(d.vector @ normal / d.vector.norm())
         assert cos > 0.97

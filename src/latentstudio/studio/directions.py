@@ -453,8 +453,9 @@ def learn_direction(
         "active_dims": int(active.sum()),
     }
     acc = meta["test_accuracy"] if meta["test_accuracy"] is not None else meta["train_accuracy"]
-    return Direction(name, torch.from_numpy(normal * std).float(), source="interfacegan", layers=layers,
-                     range=(-3.0, 3.0), note=f"{method} boundary, balanced accuracy {acc:.2f}", meta=meta)
+    source = "mean-diff" if method == "mean-diff" else "interfacegan"
+    return Direction(name, torch.from_numpy(normal * std).float(), source=source, layers=layers,
+                     range=(-3.0, 3.0), note=f"{method}, balanced accuracy {acc:.2f}", meta=meta)
 
 
 class _MeanDifference:
