@@ -58,6 +58,7 @@ def main() -> None:
 
             def wait_status(text: str) -> None:
                 page.wait_for_function("t => document.querySelector('#status textarea')?.value.includes(t)", arg=text)
+                page.wait_for_timeout(2500)  # let the images finish loading (Gradio dims pending outputs)
 
             page.locator("#seed input").fill("7")
             page.click("#generate")
