@@ -2,8 +2,10 @@
 
 Needs the ``playwright`` package (a dev dependency) and a Chromium binary: Debian's ``chromium``
 package at /usr/bin/chromium (``apt-get install -y chromium``) or the path in
-``$LATENTSTUDIO_CHROMIUM``. It is not skipped when they are missing: it fails and says what to
-install (set ``LATENTSTUDIO_SKIP_BROWSER=1`` to skip it on purpose).
+``$LATENTSTUDIO_CHROMIUM``. In CI (``$CI`` set; ``.ci/run`` installs Chromium) a missing browser is a
+failure that says what to install; elsewhere the test is skipped with that message, so the README's
+test line also passes on a machine without a browser (set ``LATENTSTUDIO_SKIP_BROWSER=1`` to skip
+it on purpose everywhere).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ def chromium_path() -> str:
     for cand in ([env] if env else []) + ["/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium")]:
         if cand and Path(cand).is_file():
             return cand
-    pytest.fail("the browser test needs Chromium: `apt-get install -y chromium` (or set LATENTSTUDIO_CHROMIUM)")
+    message = "the browser test needs Chromium: `apt-get install -y chromium` (or set LATENTSTUDIO_CHROMIUM)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def free_port() -> int:
