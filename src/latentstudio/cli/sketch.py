@@ -127,7 +127,7 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
       latentstudio train sketch-rnn --data aaron_sheep.npz
       latentstudio train sketch-rnn --data cat.ndjson --preset cpu --max-minutes 60 --threads 1
       latentstudio train sketch-rnn --data sheep.npz --dec-model layer_norm --set train.batch_size=64
-      latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron_sheep
+      latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron-sheep
     """
     from latentstudio.presets import merge
     from latentstudio.training.sketch_rnn import (
@@ -262,7 +262,7 @@ def interpolate(model_path, data_path, split, pair, steps, method, temperature, 
 
     \b
     Examples:
-      latentstudio interpolate --model runs/00003-sketch-rnn-aaron_sheep --pair 3,17 --out strip.svg
+      latentstudio interpolate --model runs/00003-sketch-rnn-aaron-sheep --pair 3,17 --out strip.svg
       latentstudio interpolate --model RUN --method lerp --steps 6 --temperature 0 --out strip.png
     """
     from latentstudio.models.sketch_rnn.explore import interpolate as run
@@ -305,7 +305,7 @@ def complete(model_path, data_path, split, indices, keep, n, temperature, latent
 
     \b
     Examples:
-      latentstudio complete --model runs/00003-sketch-rnn-aaron_sheep --index 0-3 --keep 0.3 --out done.svg
+      latentstudio complete --model runs/00003-sketch-rnn-aaron-sheep --index 0-3 --keep 0.3 --out done.svg
       latentstudio complete --model RUN --index 5 --keep 20 --n 8 --latent prior --out done.png
     """
     from latentstudio.models.sketch_rnn.explore import complete as run
