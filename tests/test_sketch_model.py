@@ -390,3 +390,21 @@ def test_save_and_load_keep_the_scale_factor(tmp_path):
     a = m.eval().sample(z=z, greedy=True, max_len=12).strokes
     b = back.sample(z=z, greedy=True, max_len=12).strokes
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layer_norm", "hyper"])
+def test_step_by_step_sampling_matches_the_sequence_forward(kind):
+    """Sampling runs the cells one step at a time; it must compute what training computed."""
+    from latentstudio.models.sketch_rnn.cells import make_layer
+
+    torch.manual_seed(0)
+    layer = make_layer(kind, 5 + 3, 6, directions=1, hyper_size=4, embed_size=2).eval()
+    x = torch.randn(7, 1, 2, 5)
+    const = torch.randn(1, 2, 3)
+    state0 = layer.split_state(torch.tanh(torch.randn(1, 2, layer.state_size)))
+    full = layer(x, state0, const=const)
+    state, outs = state0, []
+    for t in range(7):
+        h, state = layer.step(x[t], state, const)
+        outs.append(h)
+    torch.testing.assert_close(torch.stack(outs), full)

@@ -558,7 +558,11 @@ class HyperLSTMLayer(RecurrentLayer):
 
 
 def make_layer(kind: str, input_size: int, hidden_size: int, **kw) -> RecurrentLayer:
-    """Build a cell by name (``lstm``, ``layer_norm``, ``hyper``)."""
+    """Build a cell by name (``lstm``, ``layer_norm``, ``hyper``); ``hyper_size``/``embed_size`` only
+    apply to ``hyper`` and ``impl`` only to ``lstm``."""
+    if kind != "hyper":
+        kw.pop("hyper_size", None)
+        kw.pop("embed_size", None)
     if kind == "lstm":
         return LSTMLayer(input_size, hidden_size, **kw)
     kw.pop("impl", None)
