@@ -101,6 +101,12 @@ def test_sample_command_writes_grid_steps_and_gif(conditional_run, tmp_path):
         assert im.n_frames == 4
     res = CliRunner().invoke(cli, ["sample", "--model", str(conditional_run.run_dir), "--out", str(out)])
     assert res.exit_code == 1 and "already exists" in res.output
+    folder = tmp_path / "each"
+    res = CliRunner().invoke(cli, ["sample", "--model", str(conditional_run.run_dir), "--seeds", "0-2",
+                                   "--out-dir", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png", "000002.png", "samples-steps.png",
+                                                         "samples.gif"]
     res = CliRunner().invoke(cli, ["sample", "--model", str(conditional_run.run_dir), "--condition", "12",
                                    "--out", str(tmp_path / "x.png")])
     assert res.exit_code == 1 and "class condition must be in 0..9" in res.output
