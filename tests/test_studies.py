@@ -153,6 +153,7 @@ def test_budget_parsing_and_stage_split():
     assert (b.epochs, b.minutes, str(b)) == (5, 10.0, "5ep,10min")
     s1, s2 = b.stage_configs()
     assert s1 == {"epochs": 5, "max_minutes": 8.0} and s2 == {"epochs": 10, "max_minutes": 2.0}
+    assert b.stage_configs(epoch_ratio=10)[1]["epochs"] == 50
     s1, s2 = C.parse_budget("3min").stage_configs(C.parse_budget("4ep"))
     assert s1["max_minutes"] == 3.0 and s1["epochs"] >= 10**6 and s2 == {"epochs": 4, "max_minutes": None}
     for bad in ("5", "five epochs", "2.5ep", "0ep", "ep"):

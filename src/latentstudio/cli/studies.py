@@ -53,7 +53,7 @@ def canonical_command(ctx: click.Context) -> str:
 
 
 def _common(fn):
-    """Options every study shares (data, extractor, output folder, seed, progress)."""
+    """Options every study shares (extractor, output folder, seed, device, progress); data options separately."""
     opts = [
         click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier",
                      show_default=True, help=EXTRACTOR_HELP),
@@ -66,7 +66,6 @@ def _common(fn):
         click.option("--overwrite", is_flag=True, help="Discard the results already in --out and start again."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
     ]
-    fn = data_options(fn)
     for o in reversed(opts):
         fn = o(fn)
     return fn
@@ -81,7 +80,7 @@ def _sizes(text):
 
 
 @click.command("fid-repeats")
-@_common
+@data_options
 @click.option("--sizes", default=None, help="Set sizes n, e.g. 10,20,40 (default 10, 20, 40, ... below full, then full).")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Repetitions per size.")
 @click.option("--n-reference", type=int, default=10000, show_default=True,
@@ -90,6 +89,7 @@ def _sizes(text):
               help="Images per side of the sanity pair (test halves; test vs uniform noise); 0 skips it.")
 @click.option("--budget", default=None, help="Training of the classifier extractor in epochs, e.g. 3ep "
               "(default: its standard recipe).")
+@_common
 @friendly_errors
 def fid_repeats(data_name, data_root, data_option, download, strict, limit, extractor, download_weights, out_dir,
                 seed, accelerator, overwrite, no_progress, sizes, repeats, n_reference, sanity_size, budget):
@@ -118,7 +118,7 @@ def fid_repeats(data_name, data_root, data_option, download, strict, limit, extr
 
 
 @click.command("fid-shuffle")
-@_common
+@data_options
 @click.option("--tiles", default="1,2,4,16,64,256,1024", show_default=True,
               help="Numbers of tiles k (1 = unshuffled baseline).")
 @click.option("--repeats", type=int, default=10, show_default=True, help="Repetitions per k.")
@@ -126,6 +126,7 @@ def fid_repeats(data_name, data_root, data_option, download, strict, limit, extr
               help="Reference images: the first N of the test split (also the size of the shuffled sets).")
 @click.option("--budget", default=None, help="Training of the classifier extractor in epochs, e.g. 3ep "
               "(default: its standard recipe).")
+@_common
 @friendly_errors
 def fid_shuffle(data_name, data_root, data_option, download, strict, limit, extractor, download_weights, out_dir,
                 seed, accelerator, overwrite, no_progress, tiles, repeats, n_reference, budget):
@@ -156,7 +157,8 @@ def _training(fn):
     opts = [
         click.option("--budget", default="5ep", show_default=True,
                      help="Training budget per model: epochs (5ep), minutes (10min) or both (5ep,10min). Stage 2 "
-                          "gets twice the epochs / a fifth of the minutes unless --budget2 is given."),
+                          "gets the preset's ratio of stage-2 to stage-1 epochs (cpu: 10x, paper: 2x) or a fifth "
+                          "of the minutes unless --budget2 is given."),
         click.option("--budget2", default=None, help="Explicit second-stage budget, same syntax."),
         click.option("--preset", default="cpu", show_default=True, help="Model and optimiser: quickstart, cpu, paper."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -172,9 +174,10 @@ def _training(fn):
 
 
 @click.command("training-subsets")
-@_common
+@data_options
 @_training
 @click.option("--fraction", type=float, default=0.5, show_default=True, help="Size of the subsets (0.5: halves).")
+@_common
 @friendly_errors
 def training_subsets(data_name, data_root, data_option, download, strict, limit, extractor, download_weights, out_dir,
                      seed, accelerator, overwrite, no_progress, budget, budget2, preset, overrides, n_reference,
@@ -206,13 +209,14 @@ def training_subsets(data_name, data_root, data_option, download, strict, limit,
 
 
 @click.command("samplers")
-@_common
+@data_options
 @_training
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
               help="Use this trained two-stage model (model or run directory) instead of training one.")
 @click.option("--gmm-k", default="1,10,20,100", show_default=True, help="GMM component counts.")
 @click.option("--gmm-fit-size", type=int, default=None,
               help="Fit the GMMs on this many training latents (random, seeded; default all).")
+@_common
 @friendly_errors
 def samplers(data_name, data_root, data_option, download, strict, limit, extractor, download_weights, out_dir,
              seed, accelerator, overwrite, no_progress, budget, budget2, preset, overrides, n_reference, n_samples,

@@ -71,8 +71,8 @@ SEED_TABLE5: dict[str, tuple[float | None, float | None, float | None]] = {
 # Budget
 # --------------------------------------------------------------------------------------------
 
-#: Second-stage epochs per first-stage epoch for an epoch budget (the seed: 600 + 1200 epochs).
-STAGE2_EPOCH_FACTOR = 2
+#: Second-stage epochs per first-stage epoch when no preset ratio is given (the seed: 600 + 1200 epochs).
+STAGE2_EPOCH_FACTOR = 2.0
 #: Share of a minutes budget given to the second stage (its epochs are far cheaper than the first's).
 STAGE2_MINUTES_SHARE = 0.2
 #: Epoch cap used when only minutes are given (training then stops on the clock).
@@ -110,17 +110,20 @@ class Budget:
         return {"epochs": self.epochs if self.epochs is not None else _UNBOUNDED_EPOCHS,
                 "max_minutes": self.minutes}
 
-    def stage_configs(self, stage2: Budget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def stage_configs(
+        self, stage2: Budget | None = None, epoch_ratio: float = STAGE2_EPOCH_FACTOR
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Stage-1 and stage-2 ``{"epochs", "max_minutes"}`` of a two-stage VAE under this budget.
 
         Without an explicit ``stage2`` budget: an epoch budget E gives stage 1 E epochs and stage 2
-        ``2 E`` (the seed trained 600 + 1200 epochs); a minutes budget M gives stage 1 ``0.8 M`` and
-        stage 2 ``0.2 M`` minutes; with both, both rules apply and the first limit reached stops.
+        ``round(epoch_ratio * E)`` (the training studies pass the preset's own stage-2 / stage-1 epoch
+        ratio: 10 for ``cpu``, 2 for ``paper`` as the seed's 600 + 1200); a minutes budget M gives stage 1
+        ``0.8 M`` and stage 2 ``0.2 M`` minutes; with both, both rules apply and the first limit reached stops.
         """
         if stage2 is not None:
             return self.train_config(), stage2.train_config()
         s1 = Budget(self.epochs, None if self.minutes is None else self.minutes * (1 - STAGE2_MINUTES_SHARE))
-        s2 = Budget(None if self.epochs is None else self.epochs * STAGE2_EPOCH_FACTOR,
+        s2 = Budget(None if self.epochs is None else max(1, round(self.epochs * epoch_ratio)),
                     None if self.minutes is None else self.minutes * STAGE2_MINUTES_SHARE)
         return s1.train_config(), s2.train_config()
 
@@ -411,6 +414,15 @@ def render_report(
     for heading, body in sections:
         parts += [f"## {heading}", "", body.rstrip(), ""]
     return study.write_report("\n".join(parts).rstrip() + "\n")
+
+
+def subset_note(data: StudyData) -> str | None:
+    """A sentence for reports of a study run on the first ``--limit`` images of each split, else None."""
+    limit = data.spec.get("limit")
+    if not limit:
+        return None
+    return (f"Data subset: only the first {limit} images of each split are used (--limit {limit}): "
+            f"{len(data.train)} training and {len(data.test)} test images.")
 
 
 def relative(path: Path, base: Path) -> str:

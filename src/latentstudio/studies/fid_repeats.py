@@ -239,7 +239,8 @@ def _report(study: Study, data: C.StudyData, ext, m: int, sizes, repeats: int, s
     if ns:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         axes[0].errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=f"{data.name}, {key}")
-        axes[0].set(xscale="log", xlabel="distinct images n", ylabel=key, title=f"this study ({ext.name} features)")
+        axes[0].set(xscale="log", yscale="log" if min(means) > 0 else "linear", xlabel="distinct images n",
+                    ylabel=key, title=f"this study ({data.name}, {ext.name} features)")
         axes[0].grid(alpha=0.3)
         seed_n = sorted(C.SEED_TABLE1)
         axes[1].plot(seed_n, [C.SEED_TABLE1[n][0] for n in seed_n], marker="s", color="gray")
@@ -283,8 +284,13 @@ def _differences(data: C.StudyData, ext, m: int, s: int) -> list[str]:
                "(nested sets within a repetition); the seed shuffled x_train at every iteration and does not say "
                "how it repeated a set whose size does not divide 10,000 (here: cyclically).")
     out.append("Variance: the unbiased sample variance over repetitions (the seed does not say which).")
+    if min(len(data.train), m) == len(data.train):
+        out.append(f"At n = {len(data.train)} the set is the whole training pool, so every repetition uses the same "
+                   "images and the variance is 0 up to rounding (the seed drew 10,000 of 50,000 images).")
     if s and data.name != "mnist":
         out.append(f"Sanity pair: computed on {data.name} (the DRAW thesis used MNIST).")
+    if C.subset_note(data):
+        out.append(C.subset_note(data))
     if data.note:
         out.append(f"Splits: {data.note}.")
     return out

@@ -243,6 +243,10 @@ def _report(study: Study, data: C.StudyData, ext, m: int, set_size: int, ks, lay
         mono, bad = C.is_monotonic(means, increasing=True)
         verdict = ("**yes**: the mean FID rises at every step of k." if mono else
                    "**no**: it falls between " + ", ".join(f"k={full_k[i]} and k={full_k[i + 1]}" for i in bad) + ".")
+        if not mono and ext.name != "inception":
+            verdict += (" The classifier extractor was trained only on this dataset's images; for inputs far from "
+                        "them (finely shuffled images) its features are no calibrated distance, so FID need not keep "
+                        "rising. The seed's monotone rise is a property of Inception (ImageNet) features.")
     else:
         verdict = f"not yet known: {len(ks) - len(full_k)} of {len(ks)} values of k are unfinished (re-run the command)."
     body = "\n".join([
@@ -295,6 +299,8 @@ def _differences(data: C.StudyData, ext, m: int, set_size: int, h: int, w: int) 
                "its own permutation, or how many repetitions gave its variance; here: random training images, left "
                "and right halves for k = 2, one uniform permutation per image, and the repetitions stated above. "
                "k = 1 (no shuffle) is added as the baseline.")
+    if C.subset_note(data):
+        out.append(C.subset_note(data))
     if data.note:
         out.append(f"Splits: {data.note}.")
     return out

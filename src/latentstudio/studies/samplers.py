@@ -141,6 +141,8 @@ def run_samplers(
         protocol["model"] = {"preset": preset, "overrides": overrides or {}, "spec": spec, "budget": str(bud),
                              "budget2": None if b2 is None else str(b2)}
     study = Study(out_dir, NAME, protocol, overwrite=overwrite)
+    if overwrite:
+        T.discard_models(study)
     variants = sampler_grid(ks)
 
     def fx(images: torch.Tensor) -> torch.Tensor:
@@ -292,6 +294,8 @@ def _report(study: Study, data: C.StudyData, ext, m, n_gen, ks, variants, fit_si
     diffs.append(f"Dataset: {data.name}; the seed compared N(0, I), a 10-component GMM and a second stage on CIFAR-10 "
                  "(table 5); the other GMM sizes, the diagonal covariance and fitting on sampled z extend it.")
     diffs.append("Model: the project's two-stage VAE (see the protocol) instead of the seed's Keras VAE.")
+    if C.subset_note(data):
+        diffs.append(C.subset_note(data))
     if data.note:
         diffs.append(f"Splits: {data.note}.")
     return C.render_report(

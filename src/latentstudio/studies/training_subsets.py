@@ -172,6 +172,8 @@ def run_training_subsets(
                      "under a Gaussian fitted to all training mu; both under the model trained on all images",
     }
     study = Study(out_dir, NAME, protocol, overwrite=overwrite)
+    if overwrite:
+        T.discard_models(study)
 
     def fx(images: torch.Tensor) -> torch.Tensor:
         return extract_features(images, ext, batch_size=256, progress=False)
@@ -355,7 +357,7 @@ def _report(study: Study, data: C.StudyData, ext, m: int, n_gen: int, size: int,
                    label=SAMPLER_TITLES.get(s, s))
         ax.set_xticks(range(len(have)), [MODELS[k][0] for k in have])
         ax.set(ylabel=key, title=f"{data.name}: FID per training set and sampler ({ext.name} features)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
         ax.grid(axis="y", alpha=0.3)
         sections.append(("Plot", C.figure_markdown("FID per model and sampler", study.save_figure(fig, "fid-bars.png"))))
     pics = []
@@ -398,10 +400,19 @@ def _differences(data, ext, m, n_gen, budget, preset, protocol) -> list[str]:
         f"gamma, latent_dim {s1.get('latent_dim')}, base_dim {s1.get('base_dim')}; dense second stage) instead of "
         "the seed's Keras VAE (conv 128-256-512-1024 encoder, latent 128, dense 8x8x1024 decoder with two "
         "transposed convolutions) and its dense second stage.")
+    st1, st2 = spec.get("stage1", {}), spec.get("stage2", {})
+
+    def amount(st: dict) -> str:
+        parts = [] if st.get("epochs", 0) >= 10**6 else [f"{st.get('epochs')} epochs"]
+        if st.get("max_minutes"):
+            parts.append(f"{st['max_minutes']:g} minutes")
+        return " or ".join(parts)
+
     out.append(
-        f"Training: budget {budget} per model (stage 2: {protocol['budget2'] or 'derived, see the protocol'}), "
-        f"Adam lr {spec.get('stage1', {}).get('lr')} halved every {spec.get('stage1', {}).get('lr_halve_every')} "
-        "epochs, instead of the seed's 600 + 1200 epochs at lr 1e-4 halved when the loss stops falling.")
+        f"Training: budget {budget} per model, i.e. stage 1 {amount(st1)}, stage 2 {amount(st2)}; Adam lr "
+        f"{st1.get('lr')} halved every {st1.get('lr_halve_every')} epochs (stage 2: {st2.get('lr')}, every "
+        f"{st2.get('lr_halve_every')}); the seed trained 600 + 1200 epochs at lr 1e-4, halved when the loss stopped "
+        "falling.")
     out.append("Selection scores: reconstruction error = MSE per pixel of the reconstruction of mu(x); Mahalanobis "
                "distance of mu(x) in the latent space of the all-data model. The seed names both criteria but not "
                "the space of the distance (its text mentions the distribution the FID is measured on).")
@@ -409,6 +420,8 @@ def _differences(data, ext, m, n_gen, budget, preset, protocol) -> list[str]:
                "10-component GMM fitted on the latent space).")
     if m != 10000 or n_gen != 10000:
         out.append(f"Sizes: {m} reference and {n_gen} generated images per sampler (the seed: 10,000).")
+    if C.subset_note(data):
+        out.append(C.subset_note(data))
     if data.note:
         out.append(f"Splits: {data.note}.")
     return out

@@ -63,8 +63,8 @@ def model_spec(
     """The complete run-config dict (``TwoStageRunConfig`` layout) of a study's two-stage VAE.
 
     The ``preset`` gives the model and optimiser; ``budget`` sets both stages' epochs / minutes
-    (:meth:`~latentstudio.studies.common.Budget.stage_configs`); ``overrides`` are dotted keys
-    applied last. Image shape fields are filled from the data by the trainer.
+    (:meth:`~latentstudio.studies.common.Budget.stage_configs`, stage 2 getting the preset's ratio of
+    stage-2 to stage-1 epochs); ``overrides`` are dotted keys applied last. Image shape fields are filled from the data by the trainer.
 
     Raises:
         UnknownNameError: unknown preset. ConfigError: an unknown override key.
@@ -73,8 +73,11 @@ def model_spec(
     from latentstudio.presets import preset as get_preset
     from latentstudio.training.config import TwoStageRunConfig
 
-    s1, s2 = budget.stage_configs(budget2)
-    spec = merge(get_preset(preset), {
+    base = get_preset(preset)
+    e1, e2 = base.get("stage1", {}).get("epochs"), base.get("stage2", {}).get("epochs")
+    ratio = e2 / e1 if e1 and e2 else C.STAGE2_EPOCH_FACTOR
+    s1, s2 = budget.stage_configs(budget2, epoch_ratio=ratio)
+    spec = merge(base, {
         "data": {"name": data.name, "options": dict(data.spec.get("options") or {}), "limit": data.spec.get("limit")},
         "stage1": s1, "stage2": s2, "seed": seed, "accelerator": accelerator,
         "gmm_components": gmm_components, "gmm_fit_on": "mean",
@@ -119,11 +122,13 @@ def train_or_resume(
         "stage1_gamma", "stage2_gamma"}``.
     """
     from latentstudio import api
-    from latentstudio.training.runs import lightning
+    from latentstudio.training.runs import lightning, read_run
 
     lightning()
     root = study.dir / MODELS_DIR / name
+    want = api.build_run_config(spec, train_data).to_dict()
     runs = sorted(p for p in root.glob("*-two-stage-vae-*") if (p / "run.json").is_file()) if root.is_dir() else []
+    runs = [p for p in runs if read_run(p)[1] == want]  # runs of another config are left alone
     finished = [p for p in runs if (p / "model" / "config.json").is_file()]
     timer = _stage_timer()
     t0 = time.perf_counter()
@@ -146,6 +151,13 @@ def train_or_resume(
         "stage1_gamma": meta.get("stage1_gamma"),
         "stage2_gamma": meta.get("stage2_gamma"),
     }
+
+
+def discard_models(study) -> None:
+    """Delete ``<study>/models/`` (``--overwrite`` of a training study starts its models afresh)."""
+    import shutil
+
+    shutil.rmtree(study.dir / MODELS_DIR, ignore_errors=True)
 
 
 def load_model(study, record: dict[str, Any], device: torch.device):
