@@ -31,7 +31,9 @@ def test_conditional_samples_are_classified_as_requested(conditional_run):
     clf = get_classifier(train, test=test, progress=False)
     assert clf.test_accuracy >= 0.95
     loaded = api.load(conditional_run.model_dir)
-    labels = torch.arange(10).repeat_interleave(20)
+    # 100 samples a digit: at 20 a single odd sample moves a digit's rate by 0.05, and a machine
+    # with other floating-point kernels trains a slightly different model
+    labels = torch.arange(10).repeat_interleave(100)
     for sampler in ("normal", "gmm", "second-stage"):  # the GMM has one mixture per class
         images = api.generate(loaded, sampler, len(labels), seed=1, condition=labels.tolist())
         pred = clf.predict(images)
