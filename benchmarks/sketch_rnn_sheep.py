@@ -31,6 +31,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def speed(args, path: Path) -> dict:
         "steps_per_cpu_second": {k: rate(v) for k, v in cpu.items()},
         "steps_per_wall_second": {k: rate(v) for k, v in wall.items()},
         "cpu_seconds_per_step": {k: sum(v) / len(v) for k, v in cpu.items()},
+        "cpu_seconds_each_step": {k: [round(s, 3) for s in v] for k, v in cpu.items()},
+        "cpu_seconds_per_step_median": {k: statistics.median(v) for k, v in cpu.items()},
+        "ratio_median_cpu_time": statistics.median(cpu["loop"]) / statistics.median(cpu["fused"]),
         "ratio_cpu_time": rate(cpu["fused"]) / rate(cpu["loop"]),
         "ratio_wall_time": rate(wall["fused"]) / rate(wall["loop"]),
         "first_step_loss": first,

@@ -2,7 +2,7 @@
 
 Layout of a run::
 
-    runs/00004-sketch-rnn-aaron_sheep/
+    runs/00004-sketch-rnn-aaron-sheep/
         run.json            resolved config (written before the first step)
         train/
             checkpoints/    last.ckpt (resumable: optimiser, step, schedule) + the newest epoch
@@ -368,7 +368,8 @@ def retain_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 32))
+        # mallopt takes a C int: 2**31 - 1 is the largest threshold (a larger Python int would wrap)
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):
         return False
 

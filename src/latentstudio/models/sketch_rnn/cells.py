@@ -157,23 +157,25 @@ class FusedLSTMFunction(torch.autograd.Function):
         t_len, d, b, h4 = acts.shape
         hs = h4 // 4
         p, a_dc = FusedLSTMFunction._local_derivatives(acts, cs, tcs, mask, ctx.keep_prob)
-        p3 = p.view(t_len, d, b, 4, hs)[..., :3, :]
         po = p[..., 3 * hs :]
         f_all = acts[..., 2 * hs : 3 * hs]
         w_h = w[:, :hs].transpose(1, 2)  # [D, 4H, H]
-        dgates = torch.zeros_like(acts) if batch_sizes is not None else torch.empty_like(acts)
-        dg3 = dgates.view(t_len, d, b, 4, hs)[..., :3, :]
+        dgates = torch.empty_like(acts)  # finished rows are zeroed step by step below (not the whole buffer)
         dh = acts.new_zeros(d, b, hs)
         dc = acts.new_zeros(d, b, hs)
         grad_h = grad_h.contiguous()
         for t in range(t_len - 1, -1, -1):
             n = b if batch_sizes is None else batch_sizes[t]
+            if n < b:
+                dgates[t, :, n:].zero_()
             if n == 0:
                 continue
             dh_n, dc_n = dh[:, :n], dc[:, :n]
             dh_n.add_(grad_h[t, :, :n])
             dc_n.addcmul_(dh_n, a_dc[t, :, :n])
-            torch.mul(dc_n.unsqueeze(-2), p3[t, :, :n], out=dg3[t, :, :n])
+            for j in range(3):  # g, i, f; one product per gate (a broadcast product into the strided
+                # [D, n, 3, H] view runs ~20x slower per element on CPU)
+                torch.mul(dc_n, p[t, :, :n, j * hs : (j + 1) * hs], out=dgates[t, :, :n, j * hs : (j + 1) * hs])
             torch.mul(dh_n, po[t, :, :n], out=dgates[t, :, :n, 3 * hs :])
             dc_n.mul_(f_all[t, :, :n])
             if n == b:
