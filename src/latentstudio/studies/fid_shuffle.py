@@ -202,16 +202,16 @@ def run_fid_shuffle(
 
 
 def _examples(study: Study, data: C.StudyData, ks: list[int], seed: int) -> None:
-    """``shuffle-examples.png``: 4 training images (rows) at every k (columns), like the seed's figure 7."""
+    """``shuffle-examples.png``: 4 training images (rows) at every k (columns), like the seed's figure 7
+    (images under 96 pixels enlarged by an integer factor, nearest neighbour)."""
     from latentstudio.io.images import save_grid
 
-    path = study.dir / "shuffle-examples.png"
-    if path.is_file():
-        return
     base = data.train.images[:4]
     cols = [shuffle_tiles(base, k, torch.Generator().manual_seed(seed + k)) for k in ks]
     grid = torch.stack(cols, dim=1).flatten(0, 1)
-    save_grid(grid, path, nrow=len(ks), overwrite=True)
+    scale = max(1, 96 // max(grid.shape[-2:]))  # small images are enlarged (nearest neighbour) for viewing
+    grid = grid.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+    save_grid(grid, study.dir / "shuffle-examples.png", nrow=len(ks), overwrite=True)
 
 
 def _report(study: Study, data: C.StudyData, ext, m: int, set_size: int, ks, layouts, repeats: int,
@@ -293,6 +293,9 @@ def _differences(data: C.StudyData, ext, m: int, set_size: int, h: int, w: int) 
     else:
         out.append(f"Data subset: the shuffled images are drawn from {len(data.train)} training images (the seed's "
                    "x_train had 50,000).")
+    if set_size == len(data.train):
+        out.append(f"Every repetition shuffles all {set_size} training images (only the tile permutations differ), so "
+                   "the k = 1 baseline is the same set each time (variance 0 up to rounding).")
     if m != 10000 or set_size != 10000:
         out.append(f"Sizes: {m} reference and {set_size} shuffled images (the seed: 10,000 test images as reference).")
     out.append("The seed does not say which images it shuffled, how k = 2 splits an image, whether every image got "
