@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs
+from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs, run_options
 
 
 def _main():
@@ -45,13 +45,7 @@ def _train_command():
     @click.option("--epochs", type=int, default=None, help="Training epochs (default: the preset's).")
     @click.option("--max-minutes", type=float, default=None, help="Stop training after this wall-clock budget.")
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP.")
-    @click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto.")
-    @click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True)
-    @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
-                  help="Continue an interrupted run directory with its own config.")
-    @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-    @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+    @run_options
     @m.friendly_errors
     def train_draw(data_name, data_root, data_option, download, strict, limit, preset, config_file, overrides,
                    attention, steps, latent_dim, read_n, write_n, lstm_dim, decoder, condition, binarize, epochs,

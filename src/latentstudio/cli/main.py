@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs
+from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs, run_options
 from latentstudio.errors import LatentStudioError
 
 
@@ -101,13 +101,7 @@ def train() -> None:
 @click.option("--condition", type=click.Choice(["none", "class", "attributes"]), default="none", show_default=True,
               help="Conditional VAE on the class label (one-hot) or on attributes (CelebA's 40, +-1).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP.")
-@click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto.")
-@click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True)
-@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue an interrupted run directory with its own config.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@run_options
 @friendly_errors
 def train_two_stage(data_name, data_root, data_option, download, strict, limit, preset, config_file, overrides,
                     condition, seed, devices, accelerator, runs_root, resume, dry_run, no_progress):

@@ -68,3 +68,20 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
             else:
                 node = node[part]
     return out
+
+
+def run_options(fn):
+    """The options every ``train`` command shares, in this order: ``--devices``, ``--accelerator``,
+    ``--runs-root``, ``--resume``, ``--dry-run``, ``--no-progress`` (parameters of the same names)."""
+    options = [
+        click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP."),
+        click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto."),
+        click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True),
+        click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
+                     help="Continue an interrupted run directory with its own config."),
+        click.option("--dry-run", is_flag=True, help="Print the resolved config and exit."),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+    ]
+    for option in reversed(options):  # click lists options in decorator order, top to bottom
+        fn = option(fn)
+    return fn

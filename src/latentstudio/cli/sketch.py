@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs
+from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs, run_options
 
 MODEL_TYPES = ("sketch-rnn",)
 DEFAULT_TEMPERATURE = 0.5
@@ -104,13 +104,7 @@ def _fmt_tau(tau: float, greedy: bool) -> str:
 @click.option("--limit", type=int, default=None, help="Use at most N sketches per split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
-@click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP.")
-@click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto.")
-@click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True)
-@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue an interrupted run directory with its own config.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@run_options
 def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, max_steps, max_minutes,
                      epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume, dry_run,
                      no_progress):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from latentstudio.cli.main import EVALUATE_HANDLERS, _data_spec, data_options, friendly_errors
-from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs
+from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs, run_options
 
 
 def _run_spec(preset_name, config_file, resolution, data, seed, devices, accelerator, extractor, classifier_label,
@@ -60,13 +60,7 @@ def _run_spec(preset_name, config_file, resolution, data, seed, devices, acceler
 @click.option("--init", "init_from", type=click.Path(file_okay=False, exists=True), default=None,
               help="Start from a StyleGAN2 model folder (e.g. converted official weights) of the same config.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--devices", type=int, default=1, show_default=True, help="Processes; > 1 trains with DDP.")
-@click.option("--accelerator", default="cpu", show_default=True, help="cpu, gpu or auto.")
-@click.option("--runs-root", type=click.Path(file_okay=False), default="runs", show_default=True)
-@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Continue an interrupted run directory with its own config.")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@run_options
 @friendly_errors
 def train_stylegan2(data_name, data_root, data_option, download, strict, limit, preset_name, resolution, config_file,
                     overrides, kimg, max_minutes, mirror, extractor, classifier_label, init_from, seed, devices,
