@@ -64,11 +64,11 @@ def digits_classifier():
 def test_conditional_samples_are_classified_as_the_requested_class(conditional_run, digits_classifier):
     assert digits_classifier.test_accuracy >= 0.95
     loaded = api.load(conditional_run.model_dir)
-    labels = torch.arange(10).repeat_interleave(20)
+    labels = torch.arange(10).repeat_interleave(100)  # 100 a digit: one odd sample moves a rate by 0.01
     images = api.generate(loaded, n=len(labels), seed=1, condition=labels.tolist())
     pred = digits_classifier.predict(images)
     per_digit = [(pred[labels == d] == d).float().mean().item() for d in range(10)]
-    assert min(per_digit) >= 0.9, per_digit  # every digit (measured here: 0.95 .. 1.0)
+    assert min(per_digit) >= 0.9, per_digit  # every digit
 
 
 def test_run_directory_layout(conditional_run):
