@@ -416,13 +416,16 @@ def render_report(
     return study.write_report("\n".join(parts).rstrip() + "\n")
 
 
-def subset_note(data: StudyData) -> str | None:
-    """A sentence for reports of a study run on the first ``--limit`` images of each split, else None."""
+def data_notes(data: StudyData) -> list[str]:
+    """The report sentences on which data a study used: the ``--limit`` subset and a derived split."""
+    out = []
     limit = data.spec.get("limit")
-    if not limit:
-        return None
-    return (f"Data subset: only the first {limit} images of each split are used (--limit {limit}): "
-            f"{len(data.train)} training and {len(data.test)} test images.")
+    if limit:
+        out.append(f"Data subset: only the first {limit} images of each split are used (--limit {limit}): "
+                   f"{len(data.train)} training and {len(data.test)} test images.")
+    if data.note:
+        out.append(f"Splits: {data.note}.")
+    return out
 
 
 def relative(path: Path, base: Path) -> str:

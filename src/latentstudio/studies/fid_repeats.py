@@ -284,13 +284,10 @@ def _differences(data: C.StudyData, ext, m: int, s: int) -> list[str]:
                "(nested sets within a repetition); the seed shuffled x_train at every iteration and does not say "
                "how it repeated a set whose size does not divide 10,000 (here: cyclically).")
     out.append("Variance: the unbiased sample variance over repetitions (the seed does not say which).")
-    if min(len(data.train), m) == len(data.train):
+    if len(data.train) <= m:
         out.append(f"At n = {len(data.train)} the set is the whole training pool, so every repetition uses the same "
                    "images and the variance is 0 up to rounding (the seed drew 10,000 of 50,000 images).")
     if s and data.name != "mnist":
         out.append(f"Sanity pair: computed on {data.name} (the DRAW thesis used MNIST).")
-    if C.subset_note(data):
-        out.append(C.subset_note(data))
-    if data.note:
-        out.append(f"Splits: {data.note}.")
+    out.extend(C.data_notes(data))
     return out

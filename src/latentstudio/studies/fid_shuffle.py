@@ -302,8 +302,5 @@ def _differences(data: C.StudyData, ext, m: int, set_size: int, h: int, w: int) 
                "its own permutation, or how many repetitions gave its variance; here: random training images, left "
                "and right halves for k = 2, one uniform permutation per image, and the repetitions stated above. "
                "k = 1 (no shuffle) is added as the baseline.")
-    if C.subset_note(data):
-        out.append(C.subset_note(data))
-    if data.note:
-        out.append(f"Splits: {data.note}.")
+    out.extend(C.data_notes(data))
     return out

@@ -294,10 +294,7 @@ def _report(study: Study, data: C.StudyData, ext, m, n_gen, ks, variants, fit_si
     diffs.append(f"Dataset: {data.name}; the seed compared N(0, I), a 10-component GMM and a second stage on CIFAR-10 "
                  "(table 5); the other GMM sizes, the diagonal covariance and fitting on sampled z extend it.")
     diffs.append("Model: the project's two-stage VAE (see the protocol) instead of the seed's Keras VAE.")
-    if C.subset_note(data):
-        diffs.append(C.subset_note(data))
-    if data.note:
-        diffs.append(f"Splits: {data.note}.")
+    diffs.extend(C.data_notes(data))
     return C.render_report(
         study, f"Latent samplers of one VAE ({data.name}, {ext.name} features)",
         "Which density over the latent space gives the best samples from one trained VAE, and at what cost: the "

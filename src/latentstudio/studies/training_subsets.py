@@ -420,8 +420,5 @@ def _differences(data, ext, m, n_gen, budget, preset, protocol) -> list[str]:
                "10-component GMM fitted on the latent space).")
     if m != 10000 or n_gen != 10000:
         out.append(f"Sizes: {m} reference and {n_gen} generated images per sampler (the seed: 10,000).")
-    if C.subset_note(data):
-        out.append(C.subset_note(data))
-    if data.note:
-        out.append(f"Splits: {data.note}.")
+    out.extend(C.data_notes(data))
     return out

@@ -391,8 +391,8 @@ def learn_direction(
             the latent without changing the face.
 
     Returns:
-        A :class:`Direction` with source ``interfacegan`` and ``meta`` holding train/test accuracy and
-        class counts.
+        A :class:`Direction` with source ``interfacegan`` (``mean-diff`` for that method) and ``meta``
+        holding train/test accuracy and class counts.
 
     Raises:
         ConfigError: unknown method. LatentStudioError: fewer than 2 labelled latents per class.
@@ -432,7 +432,7 @@ def learn_direction(
         n_test = 0
     x_tr, y_tr, x_te, y_te = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
     if method == "mean-diff":
-        clf = _MeanDifference().fit(x_tr, y_tr)
+        clf = _MeanDifference()
     elif method == "svm":
         clf = LinearSVC(C=C, class_weight="balanced", max_iter=20000, random_state=seed)
     else:
