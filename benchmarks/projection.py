@@ -22,6 +22,7 @@ aligned target, initial guess, projection).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -142,7 +143,8 @@ def main() -> None:
         "data": str(ffhq),
         "environment": environment(),
         "threads": args.threads,
-        "note": "CPU, 2 cores shared with other jobs; steps/s depend on the load",
+        "load_average_1min": os.getloadavg()[0],
+        "note": "steps/s depend on the machine's load (load_average_1min, measured at the end)",
     })
 
 
