@@ -285,6 +285,71 @@ def test_mnist_bad_magic_and_truncated(tmp_path):
         load_images("mnist", root=tmp_path)
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_damaged_files_are_one_line_errors_with_the_fix(tmp_path, compress):
+    raw = tmp_path / "MNIST" / "raw"
+    suffix = ".gz" if compress else ""
+    imgs = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
+    write_idx_images(raw / f"t10k-images-idx3-ubyte{suffix}", imgs, compress=compress)
+    write_idx_labels(raw / f"t10k-labels-idx1-ubyte{suffix}", np.array([1, 9]), compress=compress)
+    data = load_images("mnist", "test", root=tmp_path, pad=0)
+    assert data.images.shape == (2, 1, 28, 28) and data.images.dtype == torch.uint8
+    assert torch.equal(data.images[:, 0], torch.from_numpy(imgs.astype(np.uint8)))
+    assert data.labels.tolist() == [1, 9] and data.labels.dtype == torch.int64
+
+    path = raw / f"t10k-images-idx3-ubyte{suffix}"
+    blob = struct.pack(">IIII", 2051, 2, 28, 28) + imgs.astype(np.uint8).tobytes()
+    for bad, what in ((blob[:-100], "truncated"), (blob + b"xx", "too long"), (blob[:10], "truncated")):
+        path.write_bytes(gzip.compress(bad) if compress else bad)
+        with pytest.raises(DataError) as info:
+            load_images("mnist", "test", root=tmp_path)
+        msg = str(info.value)
+        assert "\n" not in msg and str(path) in msg and what in msg and "--download" in msg
+    if compress:
+        path.write_bytes(gzip.compress(blob)[:-20])  # a cut-off gzip stream
+        with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz") as info:
+            load_images("mnist", "test", root=tmp_path)
+        assert "\n" not in str(info.value)
+
+
+def test_mnist_label_file_checks(tmp_path):
+    make_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    write_idx_labels(raw / "t10k-labels-idx1-ubyte", np.array([1, 2]))
+    with pytest.raises(DataError, match="3 images but .* 2 labels"):
+        load_images("mnist", "test", root=tmp_path)
+    write_idx_labels(raw / "t10k-labels-idx1-ubyte", np.array([1, 2, 10]))
+    with pytest.raises(DataError, match="label 10; expected 0..9"):
+        load_images("mnist", "test", root=tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes((raw / "t10k-images-idx3-ubyte").read_bytes())
+    with pytest.raises(DataError, match="magic number 2051, expected 2049"):
+        load_images("mnist", "test", root=tmp_path)
+
+
+def test_mnist_download_uses_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    calls = []
+
+    def fake_mnist(root, train, download):
+        calls.append((root, train, download))
+        write_idx_images(Path(root) / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz",
+                         np.zeros((1, 28, 28), dtype=np.uint8), compress=True)
+        write_idx_labels(Path(root) / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", np.array([5]), compress=True)
+
+    monkeypatch.setattr(tvd, "MNIST", fake_mnist)
+    data = load_images("mnist", "test", root=tmp_path, download=True)
+    assert calls == [(str(tmp_path), False, True)] and data.labels.tolist() == [5]
+
+    def failing(root, train, download):
+        raise RuntimeError("Error downloading t10k:\nTried a mirror")
+
+    monkeypatch.setattr(tvd, "FashionMNIST", failing)
+    with pytest.raises(DataError, match="download into .*FashionMNIST.* failed") as info:
+        load_images("fashion-mnist", "test", root=tmp_path, download=True)
+    assert "\n" not in str(info.value)
+
+
 # --------------------------------------------------------------------------------------------------
 # CIFAR-10
 

@@ -18,6 +18,7 @@ from latentstudio.models.draw.attention import (
     window_from_params,
     write_patch,
 )
+from latentstudio.types import Batch
 
 
 def tiny(**kw) -> DRAWConfig:
@@ -139,7 +140,7 @@ def test_plain_read_is_image_and_error_image():
 def test_gradients_reach_every_parameter_including_the_attention_layers(attention):
     torch.manual_seed(0)
     model = DRAW(tiny(attention=attention))
-    model.loss(images(), generator=torch.Generator().manual_seed(0)).total.backward()
+    model.loss(Batch(images()), generator=torch.Generator().manual_seed(0)).loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     if attention:  # centre, stride, variance and intensity all receive gradient
@@ -151,7 +152,7 @@ def test_per_step_kl_sums_to_the_total_and_matches_the_closed_form():
     torch.manual_seed(0)
     model = DRAW(tiny())
     x = images()
-    out = model.loss(x, generator=torch.Generator().manual_seed(5))
+    out = model.loss(Batch(x), generator=torch.Generator().manual_seed(5))
     p = model.infer(x, generator=torch.Generator().manual_seed(5))
     kl_steps = p.kl_steps()
     assert kl_steps.shape == (6, 3)
@@ -162,11 +163,11 @@ def test_per_step_kl_sums_to_the_total_and_matches_the_closed_form():
     by_hand = sum(0.5 * (m**2 + math.exp(v) - v - 1) for m, v in zip(mu.tolist(), lv.tolist(), strict=True))
     assert kl_steps[0, 1].item() == pytest.approx(by_hand, rel=1e-5)
     # the loss is reconstruction + KL; with kl_reduction="mean" the KL sum is divided by T
-    assert out.total.item() == pytest.approx((out.terms["nll"] + out.terms["kl"]).item(), rel=1e-6)
+    assert out.loss.item() == pytest.approx((out.terms["nll"] + out.terms["kl"]).item(), rel=1e-6)
     model_mean = DRAW(tiny(kl_reduction="mean"))
     model_mean.load_state_dict(model.state_dict())
-    out_mean = model_mean.loss(x, generator=torch.Generator().manual_seed(5))
-    assert out_mean.total.item() == pytest.approx((out.terms["nll"] + out.terms["kl"] / 3).item(), rel=1e-6)
+    out_mean = model_mean.loss(Batch(x), generator=torch.Generator().manual_seed(5))
+    assert out_mean.loss.item() == pytest.approx((out.terms["nll"] + out.terms["kl"] / 3).item(), rel=1e-6)
 
 
 def test_bernoulli_and_gaussian_reconstruction_terms_by_hand():
@@ -188,7 +189,8 @@ def test_generation_keeps_every_canvas_and_is_deterministic_under_a_seed():
     assert p.canvases.shape == (3, 5, 1, 12, 12) and p.write_windows.shape == (5, 3, 5)
     assert p.canvases.min() >= 0 and p.canvases.max() <= 1
     again = model.sample(5, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(p.canvases[-1], again)  # the last canvas is the sample
+    assert again.dtype == torch.uint8
+    assert torch.equal((p.canvases[-1] * 255).round().to(torch.uint8), again)  # the last canvas is the sample
     other = model.sample(5, generator=torch.Generator().manual_seed(4))
     assert not torch.equal(again, other)
     # the canvas accumulates: c_t - c_{t-1} is the write of step t, so consecutive canvases differ
@@ -227,14 +229,16 @@ def test_conditional_model_concatenates_the_class_and_checks_it():
     model = DRAW(tiny(condition="class", cond_dim=3))
     assert model.encoder.input_size == model.read.out_dim + 16 + 3 and model.decoder.input_size == 2 + 3
     cond = torch.eye(3)[[0, 1, 2, 0, 1, 2]]
-    assert torch.isfinite(model.loss(images(), cond).total)
-    a = model.sample(2, torch.eye(3)[[0, 0]], torch.Generator().manual_seed(0))
-    b = model.sample(2, torch.eye(3)[[1, 1]], torch.Generator().manual_seed(0))
+    assert torch.isfinite(model.loss(Batch(images(), cond)).loss)
+    a = model.sample(2, condition=0, generator=torch.Generator().manual_seed(0))
+    b = model.sample(2, condition=[1, 1], generator=torch.Generator().manual_seed(0))
     assert not torch.equal(a, b)  # same z, another class: another image
     with pytest.raises(ShapeError, match="class-conditional; pass a one-hot cond"):
-        model.sample(2)
+        model.run_decoder(torch.zeros(2, 3, 2))
+    with pytest.raises(ConfigError, match=r"class condition must be in 0..2"):
+        model.sample(2, condition=3)
     with pytest.raises(ShapeError, match=r"cond: expected one-hot \[6, 3\]"):
-        model.loss(images(), torch.zeros(6, 4))
+        model.loss(Batch(images(), torch.zeros(6, 4)))
 
 
 def test_bad_inputs_give_clear_errors():
@@ -250,12 +254,12 @@ def test_bad_inputs_give_clear_errors():
         DRAWConfig.from_dict({"T": 8})
     model = DRAW(tiny())
     with pytest.raises(ShapeError, match=r"expected float \[N, 1, 12, 12\].*to_float"):
-        model.loss((images() * 255).to(torch.uint8))
+        model.loss(Batch((images() * 255).to(torch.long)))
     with pytest.raises(ShapeError, match="unconditional"):
-        model.loss(images(), torch.zeros(6, 2))
+        model.loss(Batch(images(), torch.zeros(6, 2)))
     with pytest.raises(ShapeError, match=r"z: expected \[N, 3, 2\]"):
         model.decode(torch.zeros(2, 5))
-    with pytest.raises(ShapeError, match="temperature must be > 0"):
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
         model.sample(2, temperature=0.0)
     with pytest.raises(ValueError, match="num_samples"):
         model.importance_sampled_nll(images(), num_samples=0)
@@ -268,12 +272,12 @@ def test_save_and_load_round_trip(tmp_path):
     model = DRAW(tiny(condition="class", cond_dim=3)).eval()
     model.save_pretrained(tmp_path / "m", meta={"seed": 0})
     loaded = api.load(tmp_path / "m")
-    assert isinstance(loaded.model, DRAW) and loaded.samplers == {}
+    assert isinstance(loaded, DRAW) and loaded.samplers == {}
     for k, v in model.state_dict().items():
-        assert torch.equal(v, loaded.model.state_dict()[k]), k
+        assert torch.equal(v, loaded.state_dict()[k]), k
     imgs = api.generate(loaded, n=4, seed=2, condition=1)
     assert imgs.dtype == torch.uint8 and imgs.shape == (4, 1, 12, 12)
-    ref = model.sample(4, torch.eye(3)[[1, 1, 1, 1]], torch.Generator().manual_seed(2))
+    ref = torch.sigmoid(model.generate(4, torch.eye(3)[[1, 1, 1, 1]], torch.Generator().manual_seed(2)).logits)
     assert torch.equal(imgs, (ref * 255).round().to(torch.uint8))
     # --seeds: image i is the single sample of seed i
     by_seed = api.generate(loaded, seeds=[5, 9], condition=[0, 2])

@@ -15,8 +15,8 @@ from latentstudio.cli.main import cli
 from latentstudio.data import load_images
 from latentstudio.data.base import ImageData
 from latentstudio.errors import ConfigError, LatentStudioError, NonFiniteLossError
-from latentstudio.io.checkpoint import load_model_dir
 from latentstudio.metrics import get_classifier, read_records
+from latentstudio.models.loading import load_model
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +52,7 @@ def conditional_run(tmp_path_factory):
                   "condition": "class"},
         "train": {"epochs": 12, "batch_size": 32, "lr": 3e-3, "grad_clip": 10.0, "grid_every_n_epochs": 6},
     }
-    return api.train_draw(spec, runs_root=tmp_path_factory.mktemp("runs"), progress=False)
+    return api.train("draw", spec, runs_root=tmp_path_factory.mktemp("runs"), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,19 +150,19 @@ class CrashAtEpoch(L.Callback):
 
 def test_resume_equals_uninterrupted(tmp_path, small_digits):
     spec = tiny_spec(3)
-    full = api.train_draw(spec, runs_root=tmp_path / "a", data=small_digits, progress=False)
+    full = api.train("draw", spec, runs_root=tmp_path / "a", data=small_digits, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        api.train_draw(spec, runs_root=tmp_path / "b", data=small_digits, progress=False, callbacks=[CrashAtEpoch(2)])
+        api.train("draw", spec, runs_root=tmp_path / "b", data=small_digits, progress=False, callbacks=[CrashAtEpoch(2)])
     run_b = tmp_path / "b" / "00000-draw-digits"
     assert not (run_b / "model").exists()
     with pytest.raises(LatentStudioError, match="no exported model yet.*train draw --resume"):
         api.load(run_b)
-    resumed = api.train_draw({}, resume=run_b, data=small_digits, progress=False)
-    a, b = load_model_dir(full.model_dir).state_dict(), load_model_dir(resumed.model_dir).state_dict()
+    resumed = api.train("draw", {}, resume=run_b, data=small_digits, progress=False)
+    a, b = load_model(full.model_dir).state_dict(), load_model(resumed.model_dir).state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(LatentStudioError, match="already finished"):
-        api.train_draw({}, resume=run_b, data=small_digits, progress=False)
+        api.train("draw", {}, resume=run_b, data=small_digits, progress=False)
 
 
 def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch):
@@ -175,12 +175,12 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch
         out = original(self, x, cond, generator)
         calls["n"] += 1
         if calls["n"] > 4 + 1:  # in the second epoch (4 steps of 32 per epoch)
-            out.total = out.total * float("nan")
+            out.loss = out.loss * float("nan")
         return out
 
     monkeypatch.setattr(DRAW, "loss", loss_with_nan)
     with pytest.raises(NonFiniteLossError, match="last good checkpoint is kept"):
-        api.train_draw(tiny_spec(3), runs_root=tmp_path, data=small_digits, progress=False)
+        api.train("draw", tiny_spec(3), runs_root=tmp_path, data=small_digits, progress=False)
     ckpt = torch.load(tmp_path / "00000-draw-digits" / "train" / "checkpoints" / "last.ckpt", map_location="cpu",
                       weights_only=True)
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == 4

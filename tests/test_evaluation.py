@@ -23,7 +23,7 @@ def conditional_run(tmp_path_factory):
     # ignore the requested class at this budget)
     spec["model"]["stage1"].update(condition="class", latent_dim=8, base_dim=8, fc_dim=64)
     root = tmp_path_factory.mktemp("runs")
-    return api.train(spec, runs_root=root, progress=False)
+    return api.train("two-stage-vae", spec, runs_root=root, progress=False)
 
 
 def test_conditional_samples_are_classified_as_requested(conditional_run):
@@ -35,12 +35,12 @@ def test_conditional_samples_are_classified_as_requested(conditional_run):
     # with other floating-point kernels trains a slightly different model
     labels = torch.arange(10).repeat_interleave(100)
     for sampler in ("normal", "gmm", "second-stage"):  # the GMM has one mixture per class
-        images = api.generate(loaded, sampler, len(labels), seed=1, condition=labels.tolist())
+        images = api.generate(loaded, len(labels), sampler=sampler, seed=1, condition=labels.tolist())
         pred = clf.predict(images)
         per_digit = [(pred[labels == d] == d).float().mean().item() for d in range(10)]
         assert min(per_digit) >= 0.9, (sampler, per_digit)
     # one class for the whole batch via an int condition
-    sevens = api.generate(loaded, "gmm", 20, seed=2, condition=7)
+    sevens = api.generate(loaded, 20, sampler="gmm", seed=2, condition=7)
     assert (clf.predict(sevens) == 7).float().mean() >= 0.9
 
 
@@ -75,7 +75,7 @@ def test_bernoulli_model_reports_importance_sampled_nll(tmp_path):
     spec = tiny_run_spec(1, 1)
     spec["data"] = {"name": "digits", "limit": 128}
     spec["model"]["stage1"]["decoder"] = "bernoulli"
-    res = api.train(spec, runs_root=tmp_path, progress=False)
+    res = api.train("two-stage-vae", spec, runs_root=tmp_path, progress=False)
     report = evaluate_model(res.model_dir, {"name": "digits"}, n_samples=64, samplers=["normal"],
                             out_dir=tmp_path / "eval", progress=False, nll_samples=8, nll_images=32)
     nll = read_records(report.parent, "nll")

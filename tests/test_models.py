@@ -12,6 +12,7 @@ from latentstudio.models.distributions import DiagonalGaussian, standard_normal_
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
 from latentstudio.models.two_stage import SecondStageConfig, SecondStageVAE, TwoStageConfig, TwoStageVAE
 from latentstudio.models.vae import VAE, VAEConfig
+from latentstudio.types import Batch
 
 
 def small_vae(**kw) -> VAE:
@@ -55,15 +56,15 @@ def test_posterior_log_prob_matches_torch_distributions():
 def test_vae_loss_terms_recomputed(decoder):
     m = small_vae(decoder=decoder, beta=0.5)
     x = torch.rand(5, 1, 8, 8)
-    out = m.loss(x, generator=torch.Generator().manual_seed(3))
-    q = m.encode(x)
+    out = m.loss(Batch(x), generator=torch.Generator().manual_seed(3))
+    q = m.posterior(x)
     z = q.sample(torch.Generator().manual_seed(3))
     logits = m.decode_logits(z)
     kl = q.kl().mean()
     nll = (bernoulli_nll(x, logits) if decoder == "bernoulli" else gaussian_nll(x, torch.sigmoid(logits), m.loggamma)).mean()
     assert out.terms["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
     assert out.terms["nll"].item() == pytest.approx(nll.item(), rel=1e-5)
-    assert out.total.item() == pytest.approx(nll.item() + 0.5 * kl.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx(nll.item() + 0.5 * kl.item(), rel=1e-5)
     assert out.terms["gamma"].item() == pytest.approx(1.0)
 
 
@@ -76,20 +77,20 @@ def test_gamma_learned_or_fixed():
     # a learned gamma moves toward the reconstruction error: gradient of log gamma is positive
     # when the residual is smaller than gamma (here gamma = 1, residuals < 1)
     x = torch.rand(4, 1, 8, 8)
-    learned.loss(x, generator=torch.Generator().manual_seed(0)).total.backward()
+    learned.loss(Batch(x), generator=torch.Generator().manual_seed(0)).loss.backward()
     assert learned.loggamma.grad.item() > 0
 
 
 def test_shapes_and_encode_returns_posterior():
     m = VAE(VAEConfig(latent_dim=6, base_dim=4, fc_dim=8, image_size=32, image_channels=3, num_scale=3))
     x = torch.rand(2, 3, 32, 32)
-    q = m.encode(x)
+    q = m.posterior(x)
     assert isinstance(q, DiagonalGaussian)
     assert q.mean.shape == q.logvar.shape == (2, 6)
     assert q.sample(torch.Generator().manual_seed(0)).shape == (2, 6)
     assert torch.equal(q.mode(), q.mean)
-    assert m.decode(q.mode()).shape == (2, 3, 32, 32)
-    y = m.decode(torch.randn(2, 6)).detach()
+    assert m.decode_mean(q.mode()).shape == (2, 3, 32, 32)
+    y = m.decode_mean(torch.randn(2, 6)).detach()
     assert float(y.min()) >= 0 and float(y.max()) <= 1
 
 
@@ -107,23 +108,23 @@ def test_conditional_placement():
     x = torch.rand(2, 1, 8, 8)
     c = torch.eye(3)[:2]
     m.eval()
-    a = m.decode(torch.zeros(2, 4), c)
-    b = m.decode(torch.zeros(2, 4), torch.eye(3)[1:])
+    a = m.decode_mean(torch.zeros(2, 4), c)
+    b = m.decode_mean(torch.zeros(2, 4), torch.eye(3)[1:])
     assert not torch.allclose(a, b)
     with pytest.raises(ShapeError, match="conditional"):
-        m.encode(x)
+        m.posterior(x)
     with pytest.raises(ShapeError, match="cond"):
-        m.encode(x, torch.eye(4)[:2])
+        m.posterior(x, torch.eye(4)[:2])
 
 
 def test_bad_inputs_give_clear_errors():
     m = small_vae()
     with pytest.raises(ShapeError, match="to_float"):
-        m.encode(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+        m.posterior(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
     with pytest.raises(ShapeError, match=r"\[N, 1, 8, 8\]"):
-        m.encode(torch.rand(2, 3, 8, 8))
+        m.posterior(torch.rand(2, 3, 8, 8))
     with pytest.raises(ShapeError, match="unconditional"):
-        m.encode(torch.rand(2, 1, 8, 8), torch.zeros(2, 3))
+        m.posterior(torch.rand(2, 1, 8, 8), torch.zeros(2, 3))
     with pytest.raises(ConfigError, match="image_size"):
         VAEConfig(image_size=30)
     with pytest.raises(ConfigError, match="decoder"):
@@ -139,8 +140,8 @@ def test_second_stage_loss_and_skip_connection():
     s = SecondStageVAE(SecondStageConfig(latent_dim=5, second_depth=2, second_dim=7))
     assert s.enc_mu.in_features == 5 + 7  # concat(input, features)
     z = torch.randn(10, 5)
-    out = s.loss(z, generator=torch.Generator().manual_seed(1))
-    q = s.encode(z)
+    out = s.loss(Batch(z), generator=torch.Generator().manual_seed(1))
+    q = s.posterior(z)
     u = q.sample(torch.Generator().manual_seed(1))
     nll = gaussian_nll(z, s.decode(u), s.loggamma).mean()
     assert out.terms["nll"].item() == pytest.approx(nll.item(), rel=1e-5)
@@ -153,6 +154,6 @@ def test_two_stage_generate_deterministic():
         stage2=SecondStageConfig(latent_dim=4, second_depth=1, second_dim=8),
     )
     m = TwoStageVAE(cfg).eval()
-    a = m.generate(3, torch.Generator().manual_seed(5))
-    b = m.generate(3, torch.Generator().manual_seed(5))
-    assert a.shape == (3, 1, 8, 8) and torch.equal(a, b)
+    a = m.sample(3, generator=torch.Generator().manual_seed(5))
+    b = m.sample(3, generator=torch.Generator().manual_seed(5))
+    assert a.shape == (3, 1, 8, 8) and a.dtype == torch.uint8 and torch.equal(a, b)

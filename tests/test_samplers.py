@@ -6,11 +6,16 @@ import pytest
 import torch
 
 from latentstudio.errors import ConfigError
-from latentstudio.io.checkpoint import load_samplers, save_model_dir
+from latentstudio.io.checkpoint import save_model_dir
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageConfig, TwoStageConfig, TwoStageVAE
 from latentstudio.models.vae import VAEConfig
-from latentstudio.samplers import GMMSampler, NormalSampler, SamplerNotFittedError, SecondStageSampler
+from latentstudio.samplers import (
+    GMMSampler,
+    NormalSampler,
+    SamplerNotFittedError,
+    load_samplers,
+)
 
 
 def two_clusters(n=400, d=3):
@@ -82,20 +87,20 @@ def tiny_two_stage():
 def test_fitted_state_saved_with_model_and_reloaded(tmp_path):
     model = tiny_two_stage()
     gmm = GMMSampler(3, n_components=2, seed=3).fit(two_clusters())
-    samplers = {"normal": NormalSampler(3), "gmm": gmm, "second-stage": SecondStageSampler(3, stage2=model.stage2)}
+    samplers = {"normal": NormalSampler(3), "gmm": gmm}
     save_model_dir(model, tmp_path / "m", samplers=samplers)
     loaded_model = TwoStageVAE.from_pretrained(tmp_path / "m")
     loaded = load_samplers(tmp_path / "m", loaded_model)
-    assert set(loaded) == {"normal", "gmm", "second-stage"}
+    assert set(loaded) == {"normal", "gmm"}
     g = loaded["gmm"]
     assert g.n_components == 2 and g.seed == 3
     for k, v in gmm.state_dict().items():
         assert torch.equal(g.state_dict()[k], v)
     assert torch.equal(g.sample(5, torch.Generator().manual_seed(9)), gmm.sample(5, torch.Generator().manual_seed(9)))
-    a = loaded["second-stage"].sample(4, torch.Generator().manual_seed(2))
-    b = samplers["second-stage"].sample(4, torch.Generator().manual_seed(2))
+    # the second stage is part of the model: its latents match the original model's
+    a = loaded_model.latent_sampler("second-stage").sample(4, torch.Generator().manual_seed(2))
+    b = model.latent_sampler("second-stage").sample(4, torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
-    assert loaded["second-stage"].stage2 is loaded_model.stage2
 
 
 def test_per_class_gmm_samples_the_requested_class():

@@ -21,6 +21,7 @@ from latentstudio.models.sketch_rnn.explore import (
     slerp,
     truncate,
 )
+from latentstudio.types import Batch
 
 T = 48
 
@@ -138,9 +139,9 @@ def test_fused_and_loop_models_are_the_same_function(batch):
     loop.load_state_dict(fused.state_dict())
     outs = []
     for m in (fused, loop):
-        out = m.loss(x, ln, step=3, generator=torch.Generator().manual_seed(5))
-        out.total.backward()
-        outs.append((out.total.detach(), [p.grad.clone() for p in m.parameters()]))
+        out = m.loss(Batch(x, None, ln), step=3, generator=torch.Generator().manual_seed(5))
+        out.loss.backward()
+        outs.append((out.loss.detach(), [p.grad.clone() for p in m.parameters()]))
     torch.testing.assert_close(outs[0][0], outs[1][0])
     for a, b in zip(outs[0][1], outs[1][1], strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
@@ -206,19 +207,19 @@ def test_loss_terms_and_kl_floor(batch):
     _, x, ln = batch
     torch.manual_seed(0)
     m = SketchRNN(tiny_config())
-    out = m.loss(x, ln, step=0, generator=torch.Generator().manual_seed(0))
+    out = m.loss(Batch(x, None, ln), step=0, generator=torch.Generator().manual_seed(0))
     t = out.terms
     assert t["recon"].item() == pytest.approx(t["l_s"].item() + t["l_p"].item(), rel=1e-6)
     assert t["kl"].item() < 0.2  # a fresh encoder's posterior is N(~0, ~1): KL far below the floor
-    assert out.total.item() == pytest.approx(t["recon"].item() + kl_weight(m.config, 0) * 0.2, rel=1e-6)
+    assert out.loss.item() == pytest.approx(t["recon"].item() + kl_weight(m.config, 0) * 0.2, rel=1e-6)
     assert t["kl_sum"].item() == pytest.approx(t["kl"].item() * 8, rel=1e-5)
     # below the floor the KL term gives no gradient: the encoder heads get the reconstruction gradient only
     m.zero_grad()
-    out.total.backward()
+    out.loss.backward()
     g_total = m.enc_logvar.weight.grad.clone()
     m.zero_grad()
-    rec = m.loss(x, ln, step=0, generator=torch.Generator().manual_seed(0))
-    (rec.total - kl_weight(m.config, 0) * 0.2).backward()
+    rec = m.loss(Batch(x, None, ln), step=0, generator=torch.Generator().manual_seed(0))
+    (rec.loss - kl_weight(m.config, 0) * 0.2).backward()
     torch.testing.assert_close(m.enc_logvar.weight.grad, g_total)
 
 
@@ -226,8 +227,8 @@ def test_l_s_is_masked_and_l_p_counts_every_step(batch):
     _, x, ln = batch
     torch.manual_seed(0)
     m = SketchRNN(tiny_config()).eval()
-    q = m.encode(x, ln)
-    mix = m.decode(x, q.mean)
+    q = m.posterior(x, ln)
+    mix = m.teacher_forced(x, q.mean)
     terms = m.reconstruction_terms(x, ln, mix)
     # manual: L_s over real steps / Nmax, L_p over all steps / Nmax
     tgt = x.transpose(0, 1)
@@ -245,18 +246,18 @@ def test_padding_changes_nothing(batch):
     noisy = x.clone()
     pad = torch.arange(T)[None] >= ln[:, None]
     noisy[..., :2][pad] = torch.randn(int(pad.sum()), 2)  # garbage offsets in the padding
-    q1, q2 = m.encode(x, ln), m.encode(noisy, ln)
+    q1, q2 = m.posterior(x, ln), m.posterior(noisy, ln)
     torch.testing.assert_close(q1.mean, q2.mean)
     torch.testing.assert_close(q1.logvar, q2.logvar)
     # a sketch's posterior does not depend on the other sketches of the batch (nor on sorting)
-    alone = m.encode(x[5:6], ln[5:6])
+    alone = m.posterior(x[5:6], ln[5:6])
     torch.testing.assert_close(alone.mean[0], q1.mean[5], atol=1e-6, rtol=1e-5)
     # nor on how much padding follows it
-    short = m.encode(x[5:6, : int(ln[5])], ln[5:6])
+    short = m.posterior(x[5:6, : int(ln[5])], ln[5:6])
     torch.testing.assert_close(short.mean[0], q1.mean[5], atol=1e-6, rtol=1e-5)
     # L_s and the pen losses up to each sketch's end ignore the padding
-    r1 = m.reconstruction_terms(x, ln, m.decode(x, q1.mean))
-    r2 = m.reconstruction_terms(noisy, ln, m.decode(noisy, q1.mean))
+    r1 = m.reconstruction_terms(x, ln, m.teacher_forced(x, q1.mean))
+    r2 = m.reconstruction_terms(noisy, ln, m.teacher_forced(noisy, q1.mean))
     torch.testing.assert_close(r1["l_s"], r2["l_s"])
 
 
@@ -264,9 +265,9 @@ def test_bad_batches_are_shape_errors(batch):
     _, x, ln = batch
     m = SketchRNN(tiny_config())
     with pytest.raises(ShapeError, match=r"\[N, 48, 5\]"):
-        m.loss(x[:, :40], ln)
+        m.loss(Batch(x[:, :40], None, ln))
     with pytest.raises(ShapeError, match="lengths must be in 1..48"):
-        m.loss(x, torch.zeros_like(ln))
+        m.loss(Batch(x, None, torch.zeros_like(ln)))
 
 
 @pytest.mark.parametrize("dec_model", ["layer_norm", "hyper"])
@@ -274,11 +275,11 @@ def test_other_decoder_cells_train(batch, dec_model):
     _, x, ln = batch
     torch.manual_seed(0)
     m = SketchRNN(tiny_config(dec_model=dec_model, enc_model="layer_norm" if dec_model == "hyper" else "lstm"))
-    out = m.loss(x[:8], ln[:8], generator=torch.Generator().manual_seed(0))
-    out.total.backward()
-    assert torch.isfinite(out.total)
+    out = m.loss(Batch(x[:8], None, ln[:8]), generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
-    s = m.sample(2, temperature=0.5, generator=torch.Generator().manual_seed(0), max_len=10)
+    s = m.generate(2, temperature=0.5, generator=torch.Generator().manual_seed(0), max_len=10)
     assert len(s.strokes) == 2
 
 
@@ -286,11 +287,11 @@ def test_unconditional_variant(batch):
     _, x, ln = batch
     m = SketchRNN(tiny_config(conditional=False))
     assert not hasattr(m, "encoder")
-    out = m.loss(x, ln)
-    assert "kl" not in out.terms and out.total.item() == pytest.approx(out.terms["recon"].item())
-    assert len(m.sample(3, generator=torch.Generator().manual_seed(0)).strokes) == 3
+    out = m.loss(Batch(x, None, ln))
+    assert "kl" not in out.terms and out.loss.item() == pytest.approx(out.terms["recon"].item())
+    assert len(m.generate(3, generator=torch.Generator().manual_seed(0)).strokes) == 3
     with pytest.raises(RuntimeError, match="no encoder"):
-        m.encode(x, ln)
+        m.posterior(x, ln)
 
 
 def test_a_few_hundred_steps_lower_the_loss():
@@ -304,9 +305,9 @@ def test_a_few_hundred_steps_lower_the_loss():
     before = evaluate(m, xt, lt, seed=0)["recon"]
     for step in range(300):
         idx = torch.randint(0, len(train), (32,), generator=torch.Generator().manual_seed(step))
-        out = m.loss(xt[idx], lt[idx], step=step, generator=torch.Generator().manual_seed(step))
+        out = m.loss(Batch(xt[idx], None, lt[idx]), step=step, generator=torch.Generator().manual_seed(step))
         opt.zero_grad()
-        out.total.backward()
+        out.loss.backward()
         torch.nn.utils.clip_grad_value_(m.parameters(), 1.0)
         opt.step()
     after = evaluate(m, xt, lt, seed=0)["recon"]
@@ -319,9 +320,9 @@ def test_a_few_hundred_steps_lower_the_loss():
 def test_sampling_is_repeatable_under_a_seed(batch):
     torch.manual_seed(0)
     m = SketchRNN(tiny_config())
-    a = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
-    b = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
-    c = m.sample(4, temperature=0.7, generator=torch.Generator().manual_seed(4)).strokes
+    a = m.generate(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
+    b = m.generate(4, temperature=0.7, generator=torch.Generator().manual_seed(3)).strokes
+    c = m.generate(4, temperature=0.7, generator=torch.Generator().manual_seed(4)).strokes
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
     assert not all(len(u) == len(v) and np.array_equal(u, v) for u, v in zip(a, c, strict=True))
 
@@ -330,13 +331,13 @@ def test_temperature_to_zero_gives_the_greedy_path():
     torch.manual_seed(1)
     m = SketchRNN(tiny_config())
     z = torch.randn(3, 8)
-    greedy = m.sample(z=z, greedy=True, max_len=20).strokes
-    cold = m.sample(z=z, temperature=1e-8, generator=torch.Generator().manual_seed(0), max_len=20).strokes
+    greedy = m.generate(z=z, greedy=True, max_len=20).strokes
+    cold = m.generate(z=z, temperature=1e-8, generator=torch.Generator().manual_seed(0), max_len=20).strokes
     for g, c in zip(greedy, cold, strict=True):
         assert g.shape == c.shape
         np.testing.assert_allclose(g, c, atol=1e-3)
     with pytest.raises(ValueError, match="temperature must be > 0"):
-        m.sample(1, temperature=0.0)
+        m.generate(1, temperature=0.0)
 
 
 def test_sampling_from_z_interpolation_and_completion(batch):
@@ -344,7 +345,7 @@ def test_sampling_from_z_interpolation_and_completion(batch):
     torch.manual_seed(0)
     m = SketchRNN(tiny_config())
     z = torch.randn(2, 8)
-    s = m.sample(z=z, greedy=True, max_len=15)
+    s = m.generate(z=z, greedy=True, max_len=15)
     torch.testing.assert_close(s.z, z)
     t = torch.linspace(0, 1, 5)
     line = lerp(z[0], z[1], t)
@@ -378,17 +379,17 @@ def test_evaluate_is_repeatable_and_in_eval_mode(batch):
 
 
 def test_save_and_load_keep_the_scale_factor(tmp_path):
-    from latentstudio.io.checkpoint import load_model_dir
+    from latentstudio.models.loading import load_model
 
     torch.manual_seed(0)
     m = SketchRNN(tiny_config(dec_model="layer_norm"))
     m.scale_factor.fill_(18.5)
     m.save_pretrained(tmp_path / "model")
-    back = load_model_dir(tmp_path / "model")
+    back = load_model(tmp_path / "model")
     assert isinstance(back, SketchRNN) and float(back.scale_factor) == 18.5
     z = torch.randn(2, 8)
-    a = m.eval().sample(z=z, greedy=True, max_len=12).strokes
-    b = back.sample(z=z, greedy=True, max_len=12).strokes
+    a = m.eval().generate(z=z, greedy=True, max_len=12).strokes
+    b = back.generate(z=z, greedy=True, max_len=12).strokes
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
 
 

@@ -61,7 +61,8 @@ def test_schedule_values():
 def test_run_layout_clipping_export(tiny_npz, tmp_path):
     import lightning as L
 
-    from latentstudio.io.checkpoint import load_model_dir, read_meta
+    from latentstudio.io.checkpoint import read_meta
+    from latentstudio.models.loading import load_model
     from latentstudio.training.sketch_rnn import train_sketch_rnn
 
     seen = {}
@@ -85,7 +86,7 @@ def test_run_layout_clipping_export(tiny_npz, tmp_path):
     assert all(np.isfinite(r["recon"]) and r["recon"] == pytest.approx(r["l_s"] + r["l_p"], rel=1e-5) for r in rows)
     assert (train / "samples" / "step-0000010.svg").is_file() and (train / "samples" / "step-0000005.png").is_file()
     meta = read_meta(res.model_dir)
-    model = load_model_dir(res.model_dir)
+    model = load_model(res.model_dir)
     assert float(model.scale_factor) == pytest.approx(meta["scale_factor"]) and meta["scale_factor"] > 1
     assert meta["steps"] == 10 and meta["test"]["n"] == 10 and set(meta["test"]) >= {"recon", "kl"}
 
@@ -125,7 +126,7 @@ def test_nan_keeps_the_last_good_checkpoint(tiny_npz, tmp_path, monkeypatch):
     def poisoned(self, strokes, lengths, *, step=0, generator=None):
         out = real(self, strokes, lengths, step=step, generator=generator)
         if step >= 6:
-            out.total = out.total * float("nan")
+            out.loss = out.loss * float("nan")
         return out
 
     monkeypatch.setattr(SketchRNN, "loss", poisoned)

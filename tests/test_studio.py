@@ -61,7 +61,7 @@ def synthetic_landmarks(d=40.0, m=44.0, angle=0.0, scale=1.0, center=(150.0, 120
 def tiny_vae(tmp_path_factory):
     from latentstudio.models.vae import VAE
     from latentstudio.models.vae.config import VAEConfig
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("vae") / "model"
@@ -496,6 +496,43 @@ def test_attribute_classifier_learns_a_visible_attribute(tmp_path):
     assert torch.allclose(back.logits(imgs[:8]), clf.logits(imgs[:8]))
     with pytest.raises(LatentStudioError, match="unknown attribute"):
         back.index("Smiling")
+
+
+def test_attribute_classifier_cache_trains_once_per_recipe(tmp_path, monkeypatch):
+    from latentstudio.data import ImageData
+    from latentstudio.errors import CheckpointError
+    from latentstudio.studio import attributes as A
+
+    monkeypatch.setenv("LATENTSTUDIO_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = A.train_attribute_classifier
+    monkeypatch.setattr(A, "train_attribute_classifier", lambda *a, **k: calls.append(k) or real(*a, **k))
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.randint(0, 255, (24, 3, 8, 8), generator=g, dtype=torch.uint8)
+    attrs = torch.where(torch.arange(24)[:, None] % 2 == torch.tensor([0, 1]), 1.0, -1.0)
+    data = ImageData(images=imgs, attributes=attrs, attribute_names=["Even", "Odd"], name="toy")
+
+    first = A.get_attribute_classifier(data, progress=False, epochs=1, batch_size=8)
+    second = A.get_attribute_classifier(data, progress=False, epochs=1, batch_size=8)
+    assert len(calls) == 1 and first.folder == second.folder
+    assert first.folder.parent == tmp_path / "cache" / "attribute-classifiers"
+    assert first.folder.name.startswith(f"toy-{data.fingerprint()}-")
+    assert torch.allclose(second.logits(imgs), first.logits(imgs)) and second.names == ["Even", "Odd"]
+
+    other = A.get_attribute_classifier(data, progress=False, epochs=2, batch_size=8)  # another recipe
+    assert len(calls) == 2 and other.folder != first.folder
+    assert A.get_attribute_classifier(data, progress=False, cache=False, epochs=1, batch_size=8).folder is None
+    assert len(calls) == 3
+
+    with pytest.raises(CheckpointError, match="not a saved attribute classifier.*latentstudio directions classifier"):
+        A.load_attribute_classifier(tmp_path / "nowhere")
+    cfg = json.loads((first.folder / "config.json").read_text())
+    (first.folder / "config.json").write_text(json.dumps({**cfg, "channels": [8, 8, 8, 8]}))
+    with pytest.raises(CheckpointError, match="does not match the attribute classifier config: tensor"):
+        A.load_attribute_classifier(first.folder)
+    with pytest.warns(UserWarning, match="attribute classifier cache .* unreadable"):
+        A.get_attribute_classifier(data, progress=False, epochs=1, batch_size=8)
+    assert len(calls) == 4 and A.load_attribute_classifier(first.folder).names == ["Even", "Odd"]
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -48,8 +48,8 @@ def server(tmp_path_factory):
         pytest.skip("LATENTSTUDIO_SKIP_BROWSER=1")
     from latentstudio.models.vae import VAE
     from latentstudio.models.vae.config import VAEConfig
-    from latentstudio.studio.adapters import load_latent_model
     from latentstudio.studio.directions import DirectionLibrary, ganspace
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import ProjectionConfig
     from latentstudio.studio.session import Studio
     from latentstudio.studio.web.app import serve

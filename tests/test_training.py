@@ -12,7 +12,7 @@ from conftest import tiny_run_spec
 from latentstudio import api
 from latentstudio.data.base import ImageData
 from latentstudio.errors import LatentStudioError, NonFiniteLossError
-from latentstudio.io.checkpoint import load_model_dir
+from latentstudio.models.loading import load_model
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,11 @@ class CrashAtEpoch(L.Callback):
 
 
 def state(model_dir):
-    return load_model_dir(model_dir).state_dict()
+    return load_model(model_dir).state_dict()
 
 
 def test_run_directory_layout_and_logs(tmp_path, small_digits):
-    res = api.train(tiny_run_spec(2, 1), runs_root=tmp_path, data=small_digits, progress=False)
+    res = api.train("two-stage-vae", tiny_run_spec(2, 1), runs_root=tmp_path, data=small_digits, progress=False)
     run = res.run_dir
     assert run.name == "00000-two-stage-vae-digits"
     cfg = json.loads((run / "run.json").read_text())["config"]
@@ -53,14 +53,14 @@ def test_run_directory_layout_and_logs(tmp_path, small_digits):
     meta = json.loads((run / "model" / "meta.json").read_text())
     assert meta["dataset"]["fingerprint"] == small_digits.fingerprint() and meta["seed"] == 0
     # a second run gets the next number, the first is untouched
-    res2 = api.train(tiny_run_spec(1, 1), runs_root=tmp_path, data=small_digits, progress=False)
+    res2 = api.train("two-stage-vae", tiny_run_spec(1, 1), runs_root=tmp_path, data=small_digits, progress=False)
     assert res2.run_dir.name == "00001-two-stage-vae-digits"
 
 
 def test_lr_halves_every_k_epochs(tmp_path, small_digits):
     spec = tiny_run_spec(3, 1)
     spec["stage1"]["lr_halve_every"] = 1
-    res = api.train(spec, runs_root=tmp_path, data=small_digits, progress=False)
+    res = api.train("two-stage-vae", spec, runs_root=tmp_path, data=small_digits, progress=False)
     rows = (res.run_dir / "stage1" / "logs" / "csv" / "metrics.csv").read_text().splitlines()
     col = rows[0].split(",").index("train/lr")
     lrs = [float(r.split(",")[col]) for r in rows[1:] if r.split(",")[col]]
@@ -69,12 +69,12 @@ def test_lr_halves_every_k_epochs(tmp_path, small_digits):
 
 def test_resume_equals_uninterrupted(tmp_path, small_digits):
     spec = tiny_run_spec(3, 2)
-    full = api.train(spec, runs_root=tmp_path / "a", data=small_digits, progress=False)
+    full = api.train("two-stage-vae", spec, runs_root=tmp_path / "a", data=small_digits, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        api.train(spec, runs_root=tmp_path / "b", data=small_digits, progress=False, callbacks=[CrashAtEpoch(2)])
+        api.train("two-stage-vae", spec, runs_root=tmp_path / "b", data=small_digits, progress=False, callbacks=[CrashAtEpoch(2)])
     run_b = tmp_path / "b" / "00000-two-stage-vae-digits"
     assert not (run_b / "model").exists()
-    resumed = api.train({}, resume=run_b, data=small_digits, progress=False)
+    resumed = api.train("two-stage-vae", {}, resume=run_b, data=small_digits, progress=False)
     a, b = state(full.model_dir), state(resumed.model_dir)
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -82,7 +82,7 @@ def test_resume_equals_uninterrupted(tmp_path, small_digits):
     gb = api.load(resumed.model_dir).samplers["gmm"].means
     assert torch.equal(ga, gb)
     with pytest.raises(LatentStudioError, match="already finished"):
-        api.train({}, resume=run_b, data=small_digits, progress=False)
+        api.train("two-stage-vae", {}, resume=run_b, data=small_digits, progress=False)
 
 
 def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch):
@@ -97,12 +97,12 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch
         out = original(self, x, cond, generator)
         calls["n"] += 1
         if calls["n"] > steps_per_epoch + 1:  # in the second epoch
-            out.total = out.total * float("nan")
+            out.loss = out.loss * float("nan")
         return out
 
     monkeypatch.setattr(VAE, "loss", loss_with_nan)
     with pytest.raises(NonFiniteLossError, match="last good checkpoint is kept"):
-        api.train(spec, runs_root=tmp_path, data=small_digits, progress=False)
+        api.train("two-stage-vae", spec, runs_root=tmp_path, data=small_digits, progress=False)
     last = tmp_path / "00000-two-stage-vae-digits" / "stage1" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == steps_per_epoch
@@ -110,7 +110,7 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, small_digits, monkeypatch
 
 
 def test_dry_run_resolves_config_without_writing(tmp_path, small_digits):
-    run = api.train(tiny_run_spec(), runs_root=tmp_path, data=small_digits, dry_run=True)
+    run = api.train("two-stage-vae", tiny_run_spec(), runs_root=tmp_path, data=small_digits, dry_run=True)
     assert run.model.stage1.image_channels == 1 and run.model.stage1.image_size == 32
     assert run.model.stage2.latent_dim == run.model.stage1.latent_dim
     assert not any(tmp_path.iterdir())
@@ -119,20 +119,21 @@ def test_dry_run_resolves_config_without_writing(tmp_path, small_digits):
 def test_conditional_config_from_data(small_digits):
     spec = tiny_run_spec()
     spec["model"]["stage1"]["condition"] = "class"
-    run = api.train(spec, data=small_digits, dry_run=True)
+    run = api.train("two-stage-vae", spec, data=small_digits, dry_run=True)
     assert run.model.stage1.cond_dim == 10 and run.model.stage2.cond_dim == 10
 
 
-def test_second_stage_sampler_fit_trains_on_a_posterior():
+def test_fit_second_stage_trains_on_a_posterior():
     from latentstudio.models.distributions import DiagonalGaussian
-    from latentstudio.samplers import SecondStageSampler
     from latentstudio.training.config import TrainConfig
+    from latentstudio.training.fit import fit_second_stage
 
     g = torch.Generator().manual_seed(0)
     q = DiagonalGaussian(torch.randn(256, 4, generator=g) * 2 + 1, torch.full((256, 4), -4.0))
-    s = SecondStageSampler(4).fit(q, train=TrainConfig(epochs=30, batch_size=64, lr=3e-3))
-    assert s.stage2 is not None and not s.stage2.training
-    z = s.sample(2000, torch.Generator().manual_seed(1))
+    stage2 = fit_second_stage(q, train=TrainConfig(epochs=30, batch_size=64, lr=3e-3))
+    assert not stage2.training
+    with torch.no_grad():
+        z = stage2.decode(torch.randn(2000, 4, generator=torch.Generator().manual_seed(1)))
     assert z.shape == (2000, 4)
     # the decoded prior moves toward the aggregate posterior's mean (1) from the prior's (0)
     assert (z.mean(0) > 0.5).all()
@@ -145,14 +146,14 @@ def test_attribute_conditional_training_and_sampling(tmp_path, small_digits):
                      name="digits")
     spec = tiny_run_spec(1, 1)
     spec["model"]["stage1"]["condition"] = "attributes"
-    res = api.train(spec, runs_root=tmp_path, data=data, progress=False)
+    res = api.train("two-stage-vae", spec, runs_root=tmp_path, data=data, progress=False)
     assert res.model.config.stage1.cond_dim == 3 and res.model.config.stage2.cond_dim == 3
     loaded = api.load(res.model_dir)
     assert loaded.samplers["gmm"].num_classes == 0  # attributes: one mixture for all latents
     for sampler in ("normal", "gmm", "second-stage"):
-        images = api.generate(loaded, sampler, 4, seed=0, condition={0: 1.0, 2: -1.0})
+        images = api.generate(loaded, 4, sampler=sampler, seed=0, condition={0: 1.0, 2: -1.0})
         assert images.shape == (4, 1, 32, 32) and images.dtype == torch.uint8
     from latentstudio.models.vae import VAE, VAEConfig
 
     with pytest.raises(LatentStudioError, match="unconditional"):
-        api.make_conditions(VAE(VAEConfig(latent_dim=2, base_dim=2, fc_dim=2, num_scale=1, image_size=4)), 3, 2)
+        VAE(VAEConfig(latent_dim=2, base_dim=2, fc_dim=2, num_scale=1, image_size=4)).sample(2, condition=3)

@@ -1,282 +1,242 @@
-"""The Python API used by the CLI (and by notebooks): train, load, sample, reconstruct, evaluate.
+"""The Python API: the same calls for every model family (two-stage VAE, DRAW, sketch-rnn, StyleGAN2).
 
-Everything here composes the library's pieces; the maths lives in ``models``, ``samplers`` and
-``metrics``.
+Usage::
+
+    import latentstudio as ls
+    model = ls.load("runs/00003-two-stage-vae-mnist")     # any family's model or run folder
+    images = ls.generate(model, n=8, seed=0)                # uint8 [8, C, H, W] (sketch-rnn: Sketches)
+    q = ls.encode(model, images)                            # DiagonalGaussian posterior (encoder families)
+    strip = ls.interpolate(model, images[0], images[1], steps=8)
+
+Every function here composes the model contract of :mod:`latentstudio.models.base`; the maths lives
+in ``models``, ``samplers`` and ``metrics``, training in ``training``, evaluation in ``evaluation``.
+Errors a user can cause are :class:`~latentstudio.errors.LatentStudioError` subclasses naming the fix.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from latentstudio.errors import CheckpointError, LatentStudioError
-from latentstudio.io.images import to_float, to_uint8
+from latentstudio.errors import ConfigError
+from latentstudio.models.base import ENCODE, GenerativeModel
+from latentstudio.models.distributions import DiagonalGaussian
+from latentstudio.models.loading import resolve_model_dir
+from latentstudio.samplers import load_model_with_samplers
+from latentstudio.training.registry import TRAINERS
+from latentstudio.types import Sketches
+
+__all__ = ["decode", "encode", "evaluate", "generate", "interpolate", "load", "reconstruct", "resolve_model_dir",
+           "train"]
+
+INTERPOLATIONS = ("lerp", "slerp")
 
 
-@dataclass
-class LoadedModel:
-    """A model directory in memory.
+def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:
+    """Load a model folder (or a run's ``model/``) of any family, with its fitted samplers, without pickle.
 
-    Attributes:
-        model: the model in eval mode (a :class:`~latentstudio.models.two_stage.TwoStageVAE` or a VAE).
-        samplers: fitted latent samplers by name (``normal``, ``gmm``, ``second-stage``).
-        meta: ``meta.json`` (dataset fingerprint, seed, versions).
-        path: the model directory.
-    """
-
-    model: torch.nn.Module
-    samplers: dict[str, Any]
-    meta: dict[str, Any]
-    path: Path
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def vae(self):
-        """The image VAE (first stage)."""
-        return getattr(self.model, "stage1", self.model)
-
-
-def resolve_model_dir(path: str | Path) -> Path:
-    """Accept a model directory or a run directory (uses its ``model/``).
+    Returns:
+        The :class:`~latentstudio.models.base.GenerativeModel` in eval mode; ``model.path``,
+        ``model.meta`` (``meta.json``) and ``model.samplers`` (fitted samplers by name) are set.
 
     Raises:
-        CheckpointError: neither holds a model.
+        CheckpointError: not a model folder, an unfinished run (the resume command is named), or
+            unreadable / mismatching files.
     """
-    path = Path(path)
-    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
-        return path
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    if (path / "run.json").is_file():
-        from latentstudio.training.runs import read_run
-
-        kind = read_run(path)[0]
-        raise CheckpointError(
-            f"run {path} has no exported model yet (model/ is missing): it is unfinished; "
-            f"continue it with `latentstudio train {kind} --resume {path}`"
-        )
-    raise CheckpointError(f"{path} is neither a model directory (config.json + model.safetensors) nor a run directory")
+    return load_model_with_samplers(path, map_location=map_location)
 
 
-def load(path: str | Path, map_location: str = "cpu") -> LoadedModel:
-    """Load a model directory (or a run's ``model/``) with its fitted samplers, without pickle."""
-    from latentstudio.io.checkpoint import load_model_dir, load_samplers, read_meta
-    from latentstudio.samplers import NormalSampler
-
-    model_dir = resolve_model_dir(path)
-    model = load_model_dir(model_dir, map_location=map_location)
-    samplers = load_samplers(model_dir, model)
-    if "normal" not in samplers and not getattr(model, "generates_directly", False):
-        vae = getattr(model, "stage1", model)
-        samplers = {"normal": NormalSampler(vae.config.latent_dim), **samplers}
-    return LoadedModel(model=model, samplers=samplers, meta=read_meta(model_dir), path=model_dir)
-
-
-def make_conditions(vae, condition: Any, n: int) -> torch.Tensor | None:
-    """Condition vectors ``float32 [n, cond_dim]`` for a conditional VAE.
-
-    Args:
-        vae: the first-stage VAE (its config says the condition kind).
-        condition: class models: an int class, a list of n ints, or None (classes 0..K-1 in turn);
-            attribute models: a ``[n, A]`` / ``[A]`` tensor of +-1, a dict ``{attribute index: +-1}``
-            (unspecified attributes are 0, i.e. neutral), or None (all 0).
-        n: number of samples.
-
-    Raises:
-        LatentStudioError: a condition for an unconditional model, or an out-of-range class.
-    """
-    cfg = vae.config
-    if cfg.condition == "none":
-        if condition is not None:
-            raise LatentStudioError("this model is unconditional; drop --condition")
-        return None
-    if cfg.condition == "class":
-        if condition is None:
-            labels = torch.arange(n) % cfg.cond_dim
-        elif isinstance(condition, int):
-            labels = torch.full((n,), condition)
-        else:
-            labels = torch.as_tensor(list(condition))
-            if labels.numel() != n:
-                raise LatentStudioError(f"got {labels.numel()} class conditions for {n} samples")
-        if labels.min() < 0 or labels.max() >= cfg.cond_dim:
-            raise LatentStudioError(f"class condition must be in 0..{cfg.cond_dim - 1}, got {labels.tolist()[:8]}")
-        return torch.nn.functional.one_hot(labels.long(), cfg.cond_dim).float()
-    if condition is None:
-        return torch.zeros(n, cfg.cond_dim)
-    if isinstance(condition, dict):
-        c = torch.zeros(cfg.cond_dim)
-        for k, v in condition.items():
-            c[int(k)] = float(v)
-        return c.expand(n, -1).clone()
-    c = torch.as_tensor(condition, dtype=torch.float32)
-    return (c.expand(n, -1) if c.ndim == 1 else c).clone()
-
-
-@torch.no_grad()
 def generate(
-    loaded: LoadedModel,
-    sampler: str = "second-stage",
+    model: GenerativeModel,
     n: int = 64,
     *,
     seed: int = 0,
-    seeds: list[int] | None = None,
+    seeds: Sequence[int] | None = None,
     condition: Any = None,
-    batch_size: int = 256,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """Sample images: latents from ``sampler`` decoded by the first stage.
-
-    Models that sample by themselves (``model.generates_directly``, e.g. DRAW) ignore ``sampler``
-    and draw their own latents (scaled by ``temperature``).
+    **knobs: Any,
+) -> torch.Tensor | Sketches:
+    """Sample a model: ``n`` samples from one generator seeded ``seed``, or one sample per seed.
 
     Args:
-        loaded: from :func:`load`.
-        sampler: ``normal`` (z ~ N(0, I)), ``gmm`` (ex-post mixture) or ``second-stage``.
-        n: number of images (ignored when ``seeds`` is given).
-        seed: seed of one generator for the whole batch.
-        seeds: one image per seed (image i uses a generator seeded with seeds[i]).
-        condition: see :func:`make_conditions`.
+        model: from :func:`load`.
+        n: number of samples (ignored when ``seeds`` is given).
+        seed: seed of the one generator of the batch.
+        seeds: one sample per seed (``seeds[i]`` always gives the same sample; StyleGAN2 uses the
+            official seed rule).
+        condition: class index, list of classes, attribute dict or tensor (conditional models).
+        **knobs: the family's sampling options (``model.knobs``): ``sampler`` (VAE family),
+            ``temperature`` (DRAW, sketch-rnn), ``truncation_psi`` (StyleGAN2) ...
 
     Returns:
-        ``uint8 [n, C, H, W]``.
+        ``uint8 [n, C, H, W]`` images, or :class:`~latentstudio.types.Sketches` for sketch models.
 
     Raises:
-        UnknownNameError-like LatentStudioError: unknown sampler name (the message lists the fitted ones).
+        ConfigError: ``n < 1``, an unknown knob (the known ones are named), a bad value or condition.
     """
-    if getattr(loaded.model, "generates_directly", False):  # e.g. DRAW: z_t ~ N(0, I) inside the model
-        return _generate_direct(loaded.model, n, seed=seed, seeds=seeds, condition=condition, batch_size=batch_size,
-                                temperature=temperature)
-    if sampler not in loaded.samplers:
-        raise LatentStudioError(f"unknown sampler {sampler!r}; this model has: {', '.join(sorted(loaded.samplers))}")
-    s = loaded.samplers[sampler]
-    vae = loaded.vae
     if seeds is not None:
-        n = len(seeds)
-    cond = make_conditions(vae, condition, n)
-    if seeds is not None:
-        z = torch.cat([s.sample(1, torch.Generator().manual_seed(int(sd)),
-                                None if cond is None else cond[i : i + 1]) for i, sd in enumerate(seeds)])
-    else:
-        z = s.sample(n, torch.Generator().manual_seed(seed), cond)
-    out = []
-    for i in range(0, n, batch_size):
-        c = None if cond is None else cond[i : i + batch_size]
-        out.append(to_uint8(vae.decode(z[i : i + batch_size].to(vae.loggamma.device), c).cpu()))
-    return torch.cat(out)
+        return model.sample_seeds(list(seeds), condition=condition, **knobs)
+    return model.sample(n, generator=torch.Generator().manual_seed(int(seed)), condition=condition, **knobs)
 
 
-def _generate_direct(model, n: int, *, seed: int, seeds, condition, batch_size: int, temperature: float):
-    """``uint8 [n, C, H, W]`` from ``model.sample(n, cond, generator, temperature)`` (one generator, or one per seed)."""
-    if seeds is not None:
-        n = len(seeds)
-    cond = make_conditions(model, condition, n)
-    if seeds is not None:
-        out = [model.sample(1, None if cond is None else cond[i : i + 1], torch.Generator().manual_seed(int(sd)),
-                            temperature) for i, sd in enumerate(seeds)]
-    else:
-        g = torch.Generator().manual_seed(seed)
-        out = [model.sample(min(batch_size, n - i), None if cond is None else cond[i : i + batch_size],
-                            g, temperature) for i in range(0, n, batch_size)]
-    return to_uint8(torch.cat(out).cpu())
+def encode(model: GenerativeModel, x: Any, *, condition: Any = None) -> DiagonalGaussian:
+    """Posterior of data ``x`` (images ``uint8 [N, C, H, W]``, or sketches for sketch models).
 
-
-@torch.no_grad()
-def reconstruct(
-    loaded: LoadedModel, images: torch.Tensor, cond: torch.Tensor | None = None, batch_size: int = 256
-) -> torch.Tensor:
-    """Decoder mean of the posterior mean: ``uint8 [N, C, H, W] -> uint8 [N, C, H, W]``."""
-    vae = loaded.vae
-    out = []
-    for i in range(0, images.shape[0], batch_size):
-        c = None if cond is None else cond[i : i + batch_size]
-        out.append(to_uint8(vae.reconstruct(to_float(images[i : i + batch_size]), c)))
-    return torch.cat(out)
-
-
-def timed(fn, *args, **kwargs):
-    """``(result, seconds)`` of one call."""
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
-
-
-def build_run_config(spec: dict[str, Any], data) -> Any:
-    """Complete a (partial) run-config dict with the dataset's shapes and return the frozen config.
-
-    ``image_channels``, ``image_size`` and ``cond_dim`` always come from ``data``; ``num_scale``
-    defaults to log2(image_size) - 2 (3 for 32x32, 4 for 64x64) unless given.
+    Returns:
+        :class:`~latentstudio.models.distributions.DiagonalGaussian` over the model's default space.
 
     Raises:
-        ConfigError: unknown or invalid fields (named).
+        CapabilityError: the family has no encoder (StyleGAN2: the message points to projection).
     """
-    from latentstudio.presets import merge
-    from latentstudio.training.config import TwoStageRunConfig
-
-    c, h, _ = data.image_shape
-    s1 = dict(spec.get("model", {}).get("stage1", {}))
-    condition = s1.get("condition", "none")
-    cond_dim = 0 if condition == "none" else int(data.conditions(condition).shape[1])
-    s1.update(image_channels=c, image_size=h, cond_dim=cond_dim, condition=condition)
-    s1.setdefault("num_scale", max(1, h.bit_length() - 3))
-    s2 = dict(spec.get("model", {}).get("stage2", {}))
-    s2.update(latent_dim=s1.get("latent_dim", 64), condition=condition, cond_dim=cond_dim)
-    full = merge(spec, {"model": {"stage1": s1, "stage2": s2}})
-    return TwoStageRunConfig.from_dict(full, source="run config")
+    return model.encode(x, condition=condition)
 
 
-def train_draw(spec: dict[str, Any], **kwargs):
-    """Train DRAW from a run-config dict (``data``, ``model``, ``train``, ``binarize``, ``seed``, ...).
+def decode(model: GenerativeModel, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
+           seed: int = 0, **knobs: Any) -> torch.Tensor | Sketches:
+    """Typed outputs of latents ``[N, *shape]`` of ``space`` (``model.latent_spaces()``; default the first).
 
-    Keyword arguments as :func:`latentstudio.training.draw.train_draw_spec` (``runs_root``, ``resume``,
-    ``progress``, ``dry_run``, ``data``, ``callbacks``); returns its result.
+    Raises:
+        CapabilityError: the family cannot decode; ConfigError: an unknown space or knob.
     """
-    from latentstudio.training.draw import train_draw_spec
+    return model.decode(z, space=space, condition=condition, generator=torch.Generator().manual_seed(int(seed)),
+                        **knobs)
 
-    return train_draw_spec(spec, **kwargs)
+
+def reconstruct(model: GenerativeModel, x: Any, *, condition: Any = None, seed: int = 0,
+                **knobs: Any) -> torch.Tensor | Sketches:
+    """Decode of the posterior mean of ``x`` (images ``uint8 [N, C, H, W]`` -> same; sketches -> sketches).
+
+    Raises:
+        CapabilityError: the family has no encoder.
+    """
+    return model.reconstruct(x, condition=condition, generator=torch.Generator().manual_seed(int(seed)), **knobs)
+
+
+def interpolation_path(a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
+    """``steps`` latents from ``a`` to ``b`` (both ends included): ``[*shape]`` x 2 -> ``[steps, *shape]``.
+
+    ``lerp`` is linear; ``slerp`` is spherical (Shoemake 1985; White 2016 for Gaussian latents: it keeps
+    the norm typical of N(0, I) draws) and falls back to ``lerp`` for (anti)parallel ends.
+
+    Raises:
+        ConfigError: ``steps < 2``, an unknown method or ends of different shapes.
+    """
+    if method not in INTERPOLATIONS:
+        raise ConfigError(f"interpolation method must be one of {', '.join(INTERPOLATIONS)}, got {method!r}")
+    if steps < 2:
+        raise ConfigError(f"interpolation steps must be >= 2, got {steps}")
+    if a.shape != b.shape:
+        raise ConfigError(f"interpolation ends differ in shape: {list(a.shape)} and {list(b.shape)}")
+    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)[:, None]
+    a64, b64 = a.double().flatten(), b.double().flatten()
+    if method == "slerp":
+        cos = torch.dot(a64, b64) / (a64.norm() * b64.norm()).clamp_min(1e-12)
+        omega = torch.arccos(cos.clamp(-1.0, 1.0))
+        so = torch.sin(omega)
+        if float(so.abs()) >= 1e-7:
+            path = (torch.sin((1 - t) * omega) / so) * a64 + (torch.sin(t * omega) / so) * b64
+            return path.view(steps, *a.shape).to(a.dtype)
+    return ((1 - t) * a64 + t * b64).view(steps, *a.shape).to(a.dtype)
+
+
+def _as_latent(model: GenerativeModel, end: Any, space: str | None, condition: Any) -> torch.Tensor:
+    """An interpolation end as one latent ``[*shape]``: latents pass through, data is encoded (posterior mean)."""
+    s = model.latent_space(space)
+    if isinstance(end, torch.Tensor) and end.is_floating_point():
+        t = end.reshape(s.shape) if end.numel() == math.prod(s.shape) else None
+        if t is None:
+            raise ConfigError(f"an interpolation end in {s.name} must have shape {list(s.shape)}, got {list(end.shape)}")
+        return t
+    model.require(ENCODE)
+    if isinstance(end, torch.Tensor):  # one uint8 image [C, H, W] or a batch of one
+        end = end[None] if end.ndim == 3 else end
+    elif isinstance(end, np.ndarray):  # one stroke-3 sketch
+        end = [end]
+    return model.encode(end, condition=condition).mean[0].reshape(s.shape)
+
+
+def interpolate(
+    model: GenerativeModel,
+    a: Any,
+    b: Any,
+    *,
+    steps: int = 8,
+    method: str = "slerp",
+    space: str | None = None,
+    condition: Any = None,
+    seed: int = 0,
+    **knobs: Any,
+) -> torch.Tensor | Sketches:
+    """Decode ``steps`` latents between two ends (ends included).
+
+    Args:
+        a, b: latents ``[*shape]`` of ``space`` (float tensors), or data the model encodes (its posterior
+            mean): one image ``uint8 [C, H, W]`` / ``[1, C, H, W]``, or one stroke-3 sketch array.
+        steps: number of outputs (>= 2).
+        method: ``slerp`` (default) or ``lerp``.
+        space: latent space (default: the model's first).
+        condition: condition of every output (conditional models).
+        seed: generator seed of stochastic decoders (sketch-rnn).
+        **knobs: the family's decoding options.
+
+    Returns:
+        ``uint8 [steps, C, H, W]`` or :class:`~latentstudio.types.Sketches`.
+
+    Raises:
+        ConfigError: bad ends, steps or method; CapabilityError: data ends for a family without encoder.
+    """
+    za, zb = _as_latent(model, a, space, condition), _as_latent(model, b, space, condition)
+    path = interpolation_path(za, zb, steps, method)
+    cond = None if condition is None else model.condition_spec.make(condition, 1).expand(steps, -1)
+    return decode(model, path, space=space, condition=cond, seed=seed, **knobs)
 
 
 def train(
-    spec: dict[str, Any],
+    family: str,
+    spec: dict[str, Any] | None = None,
     *,
     runs_root: str | Path = "runs",
     resume: str | Path | None = None,
     progress: bool = True,
     dry_run: bool = False,
-    data=None,
-    callbacks: list | None = None,
+    **options: Any,
 ):
-    """Train a two-stage VAE from a run-config dict (see :func:`build_run_config`).
+    """Train a model family from a run-config dict (the layout of a run's ``run.json`` ``config``).
 
-    With ``resume`` the run's own ``run.json`` is used (``spec`` is ignored). With ``dry_run``
-    the resolved config is returned and nothing is trained or written.
+    Args:
+        family: ``two-stage-vae``, ``draw``, ``sketch-rnn`` or ``stylegan2`` (``latentstudio.training.TRAINERS``).
+        spec: partial run config; unset fields take the family's defaults and the dataset's shapes.
+        runs_root: parent folder of the numbered run folder.
+        resume: an interrupted run folder to continue with its own config (``spec`` is ignored).
+        progress: show progress bars.
+        dry_run: return the resolved config without training or writing anything.
+        **options: family-specific (``data`` an already loaded dataset, ``callbacks``, ``init_from`` ...).
 
     Returns:
-        :class:`~latentstudio.training.fit.TrainResult`, or the resolved config under ``dry_run``.
+        The family's train result (``run_dir``, ``model_dir``, the model), or the resolved config.
+
+    Raises:
+        UnknownNameError: unknown family. ConfigError / DataError: bad config or data.
     """
-    from latentstudio.data import load_images
-    from latentstudio.training.config import DataConfig
+    return TRAINERS.get(family)(spec or {}, runs_root=runs_root, resume=resume, progress=progress,
+                                dry_run=dry_run, **options)
 
-    if resume is not None:
-        from latentstudio.training.fit import read_run_config
 
-        run = read_run_config(resume)
-        d = run.data
-        if data is None:
-            data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit,
-                               **d.options)
-    else:
-        d = DataConfig.from_dict(spec.get("data", {}), source="data")
-        if data is None:
-            data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit,
-                               **d.options)
-        run = build_run_config(spec, data)
-    if dry_run:
-        return run
-    from latentstudio.training.fit import train_two_stage
+def evaluate(model: GenerativeModel | str | Path, data: Any = None, **options: Any) -> Path:
+    """Evaluate a model with its family's evaluator and write ``metrics.jsonl`` + ``report.md``.
 
-    return train_two_stage(run, runs_root=runs_root, resume=resume, progress=progress, data=data, callbacks=callbacks)
+    Args:
+        model: a loaded model or a model/run folder.
+        data: the reference data spec (default: the dataset the model was trained on).
+        **options: the evaluator's options (``extractor``, ``n_samples``, ``out_dir``, ``seed`` ...).
+
+    Returns:
+        Path of ``report.md``.
+    """
+    from latentstudio.evaluation import evaluate as run_evaluation
+
+    return run_evaluation(model, data, **options)

@@ -3,7 +3,8 @@
 Every model, sampler and training config is a ``@dataclass(frozen=True)`` subclass of
 :class:`Config`. Values are validated in ``__post_init__`` (raise :class:`ConfigError` naming the
 field). ``from_dict`` rejects unknown keys so a misspelt option never silently falls back to its
-default.
+default. :func:`apply_overrides` sets dotted keys (``--set stage1.epochs=5``) in a config dict, checking
+each key path and converting each value to the type of the value it replaces.
 """
 
 from __future__ import annotations
@@ -102,3 +103,126 @@ def require(cond: bool, field: str, message: str) -> None:
     """Raise :class:`ConfigError` ``"<field>: <message>"`` unless ``cond`` holds."""
     if not cond:
         raise ConfigError(f"{field}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Dotted overrides (``--set stage1.epochs=5``)
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _override_value(existing: Any, value: Any, where: str) -> Any:
+    """``value`` converted to the type of ``existing`` (bool, int, float, str, list, dict; None: any).
+
+    Strings are parsed (``"5"`` -> 5 for an int field, ``"true"`` -> True for a bool field); ``None``
+    is always accepted (the config's own validation decides whether the field may be None).
+
+    Raises:
+        ConfigError: ``value`` does not parse as that type (naming ``where`` and the type).
+    """
+    if existing is None or value is None:
+        return value
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{where}={value!r}: expected {expected} (the current value is {existing!r})")
+
+    if isinstance(existing, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise fail("a bool (true or false)")
+    if isinstance(existing, int):
+        if isinstance(value, bool):
+            raise fail("an int")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    f = float(value.strip())
+                except ValueError:
+                    raise fail("an int") from None
+                if f.is_integer():
+                    return int(f)
+        raise fail("an int")
+    if isinstance(existing, float):
+        if isinstance(value, bool):
+            raise fail("a float")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise fail("a float")
+    if isinstance(existing, str):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float | bool):
+            return json.dumps(value)  # a CLI value such as ``name=123`` was read as JSON
+        raise fail("a string")
+    if isinstance(existing, list | tuple | dict):
+        expected, kind = ("a list", (list, tuple)) if isinstance(existing, list | tuple) else ("an object", dict)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise fail(f"{expected} (JSON)") from None
+        if isinstance(value, kind):
+            return list(value) if isinstance(value, tuple) else value
+        raise fail(expected)
+    return value
+
+
+def apply_overrides(
+    base: dict[str, Any],
+    overrides: dict[str, Any],
+    *,
+    known: dict[str, Any] | None = None,
+    what: str = "--set",
+) -> dict[str, Any]:
+    """Set dotted keys (``stage1.epochs=5``, ``model.stage1.latent_dim=32``) in a copy of ``base``.
+
+    Each value is converted to the type of the value it replaces (taken from ``known``): strings are
+    parsed for int, float and bool fields (``"5"``, ``"1e-3"``, ``"true"``), ints are accepted for float
+    fields, numbers for string fields; fields whose current value is None take any value, and None
+    is accepted for any field (the config's own validation runs later).
+
+    Args:
+        base: a nested JSON-like config dict (not modified).
+        overrides: dotted key path -> value.
+        known: the complete config dict the key paths and types are checked against (default ``base``);
+            with a partial ``base``, missing intermediate dicts are created.
+        what: how the overrides were given, used at the start of error messages.
+
+    Returns:
+        A new nested dict: ``base`` with the overrides set.
+
+    Raises:
+        ConfigError: one line naming the key, for a key path that does not exist (the known keys at
+            that level listed) or a value that does not parse as the field's type.
+    """
+    out = json.loads(json.dumps(base))
+    known = out if known is None else known
+    for key, value in overrides.items():
+        node, ref = out, known
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(ref, dict) or part not in ref:
+                names = sorted(ref) if isinstance(ref, dict) else []
+                raise ConfigError(f"{what} {key}: no field {'.'.join(parts[: i + 1])!r}; known: {names}")
+            if i == len(parts) - 1:
+                node[part] = _override_value(ref[part], value, f"{what} {key}")
+            else:
+                ref = ref[part]
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+    return out

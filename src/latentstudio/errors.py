@@ -45,3 +45,8 @@ class UnknownNameError(LatentStudioError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class CapabilityError(LatentStudioError):
+    """A model family lacks the requested capability (e.g. ``encode`` on a GAN); the message names the
+    alternative (e.g. projection)."""

@@ -33,7 +33,7 @@ from latentstudio.io.run_dir import create_run_dir
 SAMPLER_TITLES = {"normal": "N(0, I)", "gmm": "GMM (ex post)", "second-stage": "second stage"}
 
 
-def data_spec_for(loaded: api.LoadedModel, data_spec: dict[str, Any] | None) -> dict[str, Any]:
+def data_spec_for(loaded, data_spec: dict[str, Any] | None) -> dict[str, Any]:
     """The data spec given (when it names a dataset), else the one of the run that trained the model."""
     if data_spec and data_spec.get("name"):
         return data_spec
@@ -122,8 +122,8 @@ def evaluate_model(
     """
     from latentstudio import metrics as M
 
-    loaded = api.load(model_path)
-    vae = loaded.vae
+    loaded = model_path if not isinstance(model_path, str | Path) else api.load(model_path)
+    vae = loaded.image_vae
     spec = data_spec_for(loaded, data_spec)
     train = load_split(spec, "train")
     try:
@@ -157,7 +157,7 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
               nll_images) -> Path:
     from latentstudio import metrics as M
 
-    vae = loaded.vae
+    vae = loaded.image_vae
     cfg = vae.config
     reference = f"{test.name}/{ref_split}"
     metrics_file = out_dir / M.METRICS_FILE
@@ -180,12 +180,12 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
     cond_test = test.conditions(cfg.condition) if cfg.condition != "none" else None
     class_cond = cfg.condition == "class"
     grids: dict[str, str] = {}
-    names = samplers or [s for s in ("normal", "gmm", "second-stage") if s in loaded.samplers]
+    names = samplers or [s for s in ("normal", "gmm", "second-stage") if s in loaded.sampler_choices()]
     for name in names:
         t0 = time.perf_counter()
         labels = torch.arange(n) % cfg.cond_dim if class_cond else None
         condition = labels.tolist() if class_cond else (cond_test[torch.arange(n) % len(test)] if cond_test is not None else None)
-        images = api.generate(loaded, name, n, seed=seed, condition=condition)
+        images = api.generate(loaded, n, seed=seed, condition=condition, sampler=name)
         seconds = time.perf_counter() - t0
         image_metrics(images, name)
         if class_cond and hasattr(ext, "predict"):
@@ -199,7 +199,7 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
         rows[-1]["sample_seconds"] = seconds
 
     # reconstructions of the reference images
-    recon = api.reconstruct(loaded, test.images, cond_test)
+    recon = loaded.reconstruct(test.images, condition=cond_test)
     image_metrics(recon, "reconstruction")
     x, x_hat = to_float(test.images), to_float(recon)
     record(M.KEY_RECON_MSE, float(M.reconstruction_error(x, x_hat, "mse").mean()), "reconstruction", len(test))
@@ -210,10 +210,9 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
     grids["reconstructions (odd rows: originals)"] = "reconstructions.png"
 
     # latent diagnostics
-    from latentstudio.training.fit import encode_dataset
-
-    q_train = encode_dataset(vae, train.images, train.conditions(cfg.condition) if cfg.condition != "none" else None)
-    q_test = encode_dataset(vae, test.images, cond_test)
+    q_train = loaded.encode(train.images, condition=train.conditions(cfg.condition) if cfg.condition != "none"
+                            else None)
+    q_test = loaded.encode(test.images, condition=cond_test)
     law = M.variance_law(q_train.mean, q_train.logvar)
     record(M.KEY_VARIANCE_LAW, float(law.mean()), "train latents", extractor_free=True,
            per_latent=[round(float(v), 4) for v in law], min=float(law.min()), max=float(law.max()))
@@ -223,15 +222,15 @@ def _evaluate(loaded, spec, train, test, ref_split, ext, n, samplers, out_dir, s
     record(M.KEY_MAHALANOBIS, float(M.mahalanobis(q_test.mean, mean, cov).mean()), "test latents",
            what="mean Mahalanobis distance of test mu under the Gaussian of train mu")
     record("gamma", float(vae.gamma.detach()), "stage1")
-    if hasattr(loaded.model, "stage2"):
-        record("gamma_z", float(loaded.model.stage2.gamma.detach()), "stage2")
+    if "second-stage" in loaded.own_samplers:
+        record("gamma_z", float(loaded.stage2.gamma.detach()), "stage2")
     if cfg.decoder == "bernoulli":
         k = min(nll_images, len(test))
         xb = (to_float(test.images[:k]) > 0.5).float()  # binarised, as the NLL benchmarks use
         cb = None if cond_test is None else cond_test[:k]
         with torch.no_grad():
             nll = M.importance_sampled_nll(
-                xb, lambda v, i=None: vae.encode(v, None if cb is None else cb[: len(v)]),
+                xb, lambda v, i=None: vae.posterior(v, None if cb is None else cb[: len(v)]),
                 lambda v, z: vae.log_px_given_z(v, z, None if cb is None else _rep(cb, len(v))),
                 num_samples=nll_samples, generator=torch.Generator().manual_seed(seed))
         record(M.KEY_NLL, float(nll.mean()), "test (binarised)", k, unit="nats", k=nll_samples)
@@ -323,7 +322,7 @@ def quickstart(runs_root: str | Path = "runs", seed: int = 0, progress: bool = T
     spec = merge(preset("quickstart"), {"data": {"name": "digits"}, "seed": seed})
     if spec_overrides:
         spec = merge(spec, spec_overrides)
-    result = api.train(spec, runs_root=runs_root, progress=progress)
+    result = api.train("two-stage-vae", spec, runs_root=runs_root, progress=progress)
     report = evaluate_model(result.model_dir, {"name": "digits"}, extractor="classifier", seed=seed,
                             progress=progress, out_dir=result.run_dir / "eval")
     _print_summary(report)

@@ -85,7 +85,8 @@ def _train_command():
         if overrides:
             full = merge(DRAWRunConfig().to_dict(), spec)
             spec = apply_overrides(full, parse_pairs(overrides, "--set"))
-        result = api.train_draw(spec, runs_root=runs_root, resume=resume, progress=not no_progress, dry_run=dry_run)
+        result = api.train("draw", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
+                           dry_run=dry_run)
         if dry_run:
             click.echo(result.to_json())
             return
@@ -173,8 +174,7 @@ def sample_draw(model_path, *, sampler, n, seed, seeds, condition, out, out_dir,
         raise click.UsageError("DRAW samples z_t ~ N(0, I) at every step itself; drop --sampler (or use prior)")
     if condition is not None and not condition.strip().isdigit():
         raise click.UsageError(f"--condition for DRAW is a class index such as 3, got {condition!r}")
-    loaded = api.load(model_path)
-    model = loaded.model
+    model = api.load(model_path)
     t = 1.0 if temperature is None else temperature
     if not t > 0:
         raise click.UsageError(f"--temperature must be > 0, got {t}")
@@ -182,7 +182,7 @@ def sample_draw(model_path, *, sampler, n, seed, seeds, condition, out, out_dir,
     count = len(seed_list) if seed_list else n
     if count < 1:
         raise click.UsageError("--n must be >= 1")
-    cond = api.make_conditions(model, None if condition is None else int(condition), count)
+    cond = model.condition_spec.make(None if condition is None else int(condition), count)
     if seed_list:
         parts = [generation_frames(model, 1, None if cond is None else cond[i : i + 1],
                                    torch.Generator().manual_seed(s), temperature=t) for i, s in enumerate(seed_list)]

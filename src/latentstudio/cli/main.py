@@ -133,7 +133,8 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
 
         full = merge(TwoStageRunConfig().to_dict(), spec)
         spec = apply_overrides(full, parse_pairs(overrides, "--set"))
-    result = api.train(spec, runs_root=runs_root, resume=resume, progress=not no_progress, dry_run=dry_run)
+    result = api.train("two-stage-vae", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
+                       dry_run=dry_run)
     if dry_run:
         click.echo(result.to_json())
         return
@@ -178,7 +179,7 @@ def _model_type(model_path: str) -> str:
 @cli.command()
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True),
               help="Model directory or run directory.")
-@click.option("--sampler", default="second-stage", show_default=True, help="normal, gmm or second-stage.")
+@click.option("--sampler", default=None, help="normal, gmm or second-stage (default: the model's best).")
 @click.option("--n", "n", type=int, default=64, show_default=True, help="Number of images (one generator).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seeds", default=None, help="One image per seed, e.g. 0-63,100 (overrides --n/--seed).")
@@ -207,10 +208,10 @@ def sample(model_path, sampler, n, seed, seeds, condition, out, out_dir, tempera
     from latentstudio import api
     from latentstudio.io.images import save_folder, save_grid
 
-    loaded = api.load(model_path)
+    model = api.load(model_path)
     cond = _parse_condition(condition)
-    images = api.generate(loaded, sampler, n, seed=seed, seeds=parse_int_list(seeds) if seeds else None,
-                          condition=cond)
+    images = api.generate(model, n, seed=seed, seeds=parse_int_list(seeds) if seeds else None,
+                          condition=cond, sampler=sampler)
     if out_dir:
         paths = save_folder(images, out_dir, overwrite=overwrite)
         click.echo(f"wrote {len(paths)} images to {out_dir}")
@@ -250,13 +251,13 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
     from latentstudio.evaluation import data_spec_for, load_split
     from latentstudio.io.images import save_grid
 
-    loaded = api.load(model_path)
-    spec = data_spec_for(loaded, _data_spec(data_name, data_root, data_option, download, strict, limit))
+    model = api.load(model_path)
+    spec = data_spec_for(model, _data_spec(data_name, data_root, data_option, download, strict, limit))
     data = load_split(spec, split)
     data = data.subset(list(range(min(n, len(data)))))
-    cfg = loaded.vae.config
-    cond = data.conditions(cfg.condition) if cfg.condition != "none" else None
-    recon = api.reconstruct(loaded, data.images, cond)
+    kind = model.condition_spec.kind
+    cond = data.conditions(kind) if kind != "none" else None
+    recon = api.reconstruct(model, data.images, condition=cond)
     rows = []
     for i in range(0, len(data), 8):
         rows += [data.images[i : i + 8], recon[i : i + 8]]

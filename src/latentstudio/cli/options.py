@@ -8,6 +8,9 @@ from typing import Any
 
 import click
 
+from latentstudio.config import apply_overrides as config_overrides
+from latentstudio.errors import ConfigError
+
 
 def parse_int_list(text: str) -> list[int]:
     """``"0-3,10"`` -> ``[0, 1, 2, 3, 10]``.
@@ -52,22 +55,17 @@ def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Set dotted keys (``stage1.epochs=5``, ``model.stage1.latent_dim=32``) in a nested dict copy.
 
+    Values are converted to the type of the value they replace (see
+    :func:`latentstudio.config.apply_overrides`).
+
     Raises:
-        click.BadParameter: a key path that does not exist in the config (the known keys listed).
+        click.BadParameter: one line naming the key, for a key path that does not exist in the config
+            (the known keys listed) or a value that does not parse as the field's type.
     """
-    out = json.loads(json.dumps(base))
-    for key, value in overrides.items():
-        node = out
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            if not isinstance(node, dict) or part not in node:
-                known = sorted(node) if isinstance(node, dict) else []
-                raise click.BadParameter(f"--set {key}: no field {'.'.join(parts[: i + 1])!r}; known: {known}")
-            if i == len(parts) - 1:
-                node[part] = value
-            else:
-                node = node[part]
-    return out
+    try:
+        return config_overrides(base, overrides, what="--set")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def run_options(fn):

@@ -19,16 +19,14 @@ DEFAULT_TEMPERATURE = 0.5
 
 def _load(model_path: str):
     """(model, model_dir, meta) of a sketch-rnn model or run directory."""
-    from latentstudio.api import resolve_model_dir
+    from latentstudio import api
     from latentstudio.errors import CheckpointError
-    from latentstudio.io.checkpoint import load_model_dir, read_meta
     from latentstudio.models.sketch_rnn import SketchRNN
 
-    model_dir = resolve_model_dir(model_path)
-    model = load_model_dir(model_dir)
+    model = api.load(model_path)
     if not isinstance(model, SketchRNN):
-        raise CheckpointError(f"{model_dir} holds a {type(model).__name__}, not a sketch-rnn model")
-    return model, model_dir, read_meta(model_dir)
+        raise CheckpointError(f"{model.path} holds a {model.model_type} model, not a sketch-rnn model")
+    return model, model.path, model.meta
 
 
 def _split(model, meta: dict, data: str | None, split: str):
@@ -190,9 +188,9 @@ def sample_handler(model_path, *, sampler, n, seed, seeds, condition, out, out_d
     if seed_list:
         strokes = []
         for s in seed_list:
-            strokes += model.sample(1, temperature=tau, greedy=greedy, generator=_generator(s)).strokes
+            strokes += model.generate(1, temperature=tau, greedy=greedy, generator=_generator(s)).strokes
     else:
-        strokes = model.sample(n, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
+        strokes = model.generate(n, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
     steps = meta.get("steps")
     cap = f"{_fmt_tau(tau, greedy)}" + (f", {steps} training steps" if steps is not None else "")
     if out_dir:
@@ -369,7 +367,7 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
         cells, labels = [], []
         for tau in taus:
             t, greedy = _temperature(tau)
-            cells += model.sample(n, z=z, temperature=t, greedy=greedy, generator=_generator(seed + 1)).strokes
+            cells += model.generate(n, z=z, temperature=t, greedy=greedy, generator=_generator(seed + 1)).strokes
             labels.append(_fmt_tau(t, greedy))
         steps = meta.get("steps")
         cap = "same latent per column" if z is not None else "decoder only"

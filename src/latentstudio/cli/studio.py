@@ -76,7 +76,7 @@ def studio_command(model_path, directions, only, host, port, steps, perceptual, 
       latentstudio studio --model runs/studio/00000-two-stage-vae-celeba --directions celeba-directions.npz
       latentstudio studio --model models/ffhq --directions ffhq-dirs/ --only smile,age,gender --host 0.0.0.0
     """
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.session import Studio
     from latentstudio.studio.web.app import serve
 
@@ -144,7 +144,7 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
     from latentstudio.studio.alignment import DlibLandmarker, align_face
 
     if model_path:
-        from latentstudio.studio.adapters import load_latent_model
+        from latentstudio.studio.loading import load_latent_model
 
         m = load_latent_model(model_path)
         size, template = size or m.resolution, template or m.template
@@ -194,7 +194,7 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
     import torch
 
     from latentstudio.io.images import save_image
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import project
     from latentstudio.studio.session import Studio
 
@@ -263,7 +263,7 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
     import torch
 
     from latentstudio.io.images import save_image
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep
     from latentstudio.studio.projection import load_latent
 
@@ -377,7 +377,7 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
     import torch
 
     from latentstudio.errors import LatentStudioError
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.directions import DirectionLibrary, learn_direction
 
     model = load_latent_model(model_path)
@@ -437,7 +437,7 @@ def discover_command(model_path, method, k, n_samples, layers, seed, out, overwr
     Example:
       latentstudio directions discover --model RUN --method sefa --k 8 --out sefa.npz
     """
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.directions import DirectionLibrary, ganspace, sefa
 
     model = load_latent_model(model_path)
@@ -572,7 +572,7 @@ def evaluate_command(model_path, library_path, data_name, data_root, limit, clas
       latentstudio directions evaluate --model RUN --library dirs.npz --data-root ~/data --top 10
     """
     from latentstudio.io.atomic import write_json
-    from latentstudio.studio.adapters import load_latent_model
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.attributes import direction_effects, most_frequent_attributes
     from latentstudio.studio.directions import DirectionLibrary
 

@@ -16,8 +16,9 @@ Documented, deterministic rules:
   Split: ``test`` = indices ``i`` with ``i % 5 == 0`` (360 images), ``train`` = the other 1437.
 * ``mnist`` / ``fashion-mnist``: torchvision's layout ``<root>/MNIST/raw/`` (``FashionMNIST/raw/``) with the
   idx files ``{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (a ``.gz`` next to a missing file is read
-  too). They are parsed here with their headers checked, so only the requested split's two files are
-  needed. ``pad`` (default 2) zero pixels are added on each side, so 28x28 becomes 32x32; ``pad=0`` keeps
+  too). They are read with torchvision's ``read_image_file`` / ``read_label_file`` (a ``.gz`` through a
+  temporary decompressed copy), so only the requested split's two files are needed; a damaged file is a
+  :class:`DataError` naming it and what is wrong (magic number, truncation). ``pad`` (default 2) zero pixels are added on each side, so 28x28 becomes 32x32; ``pad=0`` keeps
   28x28. ``download=True`` fetches the files with torchvision's MNIST/FashionMNIST downloader.
 * ``cifar10``: the python batches in ``<root>/cifar-10-batches-py/``. Any subset of ``data_batch_1..5`` is
   accepted for ``train`` (a warning names the batches used and missing); ``test`` needs ``test_batch``.
@@ -55,16 +56,15 @@ from __future__ import annotations
 
 import builtins
 import csv
-import functools
 import gzip
 import inspect
 import io
 import os
-import pickle
 import posixpath
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
@@ -75,6 +75,7 @@ from PIL import Image as _PILImage
 
 from latentstudio.data.base import DATASETS, ImageData
 from latentstudio.errors import DataError
+from latentstudio.io import safe_pickle
 from latentstudio.io.images import load_image
 from latentstudio.paths import ENV_DATA, resolve_data_root
 
@@ -387,38 +388,63 @@ def load_digits(root: Path, split: str, *, download: bool = False, strict: bool 
 
 
 # --------------------------------------------------------------------------------------------------
-# MNIST / Fashion-MNIST (idx files)
+# MNIST / Fashion-MNIST (idx files, read with torchvision's readers)
+
+#: How to repair a damaged idx file (ends every such DataError).
+_IDX_FIX = "delete it and load again with --download (or put an intact copy there)"
 
 
-def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an idx file of unsigned bytes (``.gz`` allowed) as a numpy ``uint8`` array of ``ndim`` dims.
-
-    The header is ``0x0000 0x08 <ndim>`` (so 2051 for images, 2049 for labels, big-endian) followed by
-    ``ndim`` big-endian uint32 sizes.
-
-    Raises:
-        DataError: unreadable, wrong magic number or truncated file (naming ``path``).
-    """
+def _idx_problem(path: Path, ndim: int, exc: BaseException) -> str:
+    """What is wrong with an idx file torchvision refused, from its header (one line, naming ``path``)."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read idx file {path}: {exc}") from None
+    except (OSError, EOFError, zlib.error) as err:
+        return f"cannot read idx file {path}: {err}"
     want_magic = 0x0800 + ndim
     if len(raw) < 4 + 4 * ndim:
-        raise DataError(f"idx file {path} is truncated ({len(raw)} bytes)")
+        return f"idx file {path} is truncated ({len(raw)} bytes)"
     magic = struct.unpack(">I", raw[:4])[0]
     if magic != want_magic:
-        raise DataError(f"idx file {path} has magic number {magic}, expected {want_magic} (uint8, {ndim}-D)")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    count = int(np.prod(dims))
-    body = raw[4 + 4 * ndim :]
-    if len(body) != count:
-        raise DataError(
-            f"idx file {path} holds {len(body)} data bytes, its header says {count} ({list(dims)})"
-        )
-    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+        return f"idx file {path} has magic number {magic}, expected {want_magic} (uint8, {ndim}-D)"
+    dims = [int(d) for d in struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])]
+    count, held = int(np.prod(dims)), len(raw) - 4 - 4 * ndim
+    if held != count:
+        state = "is truncated" if held < count else "is too long"
+        return f"idx file {path} {state}: it holds {held} data bytes, its header says {count} ({dims})"
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return f"idx file {path} is not a valid uint8 {ndim}-D idx file ({detail})"
+
+
+def _read_mnist_file(path: Path, ndim: int) -> torch.Tensor:
+    """One MNIST idx file (``.gz`` allowed) via ``torchvision.datasets.mnist.read_image_file`` (``ndim=3``:
+    ``uint8 [N, H, W]``) or ``read_label_file`` (``ndim=1``: ``int64 [N]``).
+
+    torchvision's readers take uncompressed files only, so a ``.gz`` is decompressed to a temporary file.
+
+    Raises:
+        DataError: unreadable file, bad gzip, wrong magic number, truncated or over-long file (one line
+            naming ``path`` and the fix).
+    """
+    import tempfile
+
+    from torchvision.datasets import mnist as tv_mnist
+
+    reader = tv_mnist.read_image_file if ndim == 3 else tv_mnist.read_label_file
+    try:
+        if path.suffix != ".gz":
+            return reader(str(path))
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        with tempfile.TemporaryDirectory(prefix="latentstudio-idx-") as tmp:
+            plain = Path(tmp) / path.stem
+            plain.write_bytes(raw)
+            return reader(str(plain))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read idx file {path}: {' '.join(str(exc).split())}; {_IDX_FIX}") from None
+    except Exception as exc:  # noqa: BLE001 - torchvision asserts / raises KeyError, ValueError, RuntimeError
+        raise DataError(f"{_idx_problem(path, ndim, exc)}; {_IDX_FIX}") from None
 
 
 def _find_idx(raw: Path, stem: str) -> Path | None:
@@ -444,7 +470,7 @@ def _load_mnist_like(
         try:
             cls(str(root), train=split == "train", download=True)
         except Exception as exc:  # noqa: BLE001 - torchvision raises anything (network, checksum, disk)
-            raise DataError(f"dataset {name!r}: download into {raw} failed: {exc}") from None
+            raise DataError(f"dataset {name!r}: download into {raw} failed: {' '.join(str(exc).split())}") from None
         found = [_find_idx(raw, s) for s in stems]
     if None in found:
         missing = [raw / s for s, p in zip(stems, found, strict=True) if p is None]
@@ -461,18 +487,18 @@ def _load_mnist_like(
         )
     img_path, lab_path = found
     assert img_path is not None and lab_path is not None
-    images = read_idx(img_path, 3)
-    labels = read_idx(lab_path, 1)
+    images = _read_mnist_file(img_path, 3)
+    labels = _read_mnist_file(lab_path, 1).to(torch.int64)
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{img_path} holds {images.shape[0]} images but {lab_path} {labels.shape[0]} labels")
-    if labels.size and int(labels.max()) >= len(classes):
+    if labels.numel() and int(labels.max()) >= len(classes):
         raise DataError(f"{lab_path} holds label {int(labels.max())}; expected 0..{len(classes) - 1}")
-    x = torch.from_numpy(images.copy()).unsqueeze(1)
+    x = images.unsqueeze(1)
     if pad_px:
         x = torch.nn.functional.pad(x, (pad_px, pad_px, pad_px, pad_px), value=0)
     return ImageData(
         images=x.contiguous(),
-        labels=torch.from_numpy(labels.astype(np.int64)),
+        labels=labels.contiguous(),
         class_names=list(classes),
         name=name,
         split=split,
@@ -517,65 +543,14 @@ def load_fashion_mnist(
 # CIFAR-10 (python pickles, read with a restricted unpickler)
 
 
-def _numpy_attr(module: str, name: str) -> Callable[[], object]:
-    def get() -> object:
-        import importlib
-
-        for mod in (
-            module,
-            module.replace("numpy.core", "numpy._core"),
-            module.replace("numpy._core", "numpy.core"),
-        ):
-            try:
-                return getattr(importlib.import_module(mod), name)
-            except (ImportError, AttributeError):
-                continue
-        raise DataError(f"numpy has no {module}.{name}")
-
-    return get
-
-
-_SAFE_GLOBALS: dict[tuple[str, str], Callable[[], object]] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_attr("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_attr("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): _numpy_attr("numpy._core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"): _numpy_attr("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"): _numpy_attr("numpy._core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"): _numpy_attr("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: __import__("_codecs").encode,
-    ("copyreg", "_reconstructor"): lambda: __import__("copyreg")._reconstructor,
+# What CIFAR python batches hold: numpy arrays/dtypes/scalars and builtin containers, nothing else.
+_CIFAR_GLOBALS: dict[tuple[str, str], Callable[..., object]] = {
+    **safe_pickle.numpy_globals(),
+    ("_codecs", "encode"): __import__("_codecs").encode,
+    ("copyreg", "_reconstructor"): __import__("copyreg")._reconstructor,
 }
-for _builtin in (
-    "list",
-    "dict",
-    "tuple",
-    "set",
-    "frozenset",
-    "bytes",
-    "bytearray",
-    "str",
-    "int",
-    "float",
-    "bool",
-):
-    _SAFE_GLOBALS[("builtins", _builtin)] = functools.partial(getattr, builtins, _builtin)
-    _SAFE_GLOBALS[("__builtin__", _builtin)] = _SAFE_GLOBALS[("builtins", _builtin)]
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds numpy arrays/dtypes and builtin containers (what CIFAR batches hold)."""
-
-    def __init__(self, file: io.BufferedIOBase, path: Path) -> None:
-        super().__init__(file, encoding="latin1")
-        self.path = path
-
-    def find_class(self, module: str, name: str) -> object:
-        get = _SAFE_GLOBALS.get((module, name))
-        if get is None:
-            raise DataError(f"refusing to unpickle {module}.{name} from {self.path}: not a CIFAR-10 batch")
-        return get()
+for _builtin in ("list", "dict", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int", "float", "bool"):
+    _CIFAR_GLOBALS[("builtins", _builtin)] = _CIFAR_GLOBALS[("__builtin__", _builtin)] = getattr(builtins, _builtin)
 
 
 def read_cifar_pickle(path: Path) -> dict[str, object]:
@@ -586,8 +561,10 @@ def read_cifar_pickle(path: Path) -> dict[str, object]:
             is not a dict, or cannot be read.
     """
     try:
-        with open(path, "rb") as f:
-            obj = _CifarUnpickler(f, path).load()
+        obj = safe_pickle.load(
+            path, _CIFAR_GLOBALS, error=DataError, encoding="latin1",
+            refusal=lambda module, name: f"refusing to unpickle {module}.{name} from {path}: not a CIFAR-10 batch",
+        )
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - a garbage pickle can raise almost any exception type

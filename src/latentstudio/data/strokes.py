@@ -33,19 +33,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import pickle
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
 
 from latentstudio.errors import DataError
+from latentstudio.io import safe_pickle
 
 NMAX = 250
 SPLITS = ("train", "valid", "test")
@@ -248,26 +247,12 @@ def drawing_to_stroke3(drawing, epsilon: float = 2.0, where: str = "drawing") ->
 # ----------------------------------------------------------------------------- file readers
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays and dtypes (what object ``.npy`` members hold)."""
+# What the object ``.npy`` members of a sketch-rnn archive hold: numpy arrays and dtypes, nothing else.
+_NPY_GLOBALS = safe_pickle.numpy_globals(scalars=False, buffers=False)
 
-    _ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-    })
 
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
-        if name == "_reconstruct":
-            try:
-                from numpy._core.multiarray import _reconstruct
-            except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
-            return _reconstruct
-        return getattr(np, name)
+def _refused_npy_global(module: str, name: str) -> str:
+    return f"refusing to load {module}.{name}: only numpy arrays are allowed"
 
 
 def _read_npy_member(zf: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
@@ -286,7 +271,8 @@ def _read_npy_member(zf: zipfile.ZipFile, member: str, where: str) -> np.ndarray
     if len(shape) != 1:
         raise DataError(f"{where}: member {member} is an object array of shape {list(shape)}, expected 1-D")
     try:
-        arr = _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+        arr = safe_pickle.load(data, _NPY_GLOBALS, source=f"{where}: member {member}", error=pickle.UnpicklingError,
+                               refusal=_refused_npy_global, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{where}: member {member} is not a sketch-rnn object array ({exc})") from None
     if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):

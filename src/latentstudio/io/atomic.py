@@ -1,10 +1,11 @@
-"""Atomic file writes: a file is either the old version or the complete new one, never half."""
+"""Atomic writes: a file or folder is either the old version or the complete new one, never half."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,43 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a new empty folder next to ``path``; on success it is renamed onto ``path``.
+
+    Fill the yielded folder inside the ``with`` block. When the block ends without an exception the
+    folder replaces ``path``: an existing ``path`` is first renamed aside to ``.<name>.old`` and
+    deleted once the new folder is in place, so ``path`` is at every moment either the complete old
+    folder or the complete new one (a crash in between leaves the old one in ``.<name>.old``). On an
+    exception the temporary folder is deleted and ``path`` is untouched.
+
+    Raises:
+        RunExistsError: ``path`` exists and ``overwrite`` is False, checked on entry (nothing is
+            created) and again before the rename.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:
+                raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _umask() -> int:

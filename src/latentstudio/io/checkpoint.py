@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
 import shutil
 import tempfile
@@ -20,7 +21,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from latentstudio.errors import CheckpointError, RunExistsError
+from latentstudio.errors import CheckpointError
+from latentstudio.io.atomic import atomic_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -54,18 +56,32 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def _commit_dir(tmp: Path, path: Path, overwrite: bool) -> None:
-    if path.exists():
-        if not overwrite:
-            raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-        old = path.with_name(f".{path.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(path)
+def write_model_files(
+    folder: str | Path,
+    model: torch.nn.Module,
+    *,
+    meta: dict[str, Any] | None = None,
+    samplers: dict[str, Any] | None = None,
+) -> None:
+    """Write ``config.json``, ``model.safetensors``, ``meta.json`` (+ samplers) into an existing ``folder``.
+
+    Not atomic by itself: use :func:`save_model_dir`, or call it on the folder yielded by
+    :func:`latentstudio.io.atomic.atomic_dir`. Arguments as :func:`save_model_dir`.
+    """
+    folder = Path(folder)
+    model = unwrap(model)
+    cfg = {"format_version": FORMAT_VERSION, "model_type": model.model_type, "config": model.config.to_dict()}
+    (folder / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"model_type": model.model_type})
+    full_meta = {
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **(meta or {}),
+    }
+    (folder / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True, default=str) + "\n")
+    if samplers:
+        _write_samplers(folder, samplers)
 
 
 def save_model_dir(
@@ -90,29 +106,9 @@ def save_model_dir(
     Raises:
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    model = unwrap(model)
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        cfg = {"format_version": FORMAT_VERSION, "model_type": model.model_type, "config": model.config.to_dict()}
-        (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"model_type": model.model_type})
-        full_meta = {
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "versions": library_versions(),
-            **(meta or {}),
-        }
-        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2, sort_keys=True, default=str) + "\n")
-        if samplers:
-            _write_samplers(tmp, samplers)
-        _commit_dir(tmp, path, overwrite)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        write_model_files(tmp, model, meta=meta, samplers=samplers)
     return path
 
 
@@ -163,50 +159,104 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return cfg
 
 
-def load_model_dir(path: str | Path, *, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the model stored in ``path`` (no pickle; the class comes from the registry).
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+#: Largest safetensors JSON header read (bytes); real headers of this project's models are < 1 MB.
+MAX_HEADER_BYTES = 64 << 20
 
-    Returns the model in eval mode with bit-identical weights.
+
+def read_safetensors_header(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The tensor table of a safetensors file, checked against the file before anything is allocated.
+
+    Every entry's byte range must lie inside the file and match its dtype and shape.
+
+    Returns:
+        ``{name: {"dtype": str, "shape": [int, ...], "data_offsets": [begin, end]}}``.
 
     Raises:
-        CheckpointError: missing files, unknown model type or mismatching weights.
+        CheckpointError: a missing, empty, truncated or malformed file (one line naming the file and
+            the field).
     """
-    from latentstudio.models import load_all
-    from latentstudio.models.registry import MODELS
-
-    load_all()
     path = Path(path)
-    cfg = read_model_config(path)
-    cls = MODELS.get(cfg["model_type"])
-    config = cls.config_class.from_dict(cfg["config"], source=str(path / CONFIG_FILE))
-    model = cls(config)
-    state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path / WEIGHTS_FILE} does not match {cfg['model_type']}: {exc}") from None
-    return model.eval()
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    size = path.stat().st_size
+    where = f"{path} is not a valid safetensors file"
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{where}: it is {size} bytes long (truncated or empty); re-export the model")
+        n = int.from_bytes(head, "little")
+        if n > min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{where}: its header claims {n} bytes but the file has {size - 8} after the "
+                                  "length field (truncated?)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{where}: its header is not JSON (truncated or corrupted)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where}: its header is not a table of tensors")
+    body = size - 8 - n
+    out: dict[str, dict[str, Any]] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], [int(d) for d in entry["shape"]], entry["data_offsets"]
+            nbytes = _DTYPE_BYTES[dtype] * math.prod(shape)
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{where}: tensor {name!r} has a malformed entry") from None
+        if not (0 <= begin <= end <= body) or end - begin != nbytes or min(shape, default=0) < 0:
+            raise CheckpointError(f"{where}: tensor {name!r} ({dtype} {shape}) does not fit the file "
+                                  f"(bytes {begin}..{end} of {body}); the file is truncated or corrupted")
+        out[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+    return out
 
 
-def load_samplers(path: str | Path, model: torch.nn.Module | None = None) -> dict[str, Any]:
-    """The fitted samplers stored with a model directory (empty dict if none).
+def read_weights(
+    path: str | Path,
+    *,
+    expected: dict[str, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Load a safetensors file (no pickle) after checking its table against the file and, when given,
+    against the names and shapes of ``expected`` (a model's ``state_dict()``).
 
-    ``model`` is passed to samplers that wrap part of it (the second stage).
+    Raises:
+        CheckpointError: see :func:`read_safetensors_header`; or missing/unexpected tensors or a
+            shape that differs from ``expected`` (named).
     """
-    from latentstudio.samplers import SAMPLERS
+    table = read_safetensors_header(path)
+    if expected is not None:
+        missing = sorted(set(expected) - set(table))
+        extra = sorted(set(table) - set(expected))
+        if missing or extra:
+            raise CheckpointError(f"{path} does not match the model in its config.json: missing tensors "
+                                  f"{missing[:5]}, unexpected tensors {extra[:5]}")
+        for name, t in expected.items():
+            if list(t.shape) != table[name]["shape"]:
+                raise CheckpointError(f"{path}: tensor {name!r} has shape {table[name]['shape']}, the config "
+                                      f"needs {list(t.shape)}")
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as exc:  # the safetensors reader's own error types
+        raise CheckpointError(f"{path} could not be read: {str(exc).splitlines()[0]}") from None
 
+
+def read_samplers_files(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The raw fitted-sampler index (``samplers.json``) and tensors of a model folder (empty if none).
+
+    Raises:
+        CheckpointError: an unreadable index or tensor file.
+    """
     path = Path(path)
     if not (path / SAMPLERS_FILE).is_file():
-        return {}
-    index = json.loads((path / SAMPLERS_FILE).read_text())
-    tensors = load_file(str(path / SAMPLERS_WEIGHTS)) if (path / SAMPLERS_WEIGHTS).is_file() else {}
-    out: dict[str, Any] = {}
-    for name, entry in index.items():
-        cls = SAMPLERS.get(entry["sampler_type"])
-        prefix = f"{name}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        out[name] = cls.from_state(entry["config"], state, model=model)
-    return out
+        return {}, {}
+    try:
+        index = json.loads((path / SAMPLERS_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path / SAMPLERS_FILE} is not valid JSON: {exc}") from None
+    tensors = read_weights(path / SAMPLERS_WEIGHTS) if (path / SAMPLERS_WEIGHTS).is_file() else {}
+    return index, tensors
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -12,7 +12,6 @@ file unless ``overwrite=True``.
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -234,24 +233,24 @@ def grid_image(
 
 def gif_bytes(sketches: Sequence[np.ndarray], *, frames: int = 40, duration_ms: int = 60, hold_ms: int = 1200,
               **kwargs) -> bytes:
-    """An animated GIF of the sketches being drawn point by point (all cells in step).
+    """The bytes of an animated GIF of the sketches being drawn point by point (all cells in step).
 
     Args:
-        frames: drawing frames (the last frame shows the finished sketches and is held ``hold_ms``).
+        frames: drawing frames, at least 2 (the last shows the finished sketches and is held ``hold_ms``).
+        duration_ms: display time of each other frame in milliseconds.
         kwargs: layout options of :func:`grid_image`.
     """
+    from latentstudio.io import media
+
     lengths = [len(s) for s in sketches]
     longest = max(lengths + [1])
     frames = max(2, int(frames))
     images = []
     for f in range(1, frames + 1):
         upto = math.ceil(longest * f / frames)
-        img = grid_image(sketches, points=[min(n, upto) for n in lengths], **kwargs)
-        images.append(Image.fromarray(img.permute(1, 2, 0).numpy()))
-    buf = io.BytesIO()
+        images.append(grid_image(sketches, points=[min(n, upto) for n in lengths], **kwargs))
     durations = [duration_ms] * (len(images) - 1) + [hold_ms]
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
-    return buf.getvalue()
+    return media.gif_bytes(images, duration_ms=durations, loop=0)
 
 
 def save_sketches(path: str | Path, sketches: Sequence[np.ndarray], *, overwrite: bool = False,

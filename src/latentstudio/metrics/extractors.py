@@ -22,7 +22,6 @@ Two extractors are registered in :data:`EXTRACTORS`:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 import warnings
@@ -36,6 +35,15 @@ from torch import nn
 from latentstudio.errors import DataError, ExtractorWeightsMissing, LatentStudioError, ShapeError
 from latentstudio.io.atomic import atomic_path, write_json
 from latentstudio.metrics._checks import check_images_u8
+from latentstudio.metrics.classifier_cache import (
+    CONFIG_FILE,
+    cached_or_trained,
+    classifier_folder,
+    load_classifier_files,
+    progress_bar,
+    save_classifier_files,
+    state_bytes,
+)
 from latentstudio.registry import Registry
 
 __all__ = [
@@ -486,25 +494,21 @@ def _default_epochs(n: int, batch_size: int) -> int:
     return int(min(20, max(3, math.ceil(200 / steps_per_epoch))))
 
 
-def _config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def classifier_cache_dir(train_data, recipe: dict[str, Any]) -> Path:
     """``cache_dir()/classifiers/<dataset name>-<fingerprint>-<arch hash>`` for ``train_data``.
 
-    The arch hash covers :data:`CLASSIFIER_ARCH` plus the training ``recipe`` (epochs, batch size,
-    learning rate, seed, channels, classes).
+    The arch hash (:func:`~latentstudio.metrics.classifier_cache.recipe_key`, 12 hex digits) covers
+    :data:`CLASSIFIER_ARCH` plus the training ``recipe`` (epochs, batch size, learning rate, seed,
+    channels, classes).
     """
-    from latentstudio.paths import cache_dir
+    return classifier_folder("classifiers", train_data, {**CLASSIFIER_ARCH, **recipe})
 
-    key = _config_hash({**CLASSIFIER_ARCH, **recipe})
-    return cache_dir() / "classifiers" / f"{train_data.name}-{train_data.fingerprint()}-{key}"
+
+def _build_classifier_net(config: dict[str, Any]) -> ClassifierNet:
+    return ClassifierNet(config["in_channels"], config["num_classes"], config["channels"], config["feature_dim"])
 
 
 def _train_net(train_data, recipe: dict[str, Any], progress: bool) -> tuple[ClassifierNet, float]:
-    from tqdm.auto import tqdm
-
     images, labels = train_data.images, train_data.labels.to(torch.int64)
     n, bs, epochs = len(images), recipe["batch_size"], recipe["epochs"]
     size = CLASSIFIER_ARCH["input_size"]
@@ -521,7 +525,7 @@ def _train_net(train_data, recipe: dict[str, Any], progress: bool) -> tuple[Clas
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps)
         net.train()
         correct = seen = 0
-        with tqdm(total=steps, desc=f"training classifier on {train_data.name}", disable=not progress) as bar:
+        with progress_bar(steps, f"training classifier on {train_data.name}", progress) as bar:
             for epoch in range(epochs):
                 perm = torch.randperm(n, generator=gen)
                 correct = seen = 0
@@ -575,8 +579,6 @@ def get_classifier(
         DataError: if ``train_data`` (or ``test``) has no labels, or ``train_data`` has < 2 images.
         ShapeError: if ``test`` images have another channel count.
     """
-    from safetensors.torch import load_file, save_file
-
     if train_data.labels is None or len(train_data) < 2:
         raise DataError(
             f"dataset {train_data.name!r} ({train_data.split}) has no labels or fewer than 2 images; "
@@ -596,22 +598,12 @@ def get_classifier(
         "optimizer": "adam-onecycle",
     }
     folder = classifier_cache_dir(train_data, recipe) if cache else None
-    model_file = folder / "model.safetensors" if folder else None
-    config_file = folder / "config.json" if folder else None
 
-    ext: ClassifierExtractor | None = None
-    if folder is not None and model_file.is_file() and config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text())
-            net = ClassifierNet(config["in_channels"], config["num_classes"], config["channels"], config["feature_dim"])
-            net.load_state_dict(load_file(str(model_file)))
-            ext = ClassifierExtractor(net, config, _sha256_file(model_file)[:16])
-            ext.loaded_from_cache = True
-        except Exception as exc:  # noqa: BLE001 - any unreadable cache (json, safetensors, keys): retrain
-            warnings.warn(f"classifier cache {folder} is unreadable ({exc}); retraining", stacklevel=2)
-            ext = None
+    def load(path: Path) -> ClassifierExtractor:
+        net, config, whash = load_classifier_files(path, _build_classifier_net)
+        return ClassifierExtractor(net, config, whash)
 
-    if ext is None:
+    def train() -> ClassifierExtractor:
         t0 = time.perf_counter()
         net, train_acc = _train_net(train_data, recipe, progress)
         seconds = time.perf_counter() - t0
@@ -627,17 +619,14 @@ def get_classifier(
             "class_names": train_data.class_names,
             "resize_rule": CLASSIFIER_RESIZE_RULE,
         }
-        state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-        if folder is not None:
-            with atomic_path(model_file, overwrite=True) as tmp:
-                save_file(state, str(tmp))
-            whash = _sha256_file(model_file)[:16]
-        else:
-            from safetensors.torch import save
+        whash = hashlib.sha256(state_bytes(net)).hexdigest()[:16]
+        return ClassifierExtractor(net, {**config, "weights_hash": whash}, whash)
 
-            whash = hashlib.sha256(save(state)).hexdigest()[:16]
-        ext = ClassifierExtractor(net, config, whash)
+    def save(path: Path, ext: ClassifierExtractor) -> None:
+        save_classifier_files(path, ext.net, ext.config)
 
+    ext, loaded = cached_or_trained(folder, load=load, train=train, save=save)
+    ext.loaded_from_cache = loaded
     ext.folder = folder
     if test is not None:
         acc = ext.accuracy(test.images, test.labels)
@@ -645,7 +634,7 @@ def get_classifier(
         ext.config["test_accuracy"] = round(acc, 6)
         ext.config["test_split"] = f"{test.name}/{test.split}"
         ext.config["num_test"] = len(test)
-    if folder is not None and (not ext.loaded_from_cache or test is not None):
+    if folder is not None and test is not None:
         ext.config["weights_hash"] = ext.weights_hash
-        write_json(config_file, ext.config, overwrite=True)
+        write_json(folder / CONFIG_FILE, ext.config, overwrite=True)
     return ext

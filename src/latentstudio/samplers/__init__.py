@@ -1,8 +1,9 @@
-"""Latent-density samplers (N(0, I), ex-post GMM, second stage)."""
+"""Latent-density samplers (N(0, I), ex-post GMM) and their storage in model folders."""
 
 from latentstudio.samplers.base import SAMPLERS, LatentSampler, SamplerNotFittedError
 from latentstudio.samplers.gaussian import NormalSampler
 from latentstudio.samplers.gmm import GMMSampler
-from latentstudio.samplers.second_stage import SecondStageSampler
+from latentstudio.samplers.store import load_model_with_samplers, load_samplers
 
-__all__ = ["SAMPLERS", "GMMSampler", "LatentSampler", "NormalSampler", "SamplerNotFittedError", "SecondStageSampler"]
+__all__ = ["SAMPLERS", "GMMSampler", "LatentSampler", "NormalSampler", "SamplerNotFittedError",
+           "load_model_with_samplers", "load_samplers"]

@@ -165,16 +165,14 @@ def run_samplers(
 
             rec = {}
             loaded = api.load(model, map_location=str(device))
-        cfg = loaded.vae.config
+        cfg = loaded.image_vae.config
         if (cfg.image_channels, cfg.image_size, cfg.image_size) != data.train.image_shape:
             raise ConfigError(f"the model makes {cfg.image_channels}x{cfg.image_size}x{cfg.image_size} images but "
                               f"{data.name} has {list(data.train.image_shape)}")
 
         def posteriors() -> dict[str, torch.Tensor]:
-            from latentstudio.training.fit import encode_dataset
-
-            q = encode_dataset(loaded.vae, data.train.images)
-            q_ref = encode_dataset(loaded.vae, reference)
+            q = loaded.image_vae.encode(data.train.images)
+            q_ref = loaded.image_vae.encode(reference)
             return {"mean": q.mean, "logvar": q.logvar, "ref_mean": q_ref.mean}
 
         post = study.artifact("posteriors", posteriors)
@@ -191,7 +189,7 @@ def run_samplers(
                                                                 n_gen, seed + 1 + i, stage_seconds), **labels)
 
         def recon() -> dict[str, Any]:
-            r = T.reconstruct_images(loaded.vae, reference)
+            r = T.reconstruct_images(loaded.image_vae, reference)
             return {"fid": C.fid(f_ref, fx(r))}
 
         study.cell("reconstruction", recon, kind="reconstruction")
@@ -204,7 +202,7 @@ def run_samplers(
 def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage_seconds) -> dict[str, Any]:
     from latentstudio.samplers import GMMSampler, NormalSampler
 
-    d = loaded.vae.config.latent_dim
+    d = loaded.image_vae.config.latent_dim
     fit_seconds: float | None = 0.0
     log_density: float | None = None
     if v["kind"] == "normal":
@@ -217,13 +215,13 @@ def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage
         fit_seconds = time.perf_counter() - t
         log_density = float(sampler.log_prob(ref_mu).double().mean())
     else:
-        sampler = loaded.samplers["second-stage"]
+        sampler = loaded.latent_sampler("second-stage")
         fit_seconds = None if not stage_seconds else float(stage_seconds[1])
     t = time.perf_counter()
     z = sampler.sample(n_gen, torch.Generator().manual_seed(seed))
     t_sample = time.perf_counter() - t
     t = time.perf_counter()
-    images = T.decode_latents(loaded.vae, z)
+    images = T.decode_latents(loaded.image_vae, z)
     t_decode = time.perf_counter() - t
     grid = None
     if v["kind"] != "gmm" or (v["covariance"] == "full" and v["fit_on"] == "mean"):

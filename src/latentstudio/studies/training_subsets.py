@@ -63,9 +63,8 @@ def rank_training_images(vae, images: torch.Tensor, batch_size: int = 256) -> di
     """
     from latentstudio.io.images import to_float
     from latentstudio.metrics import fit_gaussian, mahalanobis, reconstruction_error
-    from latentstudio.training.fit import encode_dataset
 
-    posterior = encode_dataset(vae, images, batch_size=batch_size)
+    posterior = vae.encode(images)
     recon = T.reconstruct_images(vae, images, batch_size)
     err = torch.cat([reconstruction_error(to_float(images[i : i + batch_size]), to_float(recon[i : i + batch_size]))
                      for i in range(0, images.shape[0], batch_size)]).double()
@@ -211,7 +210,7 @@ def _subsets(study: Study, data: C.StudyData, size: int, seed: int, device, prog
 
     def scores() -> dict[str, torch.Tensor]:
         loaded = T.load_model(study, all_rec, device)
-        out = rank_training_images(loaded.vae, data.train.images)
+        out = rank_training_images(loaded.image_vae, data.train.images)
         return {"recon_error": out["recon_error"], "mahalanobis": out["mahalanobis"]}
 
     sc = study.artifact("selection-scores", scores)
@@ -261,13 +260,13 @@ def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: 
         return
     loaded = T.load_model(study, rec, device)
     for i, s in enumerate(SAMPLERS):
-        T.sampler_fid_cell(study, f"eval/{name}/{s}", loaded, loaded.samplers[s], f_ref, fx, n=n_gen,
+        T.sampler_fid_cell(study, f"eval/{name}/{s}", loaded, loaded.latent_sampler(s), f_ref, fx, n=n_gen,
                            seed=seed + 1 + i, grid=f"samples-{name}-{s}.png", labels={"model": name, "sampler": s})
 
     def recon() -> dict[str, Any]:
         from latentstudio.metrics import reconstruction_error
 
-        r = T.reconstruct_images(loaded.vae, reference)
+        r = T.reconstruct_images(loaded.image_vae, reference)
         pairs = torch.stack([reference[:32].view(4, 8, *reference.shape[1:]),
                              r[:32].view(4, 8, *r.shape[1:])], 1).flatten(0, 2)
         save_grid(pairs, study.dir / f"recon-{name}.png", nrow=8, overwrite=True)
@@ -278,14 +277,12 @@ def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: 
 
     def latents() -> dict[str, Any]:
         from latentstudio.metrics import INACTIVE_THRESHOLD, inactive_latents, variance_law
-        from latentstudio.training.fit import encode_dataset
-
-        q = encode_dataset(loaded.vae, train.images)
+        q = loaded.image_vae.encode(train.images)
         law = variance_law(q.mean, q.logvar)
         return {"variance_law": float(law.mean()), "variance_law_min": float(law.min()),
                 "variance_law_max": float(law.max()), "inactive_latents": int(inactive_latents(q.mean, q.logvar)),
                 "inactive_threshold": INACTIVE_THRESHOLD, "latent_dim": int(q.mean.shape[1]),
-                "gamma": float(loaded.vae.gamma.detach()), "gamma_z": float(loaded.model.stage2.gamma.detach())}
+                "gamma": float(loaded.image_vae.gamma.detach()), "gamma_z": float(loaded.stage2.gamma.detach())}
 
     study.cell(f"eval/{name}/latents", latents, model=name, sampler="latents")
 

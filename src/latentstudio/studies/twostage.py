@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from latentstudio.config import apply_overrides as config_overrides
 from latentstudio.errors import ConfigError
 from latentstudio.studies import common as C
 
@@ -27,26 +28,15 @@ def apply_overrides(spec: dict[str, Any], overrides: dict[str, Any], known: dict
 
     Args:
         spec: a (partial) nested config dict.
-        overrides: dotted key -> value.
+        overrides: dotted key -> value; values are converted to the type of the value in ``known``
+            (see :func:`latentstudio.config.apply_overrides`).
         known: the complete config dict; every key path must exist in it.
 
     Raises:
-        ConfigError: a key path that does not exist (the known keys at that level listed).
+        ConfigError: a key path that does not exist (the known keys at that level listed), or a value
+            that does not parse as the field's type (the key and type named).
     """
-    out = json.loads(json.dumps(spec))
-    for key, value in overrides.items():
-        node, ref = out, known
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            if not isinstance(ref, dict) or part not in ref:
-                names = sorted(ref) if isinstance(ref, dict) else []
-                raise ConfigError(f"--set {key}: no field {'.'.join(parts[: i + 1])!r}; known: {names}")
-            if i == len(parts) - 1:
-                node[part] = value
-            else:
-                ref = ref[part]
-                node = node.setdefault(part, {})
-    return out
+    return config_overrides(spec, overrides, known=known, what="--set")
 
 
 def model_spec(
@@ -175,7 +165,7 @@ def decode_latents(vae, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     was = vae.training
     vae.eval()
     dev = vae.loggamma.device
-    out = [to_uint8(vae.decode(z[i : i + batch_size].to(dev)).cpu()) for i in range(0, z.shape[0], batch_size)]
+    out = [to_uint8(vae.decode_mean(z[i : i + batch_size].to(dev)).cpu()) for i in range(0, z.shape[0], batch_size)]
     vae.train(was)
     return torch.cat(out)
 
@@ -188,7 +178,7 @@ def reconstruct_images(vae, images: torch.Tensor, batch_size: int = 256) -> torc
     was = vae.training
     vae.eval()
     dev = vae.loggamma.device
-    out = [to_uint8(vae.reconstruct(to_float(images[i : i + batch_size]).to(dev)).cpu())
+    out = [to_uint8(vae.reconstruct_mean(to_float(images[i : i + batch_size]).to(dev)).cpu())
            for i in range(0, images.shape[0], batch_size)]
     vae.train(was)
     return torch.cat(out)
@@ -211,7 +201,7 @@ def sampler_fid_cell(
         z = sampler.sample(n, torch.Generator().manual_seed(seed))
         t_sample = time.perf_counter() - t
         t = time.perf_counter()
-        images = decode_latents(loaded.vae, z)
+        images = decode_latents(loaded.image_vae, z)
         t_decode = time.perf_counter() - t
         if grid:
             save_grid(images[:64], study.dir / grid, nrow=8, overwrite=True)

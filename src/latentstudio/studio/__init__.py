@@ -17,8 +17,8 @@ from typing import Any
 
 _EXPORTS = {
     "LatentModel": "latentstudio.studio.adapters",
-    "load_latent_model": "latentstudio.studio.adapters",
-    "wrap_model": "latentstudio.studio.adapters",
+    "load_latent_model": "latentstudio.studio.loading",
+    "wrap_model": "latentstudio.studio.loading",
     "align_face": "latentstudio.studio.alignment",
     "DlibLandmarker": "latentstudio.studio.alignment",
     "ProjectionConfig": "latentstudio.studio.projection",

@@ -28,8 +28,9 @@ from latentstudio.errors import CheckpointError, LatentStudioError, ShapeError
 from latentstudio.io.images import to_float, to_uint8
 from latentstudio.registry import Registry
 
-__all__ = ["ADAPTERS", "LatentModel", "VAEAdapter", "load_latent_model", "wrap_model"]
+__all__ = ["ADAPTERS", "LatentModel", "VAEAdapter"]
 
+#: Adapter classes by model type; each has ``from_model(model)`` (see :mod:`latentstudio.studio.loading`).
 ADAPTERS: Registry[Any] = Registry("studio adapter")
 
 
@@ -196,15 +197,15 @@ class VAEAdapter(LatentModel):
     def __init__(self, model: torch.nn.Module, samplers: dict[str, Any] | None = None,
                  meta: dict[str, Any] | None = None, path: Path | None = None) -> None:
         self.model = model.eval().requires_grad_(False)
-        self.vae = getattr(model, "stage1", model)
+        self.vae = model.image_vae
         cfg = self.vae.config
         if cfg.condition != "none":
             raise LatentStudioError(
                 f"this VAE is conditional on {cfg.condition}; the studio needs an unconditional model "
                 "(train one without --condition)"
             )
-        self.model_type = getattr(model, "model_type", "vae")
-        self.samplers = dict(samplers or {})
+        self.model_type = model.model_type
+        self.samplers = dict(samplers if samplers is not None else model.samplers)
         self.meta = dict(meta or {})
         self.path = path
         self.num_layers = 1
@@ -213,7 +214,8 @@ class VAEAdapter(LatentModel):
         self.channels = int(cfg.image_channels)
         self.dataset = _dataset_of(path, self.meta)
         self.template = "celeba" if "celeba" in self.dataset.lower() else "ffhq"
-        self.sampler_name = next((s for s in ("second-stage", "gmm", "normal") if s in self.samplers), "normal")
+        self.sampler_name = next((s for s in ("second-stage", "gmm", "normal")
+                                  if s in self.samplers or s in model.own_samplers), "normal")
         self._center: torch.Tensor | None = None
         self._std: float | None = None
 
@@ -223,15 +225,13 @@ class VAEAdapter(LatentModel):
 
     def synthesize(self, latents: torch.Tensor) -> torch.Tensor:
         x = self.check_latents(latents).to(self.device)
-        return self.vae.decode(x[:, 0]) * 2 - 1
+        return self.vae.decode_mean(x[:, 0]) * 2 - 1
 
     def _draw(self, seed: int, psi: float) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         if self.sampler_name == "second-stage":  # truncate the second stage's u ~ N(0, I)
-            stage2 = self.model.stage2
-            u = torch.randn(1, stage2.config.latent_dim, generator=g) * float(psi)
-            with torch.no_grad():
-                return stage2.decode(u.to(self.device)).cpu()
+            u = torch.randn(1, self.latent_dim, generator=g) * float(psi)
+            return self.model.to_first_stage(u, "u", None).cpu()
         if self.sampler_name == "gmm":
             z = self.samplers["gmm"].sample(1, g)
             return self.truncate(z[:, None], psi)[:, 0]
@@ -247,7 +247,7 @@ class VAEAdapter(LatentModel):
         if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (c, r, r):
             raise ShapeError(f"images: expected uint8 [N, {c}, {r}, {r}] (align them to {r} pixels first), "
                              f"got {images.dtype} {list(images.shape)}")
-        return self.vae.encode(to_float(images).to(self.device)).mean.cpu()[:, None]
+        return self.model.encode(images).mean[:, None]
 
     def initial_latent(self, images: torch.Tensor | None = None) -> torch.Tensor:
         if images is None:
@@ -261,7 +261,7 @@ class VAEAdapter(LatentModel):
                 self._center = torch.zeros(1, self.latent_dim)
             else:  # mean of 2000 draws of the model's sampler (fixed seed)
                 g = torch.Generator().manual_seed(0)
-                s = self.samplers[self.sampler_name]
+                s = self.samplers.get(self.sampler_name) or self.model.latent_sampler(self.sampler_name)
                 self._center = s.sample(2000, g).mean(0, keepdim=True).float()
         return self._center
 
@@ -279,12 +279,10 @@ class VAEAdapter(LatentModel):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sampler": self.sampler_name, "dataset": self.dataset}
 
-
-def _vae_factory(path: Path) -> VAEAdapter:
-    from latentstudio.api import load
-
-    loaded = load(path)
-    return VAEAdapter(loaded.model, loaded.samplers, loaded.meta, loaded.path)
+    @classmethod
+    def from_model(cls, model: torch.nn.Module) -> VAEAdapter:
+        """The adapter of a loaded VAE-family model (its samplers, meta and path)."""
+        return cls(model, model.samplers, model.meta, model.path)
 
 
 def _dataset_of(model_dir: Path | None, meta: dict[str, Any]) -> str:
@@ -307,66 +305,8 @@ def _dataset_of(model_dir: Path | None, meta: dict[str, Any]) -> str:
     return ""
 
 
-ADAPTERS.register("vae")(_vae_factory)
-ADAPTERS.register("two-stage-vae")(_vae_factory)
-
-
-def wrap_model(model: torch.nn.Module, **kwargs: Any) -> LatentModel:
-    """A :class:`LatentModel` for an in-memory model (VAE family, or a StyleGAN2 generator).
-
-    Raises:
-        LatentStudioError: a model the studio cannot drive.
-    """
-    if hasattr(model, "synthesis") and hasattr(model, "mapping"):
-        from latentstudio.studio.stylegan import StyleGAN2Adapter
-
-        return StyleGAN2Adapter(model, **kwargs)
-    if hasattr(model, "stage1") or hasattr(model, "dec_fc"):
-        return VAEAdapter(model, **kwargs)
-    raise LatentStudioError(f"the studio cannot drive a {type(model).__name__}: it needs a VAE or a StyleGAN2 generator")
-
-
-def load_latent_model(path: str | Path) -> LatentModel:
-    """Load a model directory (or run directory) as a :class:`LatentModel`.
-
-    Raises:
-        CheckpointError: not a model directory, or a model type the studio cannot drive (the
-            supported ones listed).
-    """
-    from latentstudio.api import resolve_model_dir
-    from latentstudio.io.checkpoint import read_model_config
-
-    p = Path(path)
-    if p.is_file() or p.suffix in (".pkl", ".pt", ".safetensors"):
-        return _load_generator_file(p)
-    model_dir = resolve_model_dir(p)
-    model_type = read_model_config(model_dir)["model_type"]
-    _ensure_stylegan_adapter()
-    if model_type not in ADAPTERS:
-        raise CheckpointError(
-            f"{model_dir} holds a {model_type!r} model; the studio drives: {', '.join(ADAPTERS.names())}"
-        )
-    return ADAPTERS.get(model_type)(model_dir)
-
-
-def _ensure_stylegan_adapter() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("latentstudio.models.stylegan2") is not None:
-        import latentstudio.studio.stylegan  # noqa: F401  (registers the adapter)
-
-
-def _load_generator_file(path: Path) -> LatentModel:
-    """A StyleGAN2 generator file, through ``latentstudio.models.stylegan2.load_generator``."""
-    import importlib.util
-
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist")
-    if importlib.util.find_spec("latentstudio.models.stylegan2") is None:
-        raise CheckpointError(f"{path} is a file; pass a model directory (StyleGAN2 support is not installed)")
-    from latentstudio.studio.stylegan import StyleGAN2Adapter, load_stylegan2
-
-    return StyleGAN2Adapter(load_stylegan2(path), path=path)
+ADAPTERS.register("vae")(VAEAdapter)
+ADAPTERS.register("two-stage-vae")(VAEAdapter)
 
 
 def ssim_window_ok(size: int) -> bool:

@@ -14,13 +14,11 @@ each attribute's balanced accuracy on a held-out share. It is used
 Images are ``uint8 [N, 3, H, W]`` of any size; they are resized to 32x32 (area filter when
 shrinking, bilinear when enlarging) and scaled to [0, 1]. The trained weights are a model
 directory-like folder: ``config.json`` + ``model.safetensors`` (no pickle), cached under
-``cache_dir()/attribute-classifiers/<fingerprint>-<recipe hash>/``.
+``cache_dir()/attribute-classifiers/<name>-<fingerprint>-<recipe hash>/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentstudio.errors import CheckpointError, DataError, LatentStudioError, ShapeError
-from latentstudio.io.atomic import atomic_path, write_json
+from latentstudio.errors import DataError, LatentStudioError, ShapeError
+from latentstudio.metrics.classifier_cache import (
+    cached_or_trained,
+    classifier_folder,
+    load_classifier_files,
+    progress_bar,
+    save_classifier_files,
+)
 
 __all__ = [
     "AttributeClassifier",
@@ -119,14 +123,13 @@ class AttributeClassifier(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, len(self.names))
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        """``config.json`` + ``model.safetensors`` in ``folder`` (atomic writes)."""
-        from safetensors.torch import save_file
+        """``config.json`` + ``model.safetensors`` in ``folder`` (atomic writes); returns ``folder``.
 
+        Raises:
+            RunExistsError: a file exists and ``overwrite`` is False.
+        """
         folder = Path(folder)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
-        with atomic_path(folder / "model.safetensors", overwrite=overwrite) as tmp:
-            save_file(state, str(tmp))
-        write_json(folder / "config.json", {**self.config, "names": self.names}, overwrite=overwrite)
+        save_classifier_files(folder, self.net, {**self.config, "names": self.names}, overwrite=overwrite)
         self.folder = folder
         return folder
 
@@ -135,21 +138,16 @@ def load_attribute_classifier(folder: str | Path) -> AttributeClassifier:
     """Load a classifier saved by :meth:`AttributeClassifier.save`.
 
     Raises:
-        CheckpointError: missing or mismatching files.
+        CheckpointError: missing files, an unreadable config, or weights whose tensor names or shapes
+            do not match the config (one line, with the fix).
     """
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    cfg_file, weights = folder / "config.json", folder / "model.safetensors"
-    if not cfg_file.is_file() or not weights.is_file():
-        raise CheckpointError(f"{folder} is not an attribute classifier (config.json + model.safetensors); "
-                              "train one with `latentstudio directions classifier`")
-    config = json.loads(cfg_file.read_text())
-    net = AttributeNet(len(config["names"]), tuple(config.get("channels", CHANNELS)))
-    try:
-        net.load_state_dict(load_file(str(weights)))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights} does not match the classifier config: {exc}") from None
+    net, config, _ = load_classifier_files(
+        folder,
+        lambda cfg: AttributeNet(len(cfg["names"]), tuple(cfg.get("channels", CHANNELS))),
+        what="attribute classifier",
+        fix="train one with `latentstudio directions classifier`",
+    )
     clf = AttributeClassifier(net, config["names"], config)
     clf.folder = folder
     return clf
@@ -188,8 +186,6 @@ def train_attribute_classifier(
     Raises:
         DataError: the dataset has no attributes or fewer than 20 images.
     """
-    from tqdm.auto import tqdm
-
     if data.attributes is None or data.attribute_names is None:
         raise DataError(f"dataset {data.name!r} has no attributes; the attribute classifier needs CelebA-style labels")
     n = len(data)
@@ -211,7 +207,7 @@ def train_attribute_classifier(
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
         net.train()
-        with tqdm(total=epochs * steps_per_epoch, desc="training attribute classifier", disable=not progress) as bar:
+        with progress_bar(epochs * steps_per_epoch, "training attribute classifier", progress) as bar:
             for _ in range(epochs):
                 perm = torch.randperm(len(x_tr), generator=gen)
                 for b in range(steps_per_epoch):
@@ -254,22 +250,29 @@ def train_attribute_classifier(
 def get_attribute_classifier(data, *, cache: bool = True, progress: bool = True, **recipe: Any) -> AttributeClassifier:
     """The attribute classifier of ``data``: loaded from the cache, or trained and cached.
 
-    The cache key is the dataset fingerprint plus the recipe (:func:`train_attribute_classifier`'s
-    keyword arguments) and the architecture.
-    """
-    from latentstudio.paths import cache_dir
+    The cache folder is ``cache_dir()/attribute-classifiers/<name>-<fingerprint>-<recipe key>/``: the
+    key covers the recipe (:func:`train_attribute_classifier`'s keyword arguments as given) and the
+    architecture, so a changed recipe trains and caches a new classifier. With ``cache=False`` it
+    always trains and saves nothing.
 
+    Returns:
+        An :class:`AttributeClassifier` (``folder`` set when cached).
+
+    Raises:
+        DataError: as :func:`train_attribute_classifier` (no attributes, fewer than 20 images).
+
+    Warns:
+        UserWarning: an unreadable cache folder (it is retrained and overwritten).
+    """
     spec = {"arch": "attrnet4", "version": 2, "channels": CHANNELS, "input_size": INPUT_SIZE, **recipe}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = cache_dir() / "attribute-classifiers" / f"{data.name}-{data.fingerprint()}-{key}"
-    if cache and (folder / "model.safetensors").is_file():
-        try:
-            return load_attribute_classifier(folder)
-        except (CheckpointError, KeyError, json.JSONDecodeError):
-            pass
-    clf = train_attribute_classifier(data, progress=progress, **recipe)
-    if cache:
-        clf.save(folder, overwrite=True)
+    folder = classifier_folder("attribute-classifiers", data, spec) if cache else None
+    clf, _ = cached_or_trained(
+        folder,
+        load=load_attribute_classifier,
+        train=lambda: train_attribute_classifier(data, progress=progress, **recipe),
+        save=lambda path, trained: trained.save(path, overwrite=True),
+        what="attribute classifier",
+    )
     return clf
 
 

@@ -199,6 +199,8 @@ def save_sweep(images: torch.Tensor, path: str | Path, *, fps: float = 8.0, upsc
     """
     from PIL import Image
 
+    from latentstudio.io.media import write_gif, write_mp4
+
     path = Path(path)
     suffix = path.suffix.lower()
     frames = _frames_hwc(images, int(upscale))
@@ -210,30 +212,9 @@ def save_sweep(images: torch.Tensor, path: str | Path, *, fps: float = 8.0, upsc
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
     if suffix == ".gif":
-        pil = [Image.fromarray(f) for f in frames]
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
-        return path
+        return write_gif(frames, path, fps=fps, loop=0, overwrite=overwrite)
     if suffix == ".mp4":
-        try:
-            import av
-        except ImportError:
-            raise LatentStudioError("MP4 export needs PyAV: `pip install av` (or save a .gif)") from None
-        h, w = frames[0].shape[:2]
-        pad_h, pad_w = h % 2, w % 2  # H.264 with yuv420p needs even sides
-        with atomic_path(path, overwrite=overwrite) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=round(fps))
-            stream.width, stream.height = w + pad_w, h + pad_h
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "18"}
-            for f in frames:
-                if pad_h or pad_w:
-                    f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        return path
+        return write_mp4(frames, path, fps=fps, crf=18, overwrite=overwrite)
     raise ConfigError(f"{path}: sweeps are saved as .png, .gif or .mp4")
 
 

@@ -113,14 +113,10 @@ class StyleGAN2Adapter(LatentModel):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "z_dim": self.z_dim, "noise_mode": self.noise_mode, "dataset": self.dataset}
 
-
-def _factory(path: Path) -> StyleGAN2Adapter:
-    from latentstudio.io.checkpoint import read_meta
-
-    if not Path(path).is_dir():
-        raise CheckpointError(f"{path} is not a StyleGAN2 model folder")
-    return StyleGAN2Adapter(load_stylegan2(path), path=Path(path), meta=read_meta(path))
+    @classmethod
+    def from_model(cls, model: torch.nn.Module) -> StyleGAN2Adapter:
+        """The adapter of a loaded generator (its meta and path)."""
+        return cls(model, path=model.path, meta=model.meta)
 
 
-if "stylegan2" not in ADAPTERS:
-    ADAPTERS.register("stylegan2")(_factory)
+ADAPTERS.register("stylegan2")(StyleGAN2Adapter)

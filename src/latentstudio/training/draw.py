@@ -253,12 +253,12 @@ def train_draw(
 
     def samples(module):
         g = torch.Generator().manual_seed(GRID_SEED)
-        return module.model.sample(GRID_N, grid_c, g)
+        return torch.sigmoid(module.model.generate(GRID_N, grid_c, g, keep_steps=False).logits)
 
     def recon(module):
         x = to_float(images[grid_idx]).to(module.device)
         c = cond[grid_idx].to(module.device) if cond.shape[1] else None
-        return interleave_rows(x, module.model.reconstruct(x, c))
+        return interleave_rows(x, module.model.reconstruct_mean(x, c))
 
     t = run.train
     module = GenerativeLitModule(model, t, run.seed, inputs="images", prog_bar_terms=("kl", "nll"))
@@ -375,10 +375,9 @@ def evaluate_draw(
     from latentstudio.models.draw.analysis import collect_posteriors
     from latentstudio.models.draw.render import generation_frames, reconstruction_frames, save_drawing
 
-    loaded = api.load(model_path)
-    model = loaded.model
+    loaded = model = api.load(model_path) if isinstance(model_path, str | Path) else model_path
     if not isinstance(model, DRAW):
-        raise LatentStudioError(f"{loaded.path} holds a {type(model).__name__}, not a DRAW model")
+        raise LatentStudioError(f"{loaded.path} holds a {model.model_type} model, not a DRAW model")
     cfg = model.config
     spec = data_spec_for(loaded, data_spec)
     train = load_split(spec, "train")
@@ -431,7 +430,7 @@ def evaluate_draw(
             per_class = [round(float(hit[labels == k].mean()), 4) for k in range(cfg.cond_dim) if (labels == k).any()]
             record(M.KEY_CLASSIFIER_ACCURACY, float(hit.mean()), "prior", n, with_extractor=True, per_class=per_class,
                    min_class=min(per_class), what="fraction of samples classified as the requested class")
-        recon = api.reconstruct(loaded, test_images, cond_test)
+        recon = model.reconstruct(test_images, condition=cond_test)
         for key, value, std in image_metric_values(f_real, recon, ext, num_real=len(test), seed=seed,
                                                    progress=progress):
             record(key, value, "reconstruction", len(test), std, with_extractor=True)
@@ -516,7 +515,7 @@ def _write_report(out_dir: Path, loaded, ext, reference: str, rows: list[dict], 
     from latentstudio.io.atomic import write_text
     from latentstudio.io.checkpoint import library_versions
 
-    cfg = loaded.model.config
+    cfg = loaded.config
     meta = loaded.meta
     ds = meta.get("dataset", {})
     by = {(r["metric"], r["source"]): r for r in rows}

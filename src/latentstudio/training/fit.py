@@ -20,9 +20,10 @@ import torch
 
 from latentstudio.io.images import to_float
 from latentstudio.models.distributions import DiagonalGaussian
-from latentstudio.models.two_stage import SecondStageVAE, TwoStageVAE
-from latentstudio.models.vae import VAE
-from latentstudio.training.config import TrainConfig, TwoStageRunConfig
+from latentstudio.models.two_stage import SecondStageConfig, SecondStageVAE, TwoStageVAE
+from latentstudio.presets import merge
+from latentstudio.samplers import GMMSampler
+from latentstudio.training.config import DataConfig, TrainConfig, TwoStageRunConfig
 from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
 
 GRID_SEED = 1234
@@ -43,28 +44,6 @@ def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoSt
     return fit_module(module, datamodule, stage_dir, epochs=cfg.epochs, max_minutes=cfg.max_minutes,
                       accelerator=run.accelerator, devices=run.devices, callbacks=callbacks, progress=progress,
                       log_every_n_steps=cfg.log_every_n_steps, grad_clip=cfg.grad_clip)
-
-
-@torch.no_grad()
-def encode_dataset(
-    vae: VAE, images: torch.Tensor, cond: torch.Tensor | None = None, batch_size: int = 256
-) -> DiagonalGaussian:
-    """Posterior of every image: ``images uint8 [N, C, H, W]`` -> DiagonalGaussian ``[N, latent_dim]``.
-
-    Runs the encoder in eval mode (batch-norm running statistics), on the model's device.
-    """
-    was = vae.training
-    vae.eval()
-    device = vae.loggamma.device
-    means, logvars = [], []
-    for i in range(0, images.shape[0], batch_size):
-        x = to_float(images[i : i + batch_size]).to(device)
-        c = None if cond is None else cond[i : i + batch_size].to(device)
-        q = vae.encode(x, c)
-        means.append(q.mean.cpu())
-        logvars.append(q.logvar.cpu())
-    vae.train(was)
-    return DiagonalGaussian(torch.cat(means), torch.cat(logvars))
 
 
 def read_run_config(run_dir: str | Path) -> TwoStageRunConfig:
@@ -100,7 +79,6 @@ def train_two_stage(
     Raises:
         DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume.
     """
-    from latentstudio.samplers import GMMSampler, NormalSampler, SecondStageSampler
     from latentstudio.training.callbacks import ImageGridCallback
     from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
 
@@ -128,13 +106,13 @@ def train_two_stage(
 
     def stage1_samples(module):
         dev = module.device
-        return module.model.decode(grid_z.to(dev), None if grid_c is None else grid_c.to(dev))
+        return module.model.decode_mean(grid_z.to(dev), None if grid_c is None else grid_c.to(dev))
 
     def stage1_recon(module):
         dev = module.device
         x = to_float(data.images[grid_idx]).to(dev)
         c = cond[grid_idx].to(dev) if cond.shape[1] else None
-        r = module.model.reconstruct(x, c)
+        r = module.model.reconstruct_mean(x, c)
         return torch.stack([x.view(4, 8, *x.shape[1:]), r.view(4, 8, *x.shape[1:])], 1).flatten(0, 2)
 
     s1 = run.stage1
@@ -145,14 +123,14 @@ def train_two_stage(
 
     # ---------------- stage 2: latents of the frozen stage 1
     model.stage1.requires_grad_(False)
-    posterior = encode_dataset(model.stage1, data.images, cond if cond.shape[1] else None)
+    posterior = model.stage1.encode(data.images, condition=cond if cond.shape[1] else None)
     s2 = run.stage2
     grid_u = torch.randn(GRID_N, m1.latent_dim, generator=torch.Generator().manual_seed(GRID_SEED + 1))
 
     def stage2_samples(module):
         dev = module.device
         c = None if grid_c is None else grid_c.to(dev)
-        return model.stage1.to(dev).decode(module.model.decode(grid_u.to(dev), c), c)
+        return model.stage1.to(dev).decode_mean(module.model.decode(grid_u.to(dev), c), c)
 
     lit2 = GenerativeLitModule(model.stage2, s2, run.seed + 1, inputs="posterior")
     dm2 = TensorDataModule((posterior.mean, posterior.logvar, cond), s2.batch_size, run.seed + 1)
@@ -162,11 +140,10 @@ def train_two_stage(
     model = model.cpu().eval()
 
     # ---------------- samplers + export (rank 0 only)
+    # N(0, I) and the second stage are the model's own samplers; the GMM is fitted and stored beside it
     samplers: dict[str, Any] = {
-        "normal": NormalSampler(m1.latent_dim),
         "gmm": GMMSampler(m1.latent_dim, n_components=run.gmm_components, fit_on=run.gmm_fit_on, seed=run.seed,
                           num_classes=m1.cond_dim if m1.condition == "class" else 0),
-        "second-stage": SecondStageSampler(m1.latent_dim, stage2=model.stage2),
     }
     # class-conditional models get one mixture per class, so a GMM latent matches its requested class
     labels = data.labels if m1.condition == "class" else None
@@ -182,6 +159,7 @@ def train_two_stage(
             "stage2_gamma": float(model.stage2.gamma.detach()),
         }
         model.save_pretrained(model_dir, meta=meta, samplers=samplers)
+    model.samplers = dict(samplers)
     return TrainResult(run_dir=run_dir, model_dir=model_dir, model=model, samplers=samplers)
 
 
@@ -224,11 +202,11 @@ def fit_second_stage(
 ) -> SecondStageVAE:
     """Train a second-stage VAE on a fixed posterior (z resampled every epoch); returns it.
 
-    Used by :meth:`SecondStageSampler.fit`; ``train_two_stage`` does the same inside a run.
+    ``train_two_stage`` does the same inside a run; studies use this to fit a second stage to the
+    latents of any first stage.
     """
     import tempfile
 
-    from latentstudio.models.two_stage import SecondStageConfig
     from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
 
     train = train or TrainConfig(epochs=10)
@@ -244,3 +222,61 @@ def fit_second_stage(
         folder = Path(out_dir) if out_dir else Path(tmp)
         _fit_stage(module, dm, folder, train, TwoStageRunConfig(), [], progress)
     return stage2.eval()
+
+
+def build_run_config(spec: dict[str, Any], data) -> TwoStageRunConfig:
+    """Complete a (partial) run-config dict with the dataset's shapes and return the frozen config.
+
+    ``image_channels``, ``image_size`` and ``cond_dim`` always come from ``data``; ``num_scale``
+    defaults to log2(image_size) - 2 (3 for 32x32, 4 for 64x64) unless given.
+
+    Raises:
+        ConfigError: unknown or invalid fields (named).
+    """
+    c, h, _ = data.image_shape
+    s1 = dict(spec.get("model", {}).get("stage1", {}))
+    condition = s1.get("condition", "none")
+    cond_dim = 0 if condition == "none" else int(data.conditions(condition).shape[1])
+    s1.update(image_channels=c, image_size=h, cond_dim=cond_dim, condition=condition)
+    s1.setdefault("num_scale", max(1, h.bit_length() - 3))
+    s2 = dict(spec.get("model", {}).get("stage2", {}))
+    s2.update(latent_dim=s1.get("latent_dim", 64), condition=condition, cond_dim=cond_dim)
+    full = merge(spec, {"model": {"stage1": s1, "stage2": s2}})
+    return TwoStageRunConfig.from_dict(full, source="run config")
+
+
+def train_spec(
+    spec: dict[str, Any] | None = None,
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    dry_run: bool = False,
+    data=None,
+    callbacks: list | None = None,
+):
+    """Train a two-stage VAE from a run-config dict (see :func:`build_run_config`).
+
+    With ``resume`` the run's own ``run.json`` is used (``spec`` is ignored). With ``dry_run``
+    the resolved config is returned and nothing is trained or written.
+
+    Returns:
+        :class:`TrainResult`, or the resolved :class:`TwoStageRunConfig` under ``dry_run``.
+    """
+    from latentstudio.data import load_images
+
+    if resume is not None:
+        run = read_run_config(resume)
+        d = run.data
+    else:
+        d = DataConfig.from_dict((spec or {}).get("data", {}), source="data")
+    if dry_run and resume is not None:
+        return run
+    if data is None:
+        data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit,
+                           **d.options)
+    if resume is None:
+        run = build_run_config(spec or {}, data)
+    if dry_run:
+        return run
+    return train_two_stage(run, runs_root=runs_root, resume=resume, progress=progress, data=data, callbacks=callbacks)

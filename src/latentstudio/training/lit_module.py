@@ -1,4 +1,4 @@
-"""One LightningModule for any model that owns its loss (``model.loss(x, cond, generator)``)."""
+"""One LightningModule for any model that owns its loss (``model.loss(batch, step=..., generator=...)``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import lightning as L
 import torch
 
 from latentstudio.errors import NonFiniteLossError
-from latentstudio.io.images import to_float
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.training.config import TrainConfig
+from latentstudio.types import Batch
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -20,70 +20,111 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2**63 - 1)
 
 
-class GenerativeLitModule(L.LightningModule):
-    """Trains ``model`` with Adam and the halve-every-k-epochs schedule.
+INPUTS = ("images", "posterior", "strokes")
 
-    Batches are ``(images uint8 [N, C, H, W], cond [N, D])`` for image models (``inputs="images"``)
-    or ``(mu [N, D], logvar [N, D], cond)`` for latent models (``inputs="posterior"``: z is
-    resampled as mu + sd * eps at every visit, i.e. every epoch). A zero-width ``cond`` means
-    unconditional. ``prog_bar_terms`` names the loss terms shown beside the loss in the progress bar.
+
+class GenerativeLitModule(L.LightningModule):
+    """Trains any model through its ``loss(batch, step=..., generator=...)`` (the model contract).
+
+    Batches are ``(images uint8 [N, C, H, W], cond [N, D])`` for image models (``inputs="images"``),
+    ``(mu [N, D], logvar [N, D], cond)`` for latent models (``inputs="posterior"``: z is resampled
+    as mu + sd * eps at every visit, i.e. every epoch), or ``(strokes float32 [N, Nmax, 5],
+    lengths int64 [N])`` for sketch models (``inputs="strokes"``). A zero-width ``cond`` means
+    unconditional. The noise of every step is a pure function of (seed, rank, step), so a resumed
+    run repeats an uninterrupted one.
+
+    Args:
+        model: the model (or a component such as the second stage).
+        train: Adam with the halve-every-k-epochs schedule of :class:`TrainConfig` (used unless
+            ``configure_optimizers`` is given).
+        seed: the run's seed.
+        inputs: the batch layout (above).
+        prog_bar_terms: loss terms shown beside the loss in the progress bar.
+        configure_optimizers: ``params -> Lightning optimiser config`` replacing the default.
+        check_gradients: stop when a gradient is NaN/inf, before the optimiser step.
+        nonfinite_hint: the fix named when the loss or a gradient is not finite.
 
     Raises:
-        NonFiniteLossError: the loss became NaN/inf (training stops; the last checkpoint written
-            at an earlier epoch end stays the last good one).
+        NonFiniteLossError: the loss (or a checked gradient) became NaN/inf; training stops and the
+            last checkpoint written before stays the last good one.
     """
 
     def __init__(
         self,
         model: torch.nn.Module,
-        train: TrainConfig,
+        train: TrainConfig | None,
         seed: int,
         inputs: str = "images",
         prog_bar_terms: tuple[str, ...] = ("gamma",),
+        *,
+        configure_optimizers=None,
+        check_gradients: bool = False,
+        nonfinite_hint: str = ("Lower the learning rate (--set stage1.lr=... or train.lr=...) or clip gradients "
+                               "(--set stage1.grad_clip=10 or train.grad_clip=10)."),
     ) -> None:
         super().__init__()
-        if inputs not in ("images", "posterior"):
-            raise ValueError(f"inputs must be 'images' or 'posterior', got {inputs!r}")
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+        if train is None and configure_optimizers is None:
+            raise ValueError("pass a TrainConfig or configure_optimizers")
         self.model = model
         self.train_cfg = train
         self.seed = seed
         self.inputs = inputs
         self.prog_bar_terms = prog_bar_terms
+        self._configure = configure_optimizers
+        self.check_gradients = check_gradients
+        self.nonfinite_hint = nonfinite_hint
 
     def _generator(self) -> torch.Generator:
         g = torch.Generator(device=self.device)
         g.manual_seed(step_seed(self.seed, self.global_rank, self.global_step))
         return g
 
-    def _unpack(self, batch, generator: torch.Generator):
+    def _unpack(self, batch, generator: torch.Generator) -> Batch:
+        if self.inputs == "strokes":
+            strokes, lengths = batch
+            return Batch(strokes, None, lengths)
         if self.inputs == "images":
             images, cond = batch
-            x = to_float(images)
+            x = images
         else:
             mu, logvar, cond = batch
             x = DiagonalGaussian(mu, logvar).sample(generator)
-        return x, (cond if cond.shape[1] > 0 else None)
+        return Batch(x, cond if cond.shape[1] > 0 else None)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         g = self._generator()
-        x, cond = self._unpack(batch, g)
-        out = self.model.loss(x, cond, generator=g)
-        if not torch.isfinite(out.total):
+        b = self._unpack(batch, g)
+        out = self.model.loss(b, step=self.global_step, generator=g)
+        if not torch.isfinite(out.loss):
             raise NonFiniteLossError(
-                f"non-finite loss {out.total.item()} at epoch {self.current_epoch}, step {self.global_step} "
-                f"(terms: { {k: float(v) for k, v in out.terms.items()} }); the last good checkpoint is kept. "
-                "Lower the learning rate (--lr) or enable gradient clipping (--grad-clip)."
+                f"non-finite loss {out.loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(terms: { {k: round(float(v), 4) for k, v in out.terms.items()} }); the last good checkpoint "
+                f"is kept. {self.nonfinite_hint}"
             )
-        n = x.shape[0]
+        n = len(b)
         terms = {f"train/{k}": v.detach() for k, v in out.terms.items()}
         self.log_dict(terms, on_step=True, on_epoch=True, batch_size=n, sync_dist=self.trainer.world_size > 1)
-        self.log("loss", out.total.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
+        self.log("loss", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         for name in self.prog_bar_terms:
             if name in out.terms:
                 self.log(name, out.terms[name], prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
-        return out.total
+        return out.loss
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if not self.check_gradients:
+            return
+        for name, p in self.model.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                raise NonFiniteLossError(
+                    f"non-finite gradient in {name} at step {self.global_step}; the optimiser step was skipped "
+                    f"and the last good checkpoint is kept. {self.nonfinite_hint}"
+                )
 
     def configure_optimizers(self):
+        if self._configure is not None:
+            return self._configure(self.model.parameters())
         opt = torch.optim.Adam(self.model.parameters(), lr=self.train_cfg.lr)
         if self.train_cfg.lr_halve_every <= 0:
             return opt

@@ -251,50 +251,19 @@ def lr_at(train: SketchTrainConfig, step: int) -> float:
 
 
 def _lit_module(model: SketchRNN, cfg: SketchRNNRunConfig):
-    L = lightning()
-    from latentstudio.training.lit_module import step_seed
+    """Adam on ``model.loss`` with the reference's per-step learning-rate schedule; KL annealing follows
+    the global step; a NaN gradient stops training before the optimiser step."""
+    from latentstudio.training.lit_module import GenerativeLitModule
 
-    class SketchRNNLitModule(L.LightningModule):
-        """Adam on ``model.loss`` with the per-step schedule, KL annealing by global step."""
+    def configure(params):
+        t = cfg.train
+        opt = torch.optim.Adam(params, lr=t.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(t, s) / t.lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def training_step(self, batch, batch_idx):
-            strokes, lengths = batch
-            g = torch.Generator(device=self.device)
-            g.manual_seed(step_seed(cfg.seed, self.global_rank, self.global_step))
-            out = self.model.loss(strokes, lengths, step=self.global_step, generator=g)
-            if not torch.isfinite(out.total):
-                raise NonFiniteLossError(
-                    f"non-finite loss {out.total.item()} at step {self.global_step} "
-                    f"(terms: { {k: round(float(v), 4) for k, v in out.terms.items()} }); the last good "
-                    "checkpoint is kept. Lower the learning rate (--set train.lr=...) or check the data."
-                )
-            n = strokes.shape[0]
-            self.log_dict({f"train/{k}": v for k, v in out.terms.items()}, on_step=True, on_epoch=False,
-                          batch_size=n)
-            self.log("recon", out.terms["recon"], prog_bar=True, on_step=True, logger=False, batch_size=n)
-            if "kl" in out.terms:
-                self.log("kl", out.terms["kl"], prog_bar=True, on_step=True, logger=False, batch_size=n)
-            return out.total
-
-        def on_before_optimizer_step(self, optimizer):
-            for name, p in self.model.named_parameters():
-                if p.grad is not None and not torch.isfinite(p.grad).all():
-                    raise NonFiniteLossError(
-                        f"non-finite gradient in {name} at step {self.global_step}; the optimiser step was "
-                        "skipped and the last good checkpoint is kept"
-                    )
-
-        def configure_optimizers(self):
-            t = cfg.train
-            opt = torch.optim.Adam(self.model.parameters(), lr=t.lr)
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(t, s) / t.lr)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    return SketchRNNLitModule()
+    return GenerativeLitModule(model, None, cfg.seed, inputs="strokes", prog_bar_terms=("recon", "kl"),
+                               configure_optimizers=configure, check_gradients=True,
+                               nonfinite_hint="Lower the learning rate (--set train.lr=...) or check the data.")
 
 
 def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfig):
@@ -333,7 +302,7 @@ def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfi
             z = torch.randn(SAMPLE_N, cfg.model.latent_dim, generator=g) if cfg.model.conditional else None
             dev = model.output.weight.device
             gd = torch.Generator(device=dev).manual_seed(SAMPLE_SEED + 1)
-            sk = model.sample(SAMPLE_N, z=z, temperature=SAMPLE_TEMPERATURE, generator=gd)
+            sk = model.generate(SAMPLE_N, z=z, temperature=SAMPLE_TEMPERATURE, generator=gd)
             cap = f"step {step}, tau {SAMPLE_TEMPERATURE}"
             for ext in (".svg", ".png"):
                 save_sketches(stage_dir / "samples" / f"step-{step:07d}{ext}", sk.strokes, nrow=8, caption=cap,
@@ -372,6 +341,24 @@ def retain_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+
+
+def train_spec(
+    spec: dict[str, Any] | None = None,
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    dry_run: bool = False,
+    callbacks: list | None = None,
+):
+    """Train sketch-rnn from a run-config dict merged over the ``default`` preset (a ``preset`` key picks
+    another); with ``resume`` the run's own config is used; ``dry_run`` returns the resolved config."""
+    spec = dict(spec or {})
+    cfg = read_run_config(resume) if resume is not None else build_run_config(spec, spec.pop("preset", "default"))
+    if dry_run:
+        return cfg
+    return train_sketch_rnn(cfg, runs_root=runs_root, resume=resume, progress=progress, callbacks=callbacks)
 
 
 def read_run_config(run_dir: str | Path) -> SketchRNNRunConfig:

@@ -280,14 +280,14 @@ def _lit_module_class():
             return g
 
         def _step(self, opt, net: torch.nn.Module, out, name: str) -> None:
-            if not torch.isfinite(out.total):
+            if not torch.isfinite(out.loss):
                 raise NonFiniteLossError(
-                    f"non-finite {name} loss {out.total.item()} after {int(self.cur_nimg)} images "
+                    f"non-finite {name} loss {out.loss.item()} after {int(self.cur_nimg)} images "
                     f"(terms: { {k: float(v) for k, v in out.terms.items()} }); the last good checkpoint is kept. "
                     "Lower the learning rate (--set train.lr=...) or raise r1_gamma."
                 )
             opt.zero_grad(set_to_none=True)
-            self.manual_backward(out.total)
+            self.manual_backward(out.loss)
             params = [p for p in net.parameters() if p.grad is not None]
             if self.trainer.world_size > 1 and params:
                 import torch.distributed as dist
@@ -572,6 +572,26 @@ def resolve_run_config(spec: dict[str, Any]) -> StyleGAN2RunConfig:
     return StyleGAN2RunConfig.from_dict(spec, source="stylegan2 run config")
 
 
+def train_spec(
+    spec: dict[str, Any] | None = None,
+    *,
+    runs_root: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    dry_run: bool = False,
+    callbacks: list | None = None,
+    data=None,
+    init_from: str | Path | None = None,
+):
+    """Train StyleGAN2 from a run-config dict (:func:`resolve_run_config`); with ``resume`` the run's own
+    config is used; ``dry_run`` returns the resolved config without training."""
+    run = read_run_config(resume) if resume is not None else resolve_run_config(dict(spec or {}))
+    if dry_run:
+        return run
+    return train_stylegan2(run, runs_root=runs_root, resume=resume, progress=progress, callbacks=callbacks,
+                           data=data, init_from=init_from)
+
+
 __all__ = [
     "StyleGAN2RunConfig",
     "StyleGAN2TrainConfig",
@@ -583,6 +603,7 @@ __all__ = [
     "load_training_images",
     "read_run_config",
     "resolve_run_config",
+    "train_spec",
     "train_stylegan2",
 ]
 

@@ -19,18 +19,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from latentstudio.errors import ShapeError
-from latentstudio.models.base import PretrainedMixin
+from latentstudio.io.images import to_float, to_uint8
+from latentstudio.models.base import (
+    DECODE,
+    ENCODE,
+    NLL,
+    RECONSTRUCT,
+    ConditionSpec,
+    GenerativeModel,
+    Knob,
+    LatentSpace,
+)
 from latentstudio.models.distributions import DiagonalGaussian, standard_normal_log_prob
 from latentstudio.models.draw.attention import AttentionRead, AttentionWrite, PlainRead, PlainWrite
 from latentstudio.models.draw.config import DRAWConfig
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
 from latentstudio.models.registry import register_model
-from latentstudio.types import LossOutput
+from latentstudio.types import Batch, LossOutput, check_images
+
+#: Images drawn or reconstructed per pass (bounds memory).
+DRAW_BATCH = 256
 
 
 @dataclass
@@ -68,17 +82,25 @@ class DRAWPass:
 
 
 @register_model("draw")
-class DRAW(PretrainedMixin, nn.Module):
+class DRAW(GenerativeModel):
     """DRAW with LSTM encoder/decoder, canvas accumulation over ``config.steps`` steps, and read/write
     with or without the Gaussian filterbank attention.
+
+    Batches: ``Batch(x=images uint8 [N, C, H, W], condition=one-hot [N, cond_dim] or None)``.
+    Latent space ``z``: ``[T, latent_dim]`` per image, z_t ~ N(0, I) at every step. Sampling knob
+    ``temperature`` scales the prior's standard deviation.
 
     Args:
         config: :class:`DRAWConfig`.
     """
 
     config_class = DRAWConfig
-    #: Sampling runs the model itself (z_t ~ N(0, I) at each step); no latent sampler is fitted.
-    generates_directly = True
+    output_kind: ClassVar[str] = "images"
+    capabilities: ClassVar[frozenset[str]] = frozenset({ENCODE, DECODE, RECONSTRUCT, NLL})
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("temperature", 1.0, "scale of the prior's standard deviation (z_t ~ N(0, temperature^2 I))",
+             minimum=0.0, minimum_inclusive=False),
+    )
 
     def __init__(self, config: DRAWConfig) -> None:
         super().__init__()
@@ -94,10 +116,76 @@ class DRAW(PretrainedMixin, nn.Module):
         self.posterior_params = nn.Linear(c.enc_dim, 2 * c.latent_dim)  # mu_t, log sd_t
         self.decoder = nn.LSTMCell(c.latent_dim + c.cond_dim, c.dec_dim)
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------------------ contract
     @property
-    def device(self) -> torch.device:
-        return self.posterior_params.weight.device
+    def condition_spec(self) -> ConditionSpec:
+        return ConditionSpec(self.config.condition, self.config.cond_dim)
+
+    def latent_spaces(self) -> tuple[LatentSpace, ...]:
+        c = self.config
+        return (LatentSpace("z", (c.steps, c.latent_dim), "N(0, I) at every step",
+                            description="one latent per drawing step"),)
+
+    def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
+        c = self.config
+        x = torch.randint(0, 2, (n, c.image_channels, c.image_size, c.image_size), generator=generator,
+                          dtype=torch.uint8) * 255
+        return Batch(x, self.condition_spec.make(None, n))
+
+    def _images(self, x: torch.Tensor, condition: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.config
+        check_images(x, (c.image_channels, c.image_size, c.image_size))
+        return to_float(x).to(self.device), self.condition_spec.make(condition, x.shape[0])
+
+    def _sample(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                temperature: float) -> torch.Tensor:
+        """Images ``uint8 [n, C, H, W]``: the mean image sigmoid(c_T) of z_t ~ N(0, temperature^2 I)."""
+        z = self.prior_sample(n, generator, temperature)
+        return self._decode_images(z, condition)
+
+    def _decode_images(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        out = []
+        for i in range(0, z.shape[0], DRAW_BATCH):
+            c = None if condition is None else condition[i : i + DRAW_BATCH]
+            out.append(to_uint8(torch.sigmoid(self.run_decoder(z[i : i + DRAW_BATCH], c).logits).cpu()))
+        return torch.cat(out)
+
+    def encode(self, x: torch.Tensor, *, condition: Any = None) -> DiagonalGaussian:
+        """Posterior of images ``uint8 [N, C, H, W]`` along the deterministic pass (z_t = mu_t), as one
+        ``DiagonalGaussian [N, T * latent_dim]`` (reshape to ``[N, T, latent_dim]`` for the steps)."""
+        xf, c = self._images(x, condition)
+        with torch.no_grad():
+            return self.infer(xf, c, sample=False).posterior().detach()
+
+    def decode(self, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
+               generator: torch.Generator | None = None, **knobs: Any) -> torch.Tensor:
+        """Images ``uint8 [N, C, H, W]`` of latents ``[N, T, latent_dim]`` (or ``[N, T * latent_dim]``)."""
+        self.latent_space(space)
+        self.resolve_knobs(knobs)
+        z = torch.as_tensor(z, dtype=torch.float32)
+        cond = self.condition_spec.make(condition, z.shape[0])
+        with torch.no_grad():
+            return self._decode_images(z, cond)
+
+    def reconstruct(self, x: torch.Tensor, *, condition: Any = None, generator: torch.Generator | None = None,
+                    **knobs: Any) -> torch.Tensor:
+        """sigmoid(c_T) with z_t = mu_t at every step: ``uint8 [N, C, H, W] -> uint8 [N, C, H, W]``."""
+        xf, c = self._images(x, condition)
+        out = []
+        with torch.no_grad():
+            for i in range(0, xf.shape[0], DRAW_BATCH):
+                cb = None if c is None else c[i : i + DRAW_BATCH]
+                out.append(to_uint8(torch.sigmoid(self.infer(xf[i : i + DRAW_BATCH], cb, sample=False).logits).cpu()))
+        return torch.cat(out)
+
+    def nll(self, x: torch.Tensor, *, condition: Any = None, num_samples: int = 100,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`importance_sampled_nll` of images ``uint8`` (pixels / 255; binarise them first for the
+        binarised-MNIST NLL), ``float64 [N]`` nats."""
+        xf, c = self._images(x, condition)
+        return self.importance_sampled_nll(xf, c, num_samples=num_samples, generator=generator)
+
+    # ------------------------------------------------------------------ checks
 
     def _check_x(self, x: torch.Tensor) -> None:
         c = self.config
@@ -189,7 +277,7 @@ class DRAW(PretrainedMixin, nn.Module):
             write_windows=torch.stack(writes, dim=1) if writes else None,
         )
 
-    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, keep_steps: bool = False) -> DRAWPass:
+    def run_decoder(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, keep_steps: bool = False) -> DRAWPass:
         """Run the decoder alone on given latents (the generative model p(x | z_{1:T})).
 
         Args:
@@ -255,22 +343,10 @@ class DRAW(PretrainedMixin, nn.Module):
             :class:`DRAWPass`; ``canvases`` ``float [T, n, C, H, W]`` in [0, 1] (the last one is the
             sample), ``write_windows`` ``[n, T, 5]`` with attention.
         """
-        return self.decode(self.prior_sample(n, generator, temperature), cond, keep_steps=keep_steps)
+        return self.run_decoder(self.prior_sample(n, generator, temperature), cond, keep_steps=keep_steps)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        cond: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-    ) -> torch.Tensor:
-        """``n`` samples: the mean image sigmoid(c_T), ``float32 [n, C, H, W]`` in [0, 1]."""
-        return torch.sigmoid(self.decode(self.prior_sample(n, generator, temperature), cond).logits)
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """sigmoid(c_T) with z_t = mu_t at every step: ``float [N, C, H, W]`` in [0, 1]."""
+    def reconstruct_mean(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """sigmoid(c_T) with z_t = mu_t at every step: ``float [N, C, H, W]`` in [0, 1] (differentiable)."""
         return torch.sigmoid(self.infer(x, cond, sample=False).logits)
 
     # ------------------------------------------------------------------ likelihoods
@@ -281,22 +357,24 @@ class DRAW(PretrainedMixin, nn.Module):
         loggamma = torch.tensor(math.log(self.config.gamma), device=logits.device, dtype=logits.dtype)
         return -gaussian_nll(x, torch.sigmoid(logits), loggamma)
 
-    def loss(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> LossOutput:
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
         """Negative ELBO averaged over the batch, in nats per image (paper eq. 9-12; SPEC section 2).
 
         ``nll = -log D(x | sigmoid(c_T))`` (BCE summed over pixels, or the Gaussian/MSE term);
         ``kl = sum_t KL_t``; ``total = nll + kl`` (``kl_reduction="mean"``: ``nll + kl / T``).
 
         Args:
-            x: ``float32 [N, C, H, W]`` in [0, 1]; cond: one-hot ``[N, cond_dim]`` if conditional;
+            batch: ``x`` images ``uint8 [N, C, H, W]`` (or ``float32`` in [0, 1]); ``condition`` one-hot
+                ``[N, cond_dim]`` if conditional.
+            step: unused (no schedule).
             generator: reparameterisation noise.
 
         Returns:
             :class:`LossOutput` with terms ``loss``, ``kl``, ``nll``, ``elbo`` (= -(nll + kl), nats),
             ``mse`` (per pixel) and ``kl_first`` / ``kl_last`` (KL of step 1 and step T).
         """
+        x = to_float(batch.x).to(self.device) if batch.x.dtype == torch.uint8 else batch.x
+        cond = batch.condition
         p = self.infer(x, cond, generator)
         kl_steps = p.kl_steps().mean(dim=0)  # [T]
         kl = kl_steps.sum()

@@ -1,7 +1,7 @@
 """Pictures of DRAW at work: per-step canvases with the attention boxes, step grids and animated GIFs.
 
 The frame functions are pure tensor code (``uint8`` in and out); :func:`save_gif` is the one
-function that writes a file (atomically, through Pillow).
+function that writes a file (atomically, through :mod:`latentstudio.io.media`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from latentstudio.errors import ShapeError
-from latentstudio.io.atomic import atomic_path
 from latentstudio.io.images import make_grid, to_uint8
 
 #: Box colours (RGB): where the decoder writes (green) and where the encoder reads (red).
@@ -156,8 +155,7 @@ def save_gif(
     Raises:
         RunExistsError: ``path`` exists and ``overwrite`` is False. ShapeError: bad frames.
     """
-    import numpy as np
-    from PIL import Image
+    from latentstudio.io.media import write_gif
 
     if not frames:
         raise ShapeError("save_gif needs at least one frame")
@@ -165,12 +163,8 @@ def save_gif(
         if f.dtype != torch.uint8 or f.ndim != 3 or f.shape[0] != 3:
             raise ShapeError(f"GIF frames must be uint8 [3, H, W], got {f.dtype} {list(f.shape)}")
     step_ms = step_ms or int(min(300, max(40, 3000 // len(frames))))
-    images = [Image.fromarray(np.ascontiguousarray(f.permute(1, 2, 0).numpy()), "RGB") for f in frames]
-    durations = [step_ms] * (len(images) - 1) + [hold_ms]
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
-                       optimize=False)
-    return Path(path)
+    durations = [step_ms] * (len(frames) - 1) + [hold_ms]
+    return write_gif(frames, path, duration_ms=durations, loop=0, overwrite=overwrite)
 
 
 def pass_frames(model, p, scale: int = 2) -> torch.Tensor:

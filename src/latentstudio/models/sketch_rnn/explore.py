@@ -15,7 +15,8 @@ import torch
 
 from latentstudio.data.strokes import pad_batch
 from latentstudio.errors import DataError
-from latentstudio.models.sketch_rnn.model import Sketches, SketchRNN
+from latentstudio.models.sketch_rnn.model import SketchRNN
+from latentstudio.types import Batch, Sketches
 
 #: Result keys of :func:`evaluate` (nats; the paper's definitions).
 KEY_RECON = "recon"
@@ -51,7 +52,7 @@ def evaluate(model: SketchRNN, strokes: torch.Tensor, lengths: torch.Tensor, *, 
     for i in range(0, strokes.shape[0], batch_size):
         x = strokes[i : i + batch_size].to(dev)
         ln = lengths[i : i + batch_size].to(dev)
-        out = model.loss(x, ln, step=0, generator=g)
+        out = model.loss(Batch(x, None, ln), step=0, generator=g)
         n = x.shape[0]
         n_total += n
         for k in (KEY_RECON, KEY_L_S, KEY_L_P, KEY_KL, KEY_KL_SUM):
@@ -82,7 +83,7 @@ def encode_mean(model: SketchRNN, sketches: Sequence[np.ndarray]) -> torch.Tenso
     was = model.training
     model.eval()
     x, ln = _as_batch(model, sketches)
-    mu = model.encode(x, ln).mean
+    mu = model.posterior(x, ln).mean
     model.train(was)
     return mu
 
@@ -94,10 +95,10 @@ def reconstruct(model: SketchRNN, sketches: Sequence[np.ndarray], *, temperature
     model.eval()
     x, ln = _as_batch(model, sketches)
     with torch.no_grad():
-        q = model.encode(x, ln)
+        q = model.posterior(x, ln)
         z = q.sample(generator) if sample_z else q.mean
     model.train(was)
-    return model.sample(z=z, temperature=temperature, greedy=greedy, generator=generator)
+    return model.generate(z=z, temperature=temperature, greedy=greedy, generator=generator)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -135,7 +136,7 @@ def interpolate(model: SketchRNN, a: np.ndarray, b: np.ndarray, *, steps: int = 
     mu = encode_mean(model, [a, b])
     t = torch.linspace(0.0, 1.0, steps)
     z = (slerp if method == "slerp" else lerp)(mu[0], mu[1], t)
-    return model.sample(z=z, temperature=temperature, greedy=greedy, generator=generator)
+    return model.generate(z=z, temperature=temperature, greedy=greedy, generator=generator)
 
 
 def complete(model: SketchRNN, partial: np.ndarray, n: int = 8, *, temperature: float = 0.5,
@@ -158,7 +159,7 @@ def complete(model: SketchRNN, partial: np.ndarray, n: int = 8, *, temperature: 
             z = torch.randn(n, model.config.latent_dim, generator=generator)
         else:
             raise ValueError(f"latent must be 'encode' or 'prior', got {latent!r}")
-    return model.sample(n, z=z, temperature=temperature, greedy=greedy, generator=generator,
+    return model.generate(n, z=z, temperature=temperature, greedy=greedy, generator=generator,
                         prefix=np.asarray(partial, dtype=np.float32))
 
 

@@ -19,20 +19,22 @@ starts from a zero state and its input is ``S_{i-1}`` alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from latentstudio.errors import ShapeError
-from latentstudio.models.base import PretrainedMixin
+from latentstudio.data.strokes import pad_batch, stroke3_to_stroke5, stroke5_to_stroke3
+from latentstudio.errors import DataError, ShapeError
+from latentstudio.models.base import DECODE, ENCODE, RECONSTRUCT, GenerativeModel, Knob, LatentSpace
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.registry import register_model
 from latentstudio.models.sketch_rnn.cells import make_layer
 from latentstudio.models.sketch_rnn.config import SketchRNNConfig
 from latentstudio.models.sketch_rnn.mixture import StrokeMixture
-from latentstudio.types import LossOutput
+from latentstudio.types import Batch, LossOutput, Sketches
 
 START_TOKEN = (0.0, 0.0, 1.0, 0.0, 0.0)
 
@@ -48,32 +50,30 @@ def kl_weight(config: SketchRNNConfig, step: int) -> float:
     return config.kl_weight - (config.kl_weight - config.kl_eta_min) * r
 
 
-@dataclass
-class Sketches:
-    """Generated sketches.
-
-    Attributes:
-        strokes: stroke-3 ``float32 [L_i, 3]`` arrays in normalised units (multiply dx, dy by the
-            model's ``scale_factor`` for the data's original units).
-        prefix_lengths: points of each sketch that were given (completion), else zeros.
-        z: ``float [N, latent_dim]`` latents used (conditional models), or None.
-    """
-
-    strokes: list[np.ndarray]
-    prefix_lengths: list[int]
-    z: torch.Tensor | None = None
-
-
 @register_model("sketch-rnn")
-class SketchRNN(PretrainedMixin, nn.Module):
+class SketchRNN(GenerativeModel):
     """sketch-rnn with the reference defaults (see :class:`SketchRNNConfig`).
 
-    Batches are ``strokes: float32 [N, Nmax, 5]`` stroke-5 (without the start token) and
-    ``lengths: int64 [N]`` real points per sketch (1..Nmax). The buffer ``scale_factor`` holds the
-    dataset's normalising factor (saved with the weights).
+    Batches: ``Batch(x=strokes float32 [N, Nmax, 5], lengths=int64 [N])``, stroke-5 without the
+    start token and ``lengths`` real points per sketch (1..Nmax). The buffer ``scale_factor`` holds
+    the dataset's normalising factor (saved with the weights). Outputs are :class:`Sketches`
+    (stroke-3 in normalised units). Sampling knobs: ``temperature`` (tau, section 3.3) and ``greedy``.
+    Conditional models encode, decode and reconstruct; unconditional ones (decoder only) only sample.
     """
 
     config_class = SketchRNNConfig
+    output_kind: ClassVar[str] = "sketches"
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("temperature", 0.5, "sampling temperature tau > 0 (the paper's figures use 0.1 to 1.0)",
+             minimum=0.0, minimum_inclusive=False),
+        Knob("greedy", False, "most likely pen state and mixture component, offsets at the component mean",
+             kind=bool),
+    )
+    capability_hints: ClassVar[dict[str, str]] = {
+        ENCODE: "this sketch-rnn is unconditional (decoder only); train with an encoder to encode sketches",
+        DECODE: "this sketch-rnn is unconditional (decoder only); it has no latent to decode",
+        RECONSTRUCT: "this sketch-rnn is unconditional (decoder only); train with an encoder to reconstruct",
+    }
 
     def __init__(self, config: SketchRNNConfig) -> None:
         super().__init__()
@@ -103,6 +103,79 @@ class SketchRNN(PretrainedMixin, nn.Module):
         nn.init.xavier_uniform_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
+    # ------------------------------------------------------------------ contract
+
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        """encode, decode and reconstruct for conditional models; none for decoder-only ones."""
+        return frozenset({ENCODE, DECODE, RECONSTRUCT}) if self.config.conditional else frozenset()
+
+    def latent_spaces(self) -> tuple[LatentSpace, ...]:
+        if not self.config.conditional:
+            return ()
+        return (LatentSpace("z", (self.config.latent_dim,), "N(0, I)",
+                            description="sketch latent (initial decoder state and decoder input)"),)
+
+    def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
+        t = self.config.max_seq_len
+        lengths = torch.randint(1, t + 1, (n,), generator=generator)
+        x = torch.zeros(n, t, 5)
+        for k in range(n):
+            m = int(lengths[k])
+            x[k, :m, :2] = torch.randn(m, 2, generator=generator) * 0.3
+            pen = torch.randint(0, 2, (m,), generator=generator)
+            x[k, :m, 2] = (pen == 0).float()
+            x[k, :m, 3] = (pen == 1).float()
+            x[k, m:, 4] = 1.0
+        return Batch(x, None, lengths)
+
+    def _as_batch(self, sketches: Sketches | Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stroke-3 sketches (normalised units) -> padded stroke-5 ``[N, Nmax, 5]`` and ``lengths [N]``."""
+        strokes = list(sketches.strokes if isinstance(sketches, Sketches) else sketches)
+        t = self.config.max_seq_len
+        if not strokes:
+            raise DataError("no sketches given")
+        for k, s in enumerate(strokes):
+            if len(s) == 0:
+                raise DataError(f"sketch {k} is empty")
+            if len(s) > t:
+                raise DataError(f"sketch {k} has {len(s)} points, more than the model's max_seq_len={t}")
+        x, ln = pad_batch(strokes, t)
+        return x.to(self.device), ln.to(self.device)
+
+    def _sample(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                temperature: float, greedy: bool) -> Sketches:
+        return self.generate(n, temperature=temperature, greedy=greedy, generator=generator)
+
+    def encode(self, x: Sketches | Sequence[np.ndarray], *, condition: Any = None) -> DiagonalGaussian:
+        """Posterior ``q(z | S)`` of stroke-3 sketches (normalised units): ``DiagonalGaussian [N, latent_dim]``
+        (eval mode, no dropout)."""
+        self.require(ENCODE)
+        self.condition_spec.make(condition, 1)
+        was = self.training
+        self.eval()
+        strokes, lengths = self._as_batch(x)
+        with torch.no_grad():
+            q = self.posterior(strokes, lengths).detach()
+        self.train(was)
+        return q
+
+    def decode(self, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
+               generator: torch.Generator | None = None, **knobs: Any) -> Sketches:
+        """Sketches decoded from latents ``z [N, latent_dim]`` at the knobs' temperature."""
+        self.require(DECODE)
+        self.latent_space(space)
+        self.condition_spec.make(condition, 1)
+        v = self.resolve_knobs(knobs)
+        return self.generate(z=torch.as_tensor(z, dtype=torch.float32), temperature=v["temperature"],
+                             greedy=v["greedy"], generator=generator)
+
+    def reconstruct(self, x: Sketches | Sequence[np.ndarray], *, condition: Any = None,
+                    generator: torch.Generator | None = None, **knobs: Any) -> Sketches:
+        """Each sketch decoded from its posterior mean (knobs as :meth:`decode`)."""
+        self.require(RECONSTRUCT)
+        return self.decode(self.encode(x, condition=condition).mean, generator=generator, **knobs)
+
     # ------------------------------------------------------------------ checks
 
     def _check_batch(self, strokes: torch.Tensor, lengths: torch.Tensor, full: bool = True) -> None:
@@ -117,8 +190,8 @@ class SketchRNN(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ encoder
 
-    def encode(self, strokes: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
-               ) -> DiagonalGaussian:
+    def posterior(self, strokes: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator | None = None
+                  ) -> DiagonalGaussian:
         """Posterior ``q(z | S)``: ``strokes [N, T, 5]``, ``lengths [N]`` -> DiagonalGaussian ``[N, latent_dim]``.
 
         ``logvar`` is the paper's ``sigma_hat``. Steps after each sketch's length are ignored (the
@@ -164,8 +237,8 @@ class SketchRNN(PretrainedMixin, nn.Module):
         s0 = strokes.new_tensor(START_TOKEN).expand(strokes.shape[0], 1, 5)
         return torch.cat([s0, strokes[:, :-1]], dim=1)
 
-    def decode(self, strokes: torch.Tensor, z: torch.Tensor | None, generator: torch.Generator | None = None
-               ) -> StrokeMixture:
+    def teacher_forced(self, strokes: torch.Tensor, z: torch.Tensor | None,
+                       generator: torch.Generator | None = None) -> StrokeMixture:
         """Teacher-forced output distributions for every step: ``strokes [N, T, 5]`` -> fields ``[T, N, .]``.
 
         Args:
@@ -200,34 +273,36 @@ class SketchRNN(PretrainedMixin, nn.Module):
         l_p = mix.pen_nll(tgt[..., 2:]).sum(0) / t_len
         return {"l_s": l_s, "l_p": l_p}
 
-    def loss(self, strokes: torch.Tensor, lengths: torch.Tensor, *, step: int = 0,
-             generator: torch.Generator | None = None) -> LossOutput:
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
         """Training loss (module docstring) on one batch.
 
         Args:
-            strokes: ``float32 [N, Nmax, 5]`` stroke-5, padded with ``(0, 0, 0, 0, 1)``.
-            lengths: ``int64 [N]`` real points (1..Nmax).
+            batch: ``x`` stroke-5 ``float32 [N, Nmax, 5]`` padded with ``(0, 0, 0, 0, 1)``; ``lengths``
+                ``int64 [N]`` real points (1..Nmax).
             step: optimisation step of the KL annealing.
             generator: draws z's noise and the dropout masks.
 
         Returns:
-            ``LossOutput(total, terms)`` with ``recon`` (L_R), ``l_s``, ``l_p``, ``kl`` (L_KL, nats per
+            ``LossOutput(loss, terms)`` with ``recon`` (L_R), ``l_s``, ``l_p``, ``kl`` (L_KL, nats per
             latent dimension), ``kl_sum`` (nats per sketch), ``kl_weight`` and ``loss``, batch means.
 
         Raises:
             ShapeError: strokes not ``[N, Nmax, 5]`` or lengths out of range.
         """
+        strokes, lengths = batch.x, batch.lengths
+        if lengths is None:
+            raise ShapeError("a sketch batch needs lengths (int64 [N] real points per sketch)")
         self._check_batch(strokes, lengths)
         c = self.config
         z, terms = None, {}
         if c.conditional:
-            q = self.encode(strokes, lengths, generator)
+            q = self.posterior(strokes, lengths, generator)
             z = q.sample(generator)
             kl_dims = 0.5 * (q.mean.pow(2) + q.logvar.exp() - q.logvar - 1.0)  # [N, Nz]
             kl = kl_dims.mean()
             terms["kl"] = kl
             terms["kl_sum"] = kl_dims.sum(-1).mean()
-        mix = self.decode(strokes, z, generator)
+        mix = self.teacher_forced(strokes, z, generator)
         rec = self.reconstruction_terms(strokes, lengths, mix)
         l_s, l_p = rec["l_s"].mean(), rec["l_p"].mean()
         recon = l_s + l_p
@@ -242,7 +317,7 @@ class SketchRNN(PretrainedMixin, nn.Module):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(
+    def generate(
         self,
         n: int | None = None,
         *,
@@ -290,8 +365,6 @@ class SketchRNN(PretrainedMixin, nn.Module):
         pts = []
         p_len = 0
         if prefix is not None:
-            from latentstudio.data.strokes import stroke3_to_stroke5
-
             p_len = len(prefix)
             if p_len >= max_len:
                 raise ValueError(f"prefix has {p_len} points; max_len is {max_len}")
@@ -317,8 +390,6 @@ class SketchRNN(PretrainedMixin, nn.Module):
             if bool(done.all()):
                 break
         self.train(was)
-        from latentstudio.data.strokes import stroke5_to_stroke3
-
         seq = torch.stack(pts, dim=1) if pts else torch.zeros(n, 0, 5)
         out = [stroke5_to_stroke3(seq[k], int(min(ends[k], seq.shape[1]))) for k in range(n)]
         return Sketches(out, [p_len] * n, None if z is None else z.cpu())

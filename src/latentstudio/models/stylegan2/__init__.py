@@ -73,7 +73,7 @@ def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu"
         CheckpointError: missing/incomplete folder, or a folder holding another model type (named, with
             the fix: ``latentstudio convert`` for official ``.pkl`` / ``.pt`` files).
     """
-    from latentstudio.io.checkpoint import load_model_dir, read_model_config
+    from latentstudio.io.checkpoint import read_model_config
 
     folder = _model_dir(path)
     src = Path(path)
@@ -85,8 +85,7 @@ def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu"
     cfg = read_model_config(folder)
     if cfg["model_type"] != "stylegan2":
         raise CheckpointError(f"{folder} holds a {cfg['model_type']!r} model, not a StyleGAN2 generator")
-    model = load_model_dir(folder, map_location=map_location)
-    return model  # type: ignore[return-value]
+    return Generator.from_pretrained(folder, map_location=map_location)
 
 
 def load_discriminator(path: str | Path, *, map_location: str | torch.device = "cpu") -> Discriminator:
@@ -124,39 +123,21 @@ def save_model(
 ) -> Path:
     """Write a StyleGAN2 model folder: ``config.json`` + ``model.safetensors`` (+ ``discriminator.safetensors``).
 
-    The folder is assembled in a temporary sibling and renamed into place (atomic).
+    The folder is assembled in a temporary sibling and renamed into place
+    (:func:`latentstudio.io.atomic.atomic_dir`).
 
     Raises:
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    import shutil
-    import tempfile
-
     from safetensors.torch import save_file
 
-    from latentstudio.errors import RunExistsError
-    from latentstudio.io.checkpoint import save_model_dir, unwrap
+    from latentstudio.io.atomic import atomic_dir
+    from latentstudio.io.checkpoint import unwrap, write_model_files
 
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
-    try:
-        inner = staging / "m"
-        save_model_dir(generator, inner, meta=meta)
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        write_model_files(tmp, generator, meta=meta)
         if discriminator is not None:
             state = {k: v.detach().cpu().contiguous().clone() for k, v in unwrap(discriminator).state_dict().items()}
-            save_file(state, str(inner / DISCRIMINATOR_FILE))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-            inner.rename(path)
-            shutil.rmtree(old)
-        else:
-            inner.rename(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            save_file(state, str(tmp / DISCRIMINATOR_FILE))
     return path

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from latentstudio.errors import CheckpointError, ConfigError
+from latentstudio.io import safe_pickle
 from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.networks import Discriminator, Generator
 
@@ -59,32 +60,6 @@ class UnsafePickleError(CheckpointError):
 
 # --------------------------------------------------------------------------------------------------
 # Restricted unpickling
-
-
-def _safe_dtype(*args: Any) -> np.dtype:
-    dt = np.dtype(*args)
-    if dt.hasobject or dt.fields is not None:
-        raise UnsafePickleError(f"refused numpy dtype {dt!r}: only plain numeric arrays are accepted")
-    return dt
-
-
-_NP_RECONSTRUCT = np.zeros(1).__reduce__()[0]
-_NP_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
-_NP_SCALAR = np.float32(1).__reduce__()[0]
-
-
-def _np_reconstruct(cls: Any, shape: Any, typecode: Any) -> np.ndarray:
-    if cls is not np.ndarray:
-        raise UnsafePickleError(f"refused numpy reconstruction of {cls!r}")
-    return _NP_RECONSTRUCT(np.ndarray, shape, typecode)
-
-
-def _np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
-    return _NP_FROMBUFFER(buf, _safe_dtype(dtype), shape, order)
-
-
-def _np_scalar(dtype: Any, data: Any = None) -> Any:
-    return _NP_SCALAR(_safe_dtype(dtype), data) if data is not None else _NP_SCALAR(_safe_dtype(dtype))
 
 
 class _EasyDict(dict):
@@ -210,14 +185,7 @@ _COMMON_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
-    ("numpy", "dtype"): _safe_dtype,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
-    ("numpy.core.multiarray", "scalar"): _np_scalar,
-    ("numpy._core.multiarray", "scalar"): _np_scalar,
-    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
+    **safe_pickle.numpy_globals(dtype=safe_pickle.plain_dtype),  # plain numeric arrays, dtypes and scalars
     ("dnnlib.util", "EasyDict"): _EasyDict,
     ("dnnlib", "EasyDict"): _EasyDict,
 }
@@ -234,33 +202,19 @@ _TORCH_GLOBALS = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the globals in ``allowed`` (to our own safe stand-ins); refuses everything else."""
-
-    def __init__(self, file, allowed: dict[tuple[str, str], Callable[..., Any]], source: str) -> None:
-        super().__init__(file)
-        self.allowed = allowed
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self.allowed[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"{self.source}: refused to load: the pickle references {module}.{name}, which is not part of "
+def _refused_global(path: Path) -> Callable[[str, str], str]:
+    def message(module: str, name: str) -> str:
+        return (f"{path}: refused to load: the pickle references {module}.{name}, which is not part of "
                 "an official StyleGAN2 weights file and could run code when unpickled. Nothing was executed. "
                 "Only TensorFlow StyleGAN2, stylegan2-ada-pytorch/stylegan3 .pkl and rosinality .pt files are "
-                "accepted."
-            ) from None
+                "accepted.")
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"{self.source}: refused to load: the pickle uses persistent ids ({pid!r:.60})")
+    return message
 
 
 def _unpickle(path: Path, allowed: dict) -> Any:
     try:
-        with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, allowed, str(path)).load()
+        return safe_pickle.load(path, allowed, error=UnsafePickleError, refusal=_refused_global(path))
     except UnsafePickleError:
         raise
     except FileNotFoundError:

@@ -11,12 +11,11 @@ function returns ``uint8 [N, C, R, R]``.
   of a column latent;
 - interpolation: linear in W (``lerp``), spherical in Z (``slerp``, which keeps the norm of
   Gaussian draws typical);
-- videos: GIF (Pillow) or MP4 (H.264 through the ffmpeg binary of the ``imageio-ffmpeg`` package).
+- videos: GIF (Pillow) or MP4 (H.264 through PyAV), written by :mod:`latentstudio.io.media`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from collections.abc import Sequence
@@ -47,9 +46,7 @@ def map_z(
     batch_size: int = 256,
 ) -> torch.Tensor:
     """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the generator's device."""
-    out = [G.mapping(z[i: i + batch_size].to(G.device), truncation_psi=truncation_psi,
-                     truncation_cutoff=truncation_cutoff) for i in range(0, z.shape[0], batch_size)]
-    return torch.cat(out)
+    return G.map_latents(z, truncation_psi, truncation_cutoff, batch_size)
 
 
 @torch.no_grad()
@@ -65,14 +62,8 @@ def synthesize(
 
     ``noise_mode="random"`` draws the noise from a ``torch.Generator`` seeded with ``seed``.
     """
-    from tqdm.auto import tqdm
-
     g = torch.Generator(device=G.device).manual_seed(seed) if noise_mode == "random" else None
-    out = []
-    for i in tqdm(range(0, ws.shape[0], batch_size), disable=not progress, desc="synthesis", leave=False):
-        img = G.synthesis(ws[i: i + batch_size].to(G.device), noise_mode=noise_mode, generator=g)
-        out.append(images_to_uint8(img).cpu())
-    return torch.cat(out)
+    return G.synthesize_images(ws, noise_mode, batch_size, generator=g, progress=progress)
 
 
 def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation_psi: float = 1.0,
@@ -253,17 +244,17 @@ def interpolation_latents(
 
 def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, overwrite: bool = False,
                 backend: str = "auto") -> Path:
-    """Write ``uint8 [T, C, H, W]`` frames as an animated GIF (``.gif``) or H.264 MP4 (``.mp4``), atomically.
+    """Write ``uint8 [T, C, H, W]`` frames (C 1 or 3) as an animated GIF (``.gif``) or H.264 MP4 (``.mp4``), atomically.
 
-    MP4 is encoded with ``imageio-ffmpeg`` (the ``video`` extra; it ships an ffmpeg binary) or, if that
-    is not installed, PyAV (``av``); ``backend`` = ``auto``, ``imageio-ffmpeg`` or ``av``. Frames are
-    padded to even sizes for yuv420p.
+    Both go through :mod:`latentstudio.io.media`: GIF with Pillow, MP4 with PyAV (``av``), padded to
+    even sizes for yuv420p. ``backend`` selects the MP4 encoder: ``auto`` or ``av`` (the only one).
 
     Raises:
-        LatentStudioError: another extension, missing imageio-ffmpeg, or an ffmpeg failure.
+        LatentStudioError: another extension, bad frames, an unknown backend, PyAV missing for MP4, or an
+            encoder failure.
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    from latentstudio.io.atomic import atomic_path
+    from latentstudio.io import media
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -271,70 +262,11 @@ def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, ov
         raise LatentStudioError(f"video file {path} must end in .gif or .mp4")
     if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[1] not in (1, 3):
         raise LatentStudioError(f"video frames must be uint8 [T, C, H, W], got {frames.dtype} {list(frames.shape)}")
-    arr = frames.permute(0, 2, 3, 1).cpu().numpy()
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
+    if backend not in ("auto", "av"):
+        raise LatentStudioError(f"unknown video backend {backend!r}; use auto or av")
     if suffix == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(a) for a in arr]
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                           duration=max(1, round(1000 / fps)), loop=0)
-        return path
-    h, w = arr.shape[1], arr.shape[2]
-    ph, pw = h + h % 2, w + w % 2
-    if (ph, pw) != (h, w):
-        arr = np.pad(arr, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    writer = _mp4_writer(backend)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        try:
-            writer(arr, tmp, fps)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise LatentStudioError(f"could not write {path}: {exc}") from None
-    return path
-
-
-def _mp4_writer(backend: str):
-    """A function ``(frames uint8 [T, H, W, 3], path, fps)`` writing H.264 MP4 with an available encoder."""
-    order = ("imageio-ffmpeg", "av") if backend == "auto" else (backend,)
-    for name in order:
-        if name == "imageio-ffmpeg" and importlib.util.find_spec("imageio_ffmpeg") is not None:
-            return _write_mp4_imageio
-        if name == "av" and importlib.util.find_spec("av") is not None:
-            return _write_mp4_av
-        if name not in ("imageio-ffmpeg", "av"):
-            raise LatentStudioError(f"unknown video backend {name!r}; use auto, imageio-ffmpeg or av")
-    raise LatentStudioError("writing MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg, or the latentstudio[video] "
-                            "extra) or PyAV (pip install av); or write a .gif")
-
-
-def _write_mp4_imageio(arr: np.ndarray, path: Path, fps: float) -> None:
-    import imageio_ffmpeg
-
-    h, w = arr.shape[1:3]
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", quality=8,
-                                         pix_fmt_out="yuv420p", macro_block_size=1, output_params=["-f", "mp4"])
-    writer.send(None)
-    for frame in arr:
-        writer.send(np.ascontiguousarray(frame))
-    writer.close()
-
-
-def _write_mp4_av(arr: np.ndarray, path: Path, fps: float) -> None:
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.height, stream.width = arr.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in arr:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        return media.write_gif(frames, path, fps=fps, overwrite=overwrite)
+    return media.write_mp4(frames, path, fps=fps, overwrite=overwrite)
 
 
 def grid_columns(n: int) -> int:

@@ -10,7 +10,7 @@
 - Style-mixing regularisation (StyleGAN section 3.1): with probability ``style_mixing_prob`` the
   styles from a random cutoff on come from a second latent.
 
-Each phase returns a :class:`~latentstudio.types.LossOutput` whose ``total`` is what to back-propagate
+Each phase returns a :class:`~latentstudio.types.LossOutput` whose ``loss`` is what to back-propagate
 (regularisers already multiplied by their interval) and whose ``terms`` are per-sample means for logs.
 """
 

@@ -25,19 +25,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentstudio.errors import ShapeError
-from latentstudio.models.base import PretrainedMixin
+from latentstudio.errors import CapabilityError, ShapeError
+from latentstudio.io.images import to_float, to_uint8
+from latentstudio.models.base import DECODE, ENCODE, NLL, RECONSTRUCT, GenerativeModel, Knob, LatentSpace
 from latentstudio.models.registry import register_model
 from latentstudio.models.stylegan2.config import StyleGAN2Config
-from latentstudio.types import check_shape
+from latentstudio.models.stylegan2.loss import StyleGAN2Loss
+from latentstudio.types import Batch, LossOutput, check_images, check_shape
 
 NOISE_MODES = ("const", "random", "none")
+#: Minibatches between two lazy path-length regularisation steps (StyleGAN2 appendix B).
+PL_INTERVAL = 4
 LRELU_GAIN = math.sqrt(2.0)
 RESAMPLE_TAPS = (1.0, 3.0, 3.0, 1.0)
 
@@ -525,8 +530,14 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
+#: Latents mapped per pass, and images synthesised per pass, when sampling (bounds memory).
+MAP_BATCH, SYNTH_BATCH = 256, 16
+_NO_ENCODER = ("StyleGAN2 has no encoder; project a photo into W+ instead: latentstudio project PHOTO "
+               "--model MODEL (Python: latentstudio.studio.project)")
+
+
 @register_model("stylegan2")
-class Generator(PretrainedMixin, nn.Module):
+class Generator(GenerativeModel):
     """The StyleGAN2 generator: ``mapping`` (z -> w) and ``synthesis`` (w+ -> image).
 
     Attributes:
@@ -534,9 +545,29 @@ class Generator(PretrainedMixin, nn.Module):
         w_avg: ``float [w_dim]`` running mean of w (a buffer of ``mapping``), the truncation centre.
 
     ``G(z, truncation_psi=0.7)`` = ``G.synthesis(G.mapping(z, truncation_psi=0.7))``.
+
+    Contract: latent spaces ``z [z_dim]``, ``w [w_dim]`` and ``w+ [num_ws, w_dim]``; sampling knobs
+    ``truncation_psi``, ``truncation_cutoff`` and ``noise_mode``; :meth:`sample_seeds` draws z exactly
+    as the official ``generate.py`` (``np.random.RandomState(seed)``). Outputs ``uint8 [N, C, R, R]``.
+    :meth:`loss` is the generator's adversarial objective against a discriminator attached with
+    :meth:`attach_discriminator`; no encoder (photos are projected, see :mod:`latentstudio.studio`).
     """
 
     config_class = StyleGAN2Config
+    output_kind: ClassVar[str] = "images"
+    capabilities: ClassVar[frozenset[str]] = frozenset({DECODE})
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("truncation_psi", 1.0, "truncation trick: w' = w_avg + psi (w - w_avg); 1 = none, 0 = the mean face"),
+        Knob("truncation_cutoff", None, "truncate only the first N style inputs (default: all)", kind=int,
+             minimum=0),
+        Knob("noise_mode", "const", "synthesis noise: const (stored, deterministic), random or none", kind=str,
+             choices=NOISE_MODES),
+    )
+    capability_hints: ClassVar[dict[str, str]] = {
+        ENCODE: _NO_ENCODER,
+        RECONSTRUCT: _NO_ENCODER,
+        NLL: "a GAN defines no likelihood; evaluate it with fid, kid or ppl (latentstudio evaluate)",
+    }
 
     def __init__(self, config: StyleGAN2Config) -> None:
         super().__init__()
@@ -546,6 +577,8 @@ class Generator(PretrainedMixin, nn.Module):
         self.c_dim = 0
         self.mapping = MappingNetwork(config)
         self.synthesis = SynthesisNetwork(config)
+        self._adversary: tuple[StyleGAN2Loss, ...] = ()  # a tuple keeps D out of the state dict
+        self._pl_interval = PL_INTERVAL
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -555,6 +588,119 @@ class Generator(PretrainedMixin, nn.Module):
     @property
     def device(self) -> torch.device:
         return self.mapping.w_avg.device
+
+    # ------------------------------------------------------------------ contract
+    def latent_spaces(self) -> tuple[LatentSpace, ...]:
+        return (
+            LatentSpace("z", (self.z_dim,), "N(0, I)", description="input latent"),
+            LatentSpace("w", (self.w_dim,), "mapping(z), z ~ N(0, I)", description="style, one for every layer"),
+            LatentSpace("w+", (self.num_ws, self.w_dim), "mapping(z), z ~ N(0, I), one row per style input",
+                        description="one style per layer (what projection optimises)"),
+        )
+
+    def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
+        r, c = self.img_resolution, self.img_channels
+        return Batch(torch.randint(0, 256, (n, c, r, r), generator=generator, dtype=torch.uint8))
+
+    def map_latents(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                    batch_size: int = MAP_BATCH) -> torch.Tensor:
+        """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the model's device."""
+        return torch.cat([self.mapping(z[i : i + batch_size].to(self.device), truncation_psi=truncation_psi,
+                                       truncation_cutoff=truncation_cutoff)
+                          for i in range(0, z.shape[0], batch_size)])
+
+    def synthesize_images(self, ws: torch.Tensor, noise_mode: str = "const", batch_size: int = SYNTH_BATCH,
+                          generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+        """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` on CPU, in batches (``generator`` draws
+        the noise of ``noise_mode="random"``)."""
+        from tqdm.auto import tqdm
+
+        out = []
+        for i in tqdm(range(0, ws.shape[0], batch_size), disable=not progress, desc="synthesis", leave=False):
+            img = self.synthesis(ws[i : i + batch_size].to(self.device), noise_mode=noise_mode, generator=generator)
+            out.append(images_to_uint8(img).cpu())
+        return torch.cat(out)
+
+    def _images_from_z(self, z: torch.Tensor, *, truncation_psi: float, truncation_cutoff: int | None,
+                       noise_mode: str, generator: torch.Generator | None) -> torch.Tensor:
+        ws = self.map_latents(z, truncation_psi, truncation_cutoff)
+        noise_g = None
+        if noise_mode == "random":
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            noise_g = torch.Generator(device=self.device).manual_seed(seed)
+        return self.synthesize_images(ws, noise_mode, generator=noise_g)
+
+    def _sample(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                truncation_psi: float, truncation_cutoff: int | None, noise_mode: str) -> torch.Tensor:
+        z = torch.randn(n, self.z_dim, generator=generator)
+        return self._images_from_z(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                   noise_mode=noise_mode, generator=generator)
+
+    def sample_seeds(self, seeds: Sequence[int], *, condition: Any = None, **knobs: Any) -> torch.Tensor:
+        """One image per seed with the official rule ``z = np.random.RandomState(seed).randn(z_dim)``, so a
+        seed gives the image of the official ``generate.py`` for the same weights (noise ``random`` draws
+        its noise from a generator seeded with the first seed)."""
+        if len(seeds) == 0:
+            return super().sample_seeds(seeds)
+        v = self.resolve_knobs(knobs)
+        self.condition_spec.make(condition, len(seeds))
+        z = torch.cat([z_from_seed(s, self.z_dim) for s in seeds])
+        with torch.no_grad():
+            return self._images_from_z(z, generator=torch.Generator().manual_seed(int(seeds[0])), **v)
+
+    def decode(self, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
+               generator: torch.Generator | None = None, **knobs: Any) -> torch.Tensor:
+        """Images ``uint8 [N, C, R, R]`` of latents of ``space``: ``z [N, z_dim]`` (mapped and truncated),
+        ``w [N, w_dim]`` or ``w+ [N, num_ws, w_dim]`` (truncated towards ``w_avg`` by ``truncation_psi``)."""
+        s = self.latent_space(space)
+        v = self.resolve_knobs(knobs)
+        self.condition_spec.make(condition, 1)
+        x = torch.as_tensor(z, dtype=torch.float32)
+        check_shape(x, [None, *s.shape], s.name)
+        with torch.no_grad():
+            if s.name == "z":
+                return self._images_from_z(x, generator=generator, **v)
+            ws = x[:, None].expand(-1, self.num_ws, -1) if s.name == "w" else x
+            ws = ws.to(self.device)
+            if v["truncation_psi"] != 1:
+                cut = self.num_ws if v["truncation_cutoff"] is None else int(v["truncation_cutoff"])
+                ws = ws.clone()
+                ws[:, :cut] = self.w_avg.lerp(ws[:, :cut], v["truncation_psi"])
+            noise_g = None if generator is None or v["noise_mode"] != "random" else generator
+            return self.synthesize_images(ws, v["noise_mode"], generator=noise_g)
+
+    # ------------------------------------------------------------------ training
+    def attach_discriminator(self, discriminator: nn.Module, *, pl_interval: int = PL_INTERVAL,
+                             **loss_options: Any) -> StyleGAN2Loss:
+        """Pair the generator with ``discriminator`` so that :meth:`loss` can be computed; ``loss_options``
+        as :class:`~latentstudio.models.stylegan2.loss.StyleGAN2Loss`. Returns that loss object."""
+        self._adversary = (StyleGAN2Loss(self, discriminator, **loss_options),)
+        self._pl_interval = int(pl_interval)
+        return self._adversary[0]
+
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
+        """The generator's objective on one step (Karras et al. 2020): the non-saturating logistic loss
+        ``softplus(-D(G(z)))`` for ``len(batch)`` draws of z, plus the lazy path-length penalty at the
+        steps where ``step % pl_interval == 0`` (4 unless attached otherwise, as the paper).
+
+        Args:
+            batch: ``x`` real images ``uint8 [N, C, R, R]`` (only N is used by the generator's phase).
+
+        Raises:
+            CapabilityError: no discriminator attached (``latentstudio train stylegan2`` attaches one).
+        """
+        if not self._adversary:
+            raise CapabilityError("a StyleGAN2 generator trains against a discriminator: call "
+                                  "attach_discriminator(D) first (latentstudio train stylegan2 does this)")
+        adv = self._adversary[0]
+        n = len(batch)
+        z = torch.randn(n, self.z_dim, generator=generator, device=self.device)
+        out = adv.g_main(z, generator)
+        interval = self._pl_interval
+        if adv.pl_weight > 0 and step % interval == 0:
+            pl = adv.g_pl(torch.randn(n, self.z_dim, generator=generator, device=self.device), interval, generator)
+            out = LossOutput(out.loss + pl.loss, {**out.terms, **pl.terms})
+        return out
 
     def forward(
         self,
@@ -691,13 +837,10 @@ def z_from_seed(seed: int, z_dim: int) -> torch.Tensor:
 def images_to_uint8(img: torch.Tensor) -> torch.Tensor:
     """Generator output ``float [N, C, H, W]`` in [-1, 1] -> ``uint8 [N, C, H, W]`` (``round(127.5 x + 127.5)``,
     clamped)."""
-    from latentstudio.io.images import to_uint8
-
     return to_uint8((img.detach().float() + 1) / 2)
 
 
 def images_to_float(img_u8: torch.Tensor) -> torch.Tensor:
     """``uint8 [N, C, H, W]`` -> ``float32`` in [-1, 1] (the networks' image range)."""
-    from latentstudio.io.images import to_float
-
+    check_images(img_u8)
     return to_float(img_u8) * 2 - 1

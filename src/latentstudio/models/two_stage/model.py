@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from latentstudio.errors import ShapeError
-from latentstudio.models.base import PretrainedMixin
+from latentstudio.models.base import LatentSpace
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.losses import gaussian_nll
 from latentstudio.models.registry import register_model
 from latentstudio.models.two_stage.config import SecondStageConfig, TwoStageConfig
-from latentstudio.models.vae.model import VAE
-from latentstudio.types import LossOutput
+from latentstudio.models.vae.model import VAE, LatentImageModel
+from latentstudio.types import Batch, LossOutput
 
 
 def _mlp(in_dim: int, width: int, depth: int) -> nn.Sequential:
@@ -22,9 +22,8 @@ def _mlp(in_dim: int, width: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register_model("second-stage-vae")
-class SecondStageVAE(PretrainedMixin, nn.Module):
-    """Dense VAE q(u | z), p(z | u) with learned scalar gamma_z.
+class SecondStageVAE(nn.Module):
+    """Dense VAE q(u | z), p(z | u) with learned scalar gamma_z (a component of :class:`TwoStageVAE`).
 
     Encoder: [z, c] -> second_depth x (dense second_dim, ReLU) -> concat([z, c], features)
     -> dense mu_u, dense log sd_u. Decoder mirrors it from [u, c] and outputs z_hat; the loss is
@@ -67,7 +66,7 @@ class SecondStageVAE(PretrainedMixin, nn.Module):
         """gamma_z = exp(log gamma_z), a scalar tensor."""
         return self.loggamma.exp()
 
-    def encode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
+    def posterior(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """q(u | z, c): ``z: [N, latent_dim]`` -> DiagonalGaussian over ``u [N, latent_dim]``."""
         t = self._join(z, cond, "z")
         h = torch.cat([t, self.enc(t)], dim=1)
@@ -78,11 +77,14 @@ class SecondStageVAE(PretrainedMixin, nn.Module):
         t = self._join(u, cond, "u")
         return self.dec_out(torch.cat([t, self.dec(t)], dim=1))
 
-    def loss(
-        self, z: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> LossOutput:
-        """kl(u) + Gaussian nll of z with gamma_z, batch-averaged, in nats (terms as the first stage)."""
-        posterior = self.encode(z, cond)
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
+        """kl(u) + Gaussian nll of z with gamma_z, batch-averaged, in nats (terms as the first stage).
+
+        Args:
+            batch: ``x`` first-stage latents ``float32 [N, latent_dim]``, ``condition`` ``[N, cond_dim]``.
+        """
+        z, cond = batch.x, batch.condition
+        posterior = self.posterior(z, cond)
         u = posterior.sample(generator)
         z_hat = self.decode(u, cond)
         kl = posterior.kl().mean()
@@ -93,15 +95,22 @@ class SecondStageVAE(PretrainedMixin, nn.Module):
 
 
 @register_model("two-stage-vae")
-class TwoStageVAE(PretrainedMixin, nn.Module):
-    """First-stage :class:`VAE` plus :class:`SecondStageVAE`; generation u -> z -> x.
+class TwoStageVAE(LatentImageModel):
+    """First-stage :class:`VAE` plus :class:`SecondStageVAE` (Dai & Wipf 2019); generation u -> z -> x.
 
     Attributes:
         stage1: the image VAE.
         stage2: the latent VAE trained on stage1's ``mu + sd * eps``.
+
+    Latent spaces: ``z`` (stage 1) and ``u`` (stage 2; ``decode(u, space="u")`` maps u -> z -> x).
+    Sampler ``second-stage``: u ~ N(0, I) decoded by stage 2 (the paper's sampler, the default).
+
+    :meth:`loss` of an image batch is the first stage's negative ELBO; the second stage is trained
+    afterwards on the first stage's latents with ``stage2.loss(Batch(z))``, as in the paper.
     """
 
     config_class = TwoStageConfig
+    own_samplers = ("normal", "second-stage")
 
     def __init__(self, config: TwoStageConfig) -> None:
         super().__init__()
@@ -109,12 +118,34 @@ class TwoStageVAE(PretrainedMixin, nn.Module):
         self.stage1 = VAE(config.stage1)
         self.stage2 = SecondStageVAE(config.stage2)
 
-    @torch.no_grad()
-    def generate(
-        self, n: int, generator: torch.Generator | None = None, cond: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``n`` images ``float32 [n, C, H, W]`` in [0, 1]: u ~ N(0, I) -> decoder 2 -> z -> decoder 1."""
-        device = self.stage1.loggamma.device
-        u = torch.randn(n, self.config.stage2.latent_dim, generator=generator, device=device)
-        z = self.stage2.decode(u, cond)
-        return self.stage1.decode(z, cond)
+    @property
+    def image_vae(self) -> VAE:
+        return self.stage1
+
+    def latent_spaces(self) -> tuple[LatentSpace, ...]:
+        d = self.config.stage1.latent_dim
+        return (LatentSpace("z", (d,), "second stage: z = decoder2(u), u ~ N(0, I)",
+                            description="first-stage latent"),
+                LatentSpace("u", (d,), "N(0, I)", description="second-stage latent"))
+
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
+        """The first stage's loss (:meth:`VAE.loss`) on an image batch."""
+        return self.stage1.loss(batch, step=step, generator=generator)
+
+    def sample_latents(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                       sampler: str) -> torch.Tensor:
+        if sampler != "second-stage":
+            return super().sample_latents(n, generator=generator, condition=condition, sampler=sampler)
+        u = torch.randn(n, self.config.stage2.latent_dim, generator=generator)
+        return self.to_first_stage(u, "u", condition).cpu()
+
+    def to_first_stage(self, z: torch.Tensor, space: str, condition: torch.Tensor | None) -> torch.Tensor:
+        """``u -> z`` through the second stage's decoder mean (eval mode) for ``space="u"``."""
+        if space != "u":
+            return z
+        was = self.stage2.training
+        self.stage2.eval()
+        with torch.no_grad():
+            out = self.stage2.decode(z.to(self.device), None if condition is None else condition.to(self.device))
+        self.stage2.train(was)
+        return out

@@ -7,18 +7,200 @@ import math
 import torch
 from torch import nn
 
-from latentstudio.errors import ShapeError
-from latentstudio.models.base import PretrainedMixin
+from typing import Any, ClassVar
+
+from latentstudio.errors import ConfigError, ShapeError
+from latentstudio.io.images import to_float, to_uint8
+from latentstudio.models.base import (
+    DECODE,
+    ENCODE,
+    NLL,
+    RECONSTRUCT,
+    ConditionSpec,
+    GenerativeModel,
+    Knob,
+    LatentSpace,
+)
+from latentstudio.metrics.likelihood import importance_sampled_nll
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.layers import scale_block, scale_fc_block
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
 from latentstudio.models.registry import register_model
 from latentstudio.models.vae.config import VAEConfig
-from latentstudio.types import LossOutput
+from latentstudio.types import Batch, LossOutput, check_images
+
+#: Latents decoded per forward pass when sampling or reconstructing (bounds memory).
+DECODE_BATCH = 256
+
+
+class LatentImageModel(GenerativeModel):
+    """What the VAE family shares: a first-stage image VAE (``self.image_vae``) whose z is drawn by a
+    named sampler (knob ``sampler``): ``normal`` (z ~ N(0, I)), fitted samplers attached from the model
+    folder (``gmm``), and the family's own (``second-stage``).
+
+    Batches: ``Batch(x=images uint8 [N, C, H, W], condition=[N, cond_dim] or None)``.
+    """
+
+    output_kind: ClassVar[str] = "images"
+    capabilities: ClassVar[frozenset[str]] = frozenset({ENCODE, DECODE, RECONSTRUCT, NLL})
+    knobs: ClassVar[tuple[Knob, ...]] = (
+        Knob("sampler", "normal", "latent sampler: normal (N(0, I)), gmm (ex-post mixture) or second-stage",
+             kind=str),
+    )
+    #: Samplers the family draws from without fitted state, best first.
+    own_samplers: ClassVar[tuple[str, ...]] = ("normal",)
+
+    @property
+    def image_vae(self) -> VAE:
+        raise NotImplementedError
+
+    @property
+    def condition_spec(self) -> ConditionSpec:
+        c = self.image_vae.config
+        return ConditionSpec(c.condition, c.cond_dim)
+
+    def sampler_choices(self) -> tuple[str, ...]:
+        """``normal``, the family's own samplers and every fitted sampler attached to the model."""
+        return tuple(dict.fromkeys([*self.own_samplers, *self.samplers]))
+
+    def default_knobs(self) -> dict[str, Any]:
+        """The best sampler available: second stage, else a fitted GMM, else N(0, I)."""
+        names = self.sampler_choices()
+        best = next((s for s in ("second-stage", "gmm") if s in names), "normal")
+        return {"sampler": best}
+
+    def latent_spaces(self) -> tuple[LatentSpace, ...]:
+        return (LatentSpace("z", (self.image_vae.config.latent_dim,), "N(0, I)",
+                            description="first-stage latent (Dai & Wipf)"),)
+
+    def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
+        c = self.image_vae.config
+        x = torch.randint(0, 256, (n, c.image_channels, c.image_size, c.image_size), generator=generator,
+                          dtype=torch.uint8)
+        return Batch(x, self.condition_spec.make(None, n))
+
+    # ---------------------------------------------------------------- sampling
+    def sample_latents(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                       sampler: str) -> torch.Tensor:
+        """``float32 [n, latent_dim]`` first-stage latents drawn by ``sampler`` (on CPU)."""
+        if sampler == "normal":
+            return torch.randn(n, self.image_vae.config.latent_dim, generator=generator)
+        if sampler not in self.samplers:
+            raise ConfigError(f"unknown sampler {sampler!r}; this model has: {', '.join(self.sampler_choices())}")
+        return self.samplers[sampler].sample(n, generator, condition)
+
+    def latent_sampler(self, name: str) -> Any:
+        """The sampler ``name`` as an object with ``sample(n, generator=None, cond=None) -> [n, latent_dim]``
+        (fitted ones as stored; the family's own ones drawn through :meth:`sample_latents`).
+
+        Raises:
+            ConfigError: unknown name (the model's samplers are listed).
+        """
+        if name in self.samplers:
+            return self.samplers[name]
+        if name not in self.own_samplers:
+            raise ConfigError(f"unknown sampler {name!r}; this model has: {', '.join(self.sampler_choices())}")
+        return _OwnSampler(self, name)
+
+    def _sample(self, n: int, *, generator: torch.Generator | None, condition: torch.Tensor | None,
+                sampler: str) -> torch.Tensor:
+        z = self.sample_latents(n, generator=generator, condition=condition, sampler=sampler)
+        return self._decode_z(z, condition)
+
+    def _decode_z(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        vae = self.image_vae
+        out = []
+        for i in range(0, z.shape[0], DECODE_BATCH):
+            c = None if condition is None else condition[i : i + DECODE_BATCH].to(vae.device)
+            out.append(to_uint8(vae.decode_mean(z[i : i + DECODE_BATCH].to(vae.device), c).cpu()))
+        return torch.cat(out)
+
+    # ---------------------------------------------------------------- capabilities
+    def _images(self, x: torch.Tensor, condition: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.image_vae.config
+        check_images(x, (c.image_channels, c.image_size, c.image_size))
+        return to_float(x).to(self.device), self.condition_spec.make(condition, x.shape[0])
+
+    def encode(self, x: torch.Tensor, *, condition: Any = None) -> DiagonalGaussian:
+        """Posterior q(z | x, c) of images ``uint8 [N, C, H, W]``: ``DiagonalGaussian [N, latent_dim]`` on CPU.
+
+        Runs the encoder in eval mode (batch-norm running statistics), ``DECODE_BATCH`` images at a time,
+        on the model's device.
+        """
+        vae = self.image_vae
+        cond = self.condition_spec.make(condition, x.shape[0])
+        was = vae.training
+        vae.eval()
+        means, logvars = [], []
+        with torch.no_grad():
+            for i in range(0, x.shape[0], DECODE_BATCH):
+                xf, _ = self._images(x[i : i + DECODE_BATCH], None if cond is None else cond[i : i + DECODE_BATCH])
+                c = None if cond is None else cond[i : i + DECODE_BATCH].to(xf.device)
+                q = vae.posterior(xf, c)
+                means.append(q.mean.cpu())
+                logvars.append(q.logvar.cpu())
+        vae.train(was)
+        return DiagonalGaussian(torch.cat(means), torch.cat(logvars))
+
+    def decode(self, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
+               generator: torch.Generator | None = None, **knobs: Any) -> torch.Tensor:
+        """Images ``uint8 [N, C, H, W]`` (decoder mean) of latents ``[N, D]`` of ``space``."""
+        s = self.latent_space(space)
+        self.resolve_knobs(knobs)
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.ndim != 2 or tuple(z.shape[1:]) != s.shape:
+            raise ShapeError(f"{s.name}: expected [N, {s.shape[0]}], got {list(z.shape)}")
+        c = self.condition_spec.make(condition, z.shape[0])
+        with torch.no_grad():
+            return self._decode_z(self.to_first_stage(z.to(self.device), s.name, c), c)
+
+    def to_first_stage(self, z: torch.Tensor, space: str, condition: torch.Tensor | None) -> torch.Tensor:
+        """Latents of ``space`` mapped to the first stage's z (identity for ``z``)."""
+        return z
+
+    def reconstruct(self, x: torch.Tensor, *, condition: Any = None, generator: torch.Generator | None = None,
+                    **knobs: Any) -> torch.Tensor:
+        """Decoder mean of the posterior mean: ``uint8 [N, C, H, W] -> uint8 [N, C, H, W]``."""
+        out = []
+        for i in range(0, x.shape[0], DECODE_BATCH):
+            xf, c = self._images(x[i : i + DECODE_BATCH], None if condition is None else
+                                 self.condition_spec.make(condition, x.shape[0])[i : i + DECODE_BATCH])
+            with torch.no_grad():
+                out.append(to_uint8(self.image_vae.reconstruct_mean(xf, c).cpu()))
+        return torch.cat(out)
+
+    def nll(self, x: torch.Tensor, *, condition: Any = None, num_samples: int = 100,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """``-log p(x)`` of images ``uint8`` (pixels / 255) in nats, ``float64 [N]``, by importance
+        sampling with the posterior as proposal (Burda et al. 2016, eq. 8)."""
+        xf, c = self._images(x, condition)
+        vae = self.image_vae
+
+        def rep(m: int) -> torch.Tensor | None:
+            return None if c is None else c.repeat(-(-m // len(c)), 1)[:m]
+
+        with torch.no_grad():
+            return importance_sampled_nll(xf, lambda v: vae.posterior(v, rep(len(v))),
+                                          lambda v, z: vae.log_px_given_z(v, z, rep(len(v))),
+                                          num_samples=num_samples, generator=generator)
+
+
+class _OwnSampler:
+    """A sampler the model draws itself (``normal``, ``second-stage``), with the samplers' interface."""
+
+    def __init__(self, model: LatentImageModel, name: str) -> None:
+        self.model, self.name = model, name
+        self.sampler_type = name
+        self.latent_dim = model.image_vae.config.latent_dim
+
+    def sample(self, n: int, generator: torch.Generator | None = None, cond: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """``float32 [n, latent_dim]`` first-stage latents on CPU."""
+        return self.model.sample_latents(n, generator=generator, condition=cond, sampler=self.name).cpu()
 
 
 @register_model("vae")
-class VAE(PretrainedMixin, nn.Module):
+class VAE(LatentImageModel):
     """ResNet VAE with a learned (or fixed) scalar decoder standard deviation gamma.
 
     Encoder: 3x3 conv (base_dim) -> num_scale x [ScaleBlock; stride-2 conv doubling the width]
@@ -31,6 +213,7 @@ class VAE(PretrainedMixin, nn.Module):
     """
 
     config_class = VAEConfig
+    own_samplers = ("normal",)
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
@@ -91,11 +274,15 @@ class VAE(PretrainedMixin, nn.Module):
 
     # ------------------------------------------------------------------ API
     @property
+    def image_vae(self) -> VAE:
+        return self
+
+    @property
     def gamma(self) -> torch.Tensor:
         """Decoder standard deviation gamma = exp(log gamma), a scalar tensor."""
         return self.loggamma.exp()
 
-    def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
+    def posterior(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """Posterior q(z | x, c).
 
         Args:
@@ -125,8 +312,8 @@ class VAE(PretrainedMixin, nn.Module):
         h = self.dec_fc(h).view(-1, self.dec_dims[0], 2, 2)
         return self.dec_out(self.dec_ups(h))
 
-    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder mean ``float32 [N, C, H, W]`` in [0, 1] for ``z: [N, latent_dim]``."""
+    def decode_mean(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder mean ``float32 [N, C, H, W]`` in [0, 1] for ``z: [N, latent_dim]`` (differentiable)."""
         return torch.sigmoid(self.decode_logits(z, cond))
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,9 +323,7 @@ class VAE(PretrainedMixin, nn.Module):
             return -bernoulli_nll(x, logits)
         return -gaussian_nll(x, torch.sigmoid(logits), self.loggamma)
 
-    def loss(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> LossOutput:
+    def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
         """Negative ELBO of Dai & Wipf (SPEC section 1), averaged over the batch, in nats per image.
 
         ``kl = sum(mu^2 + sd^2 - 2 log sd - 1) / 2 / N``;
@@ -146,14 +331,17 @@ class VAE(PretrainedMixin, nn.Module):
         Bernoulli: ``nll = BCE(x, x_hat) summed / N``; ``total = nll + beta * kl``.
 
         Args:
-            x: ``float32 [N, C, H, W]`` in [0, 1].
-            cond: condition ``[N, cond_dim]`` for conditional models.
+            batch: ``x`` images ``uint8 [N, C, H, W]`` (or ``float32`` in [0, 1]); ``condition``
+                ``[N, cond_dim]`` for conditional models.
+            step: unused (no schedule).
             generator: source of the reparameterisation noise.
 
         Returns:
             :class:`LossOutput` with terms ``loss``, ``kl``, ``nll``, ``mse`` (per pixel), ``gamma``.
         """
-        posterior = self.encode(x, cond)
+        x = to_float(batch.x) if batch.x.dtype == torch.uint8 else batch.x
+        cond = batch.condition
+        posterior = self.posterior(x, cond)
         z = posterior.sample(generator)
         logits = self.decode_logits(z, cond)
         x_hat = torch.sigmoid(logits)
@@ -168,7 +356,6 @@ class VAE(PretrainedMixin, nn.Module):
             total, {"loss": total, "kl": kl, "nll": nll, "mse": mse, "gamma": self.gamma.detach()}
         )
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder mean of the posterior mean: ``[N, C, H, W]`` in [0, 1]."""
-        return self.decode(self.encode(x, cond).mode(), cond)
+    def reconstruct_mean(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder mean of the posterior mean: ``float [N, C, H, W]`` in [0, 1] -> same (differentiable)."""
+        return self.decode_mean(self.posterior(x, cond).mode(), cond)
