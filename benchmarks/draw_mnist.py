@@ -45,8 +45,7 @@ ARMS = {
 
 
 def _spec(args, arm: str) -> dict:
-    from latentstudio.presets import merge
-    from latentstudio.training.draw import draw_preset
+    from latentstudio.presets import merge, preset
 
     model = dict(ARMS.get(arm, ARMS["no-attention"]))
     if arm == "conditional":
@@ -55,7 +54,7 @@ def _spec(args, arm: str) -> dict:
         v = getattr(args, key)
         if v is not None:
             model.update({"enc_dim": v, "dec_dim": v} if key == "lstm_dim" else {key: v})
-    return merge(draw_preset(args.preset), {
+    return merge(preset("draw", args.preset), {
         "data": {"name": "mnist", "root": str(data_root(args.data_root)), "options": {"pad": 0}},
         "model": model,
         "train": {"epochs": 1000, "max_minutes": args.minutes, "grid_every_n_epochs": 1},
@@ -69,7 +68,7 @@ def run_arm(args, arm: str, out_json: Path) -> None:
 
     torch.set_num_threads(args.threads)
     from latentstudio import api
-    from latentstudio.training.draw import evaluate_draw, load_records, summarize_records
+    from latentstudio.evaluation import evaluate, load_records, summarize_records
 
     spec = _spec(args, arm)
     t0 = time.perf_counter()
@@ -78,8 +77,8 @@ def run_arm(args, arm: str, out_json: Path) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     meta = json.loads((result.model_dir / "meta.json").read_text())
     t1 = time.perf_counter()
-    report = evaluate_draw(result.model_dir, None, extractor="classifier", n_samples=args.n_samples, seed=args.seed,
-                           progress=False, nll_samples=args.nll_samples, nll_images=args.nll_images)
+    report = evaluate(result.model_dir, None, extractor="classifier", n_samples=args.n_samples, seed=args.seed,
+                      progress=False, nll_samples=args.nll_samples, nll_images=args.nll_images)
     out = {
         "arm": arm,
         "model": result.model.config.to_dict(),

@@ -82,8 +82,8 @@ def main() -> None:
         return
 
     from latentstudio.io.images import load_image, make_grid, save_image
-    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.alignment import align_face
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import (
         default_config,
         image_metrics,

@@ -39,8 +39,9 @@ def main() -> None:
 
     from latentstudio.io.images import save_grid
     from latentstudio.metrics import BiasedMetricWarning, compute_fid
-    from latentstudio.models.stylegan2 import Generator, load_generator, preset, z_from_seed
+    from latentstudio.models.stylegan2 import Generator, load_generator, z_from_seed
     from latentstudio.models.stylegan2.networks import images_to_uint8
+    from latentstudio.presets import preset
     from latentstudio.training.stylegan2 import (
         StyleGAN2RunConfig,
         build_fid_extractor,
@@ -50,7 +51,7 @@ def main() -> None:
     )
 
     root = args.data_root or str(data_root(None) / "faces")
-    pr = preset("tiny")
+    pr = preset("stylegan2", "tiny")
     run = StyleGAN2RunConfig.from_dict({
         "data": {"name": "celeba", "root": root},
         "model": pr["model"],

@@ -55,10 +55,11 @@ def gen_speed(device: torch.device, batch: int, iters: int, bf16: bool = False) 
 
 
 def train_speed(device: torch.device, preset_name: str, steps: int) -> dict:
-    from latentstudio.models.stylegan2 import Discriminator, Generator, StyleGAN2Config, preset
+    from latentstudio.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
     from latentstudio.models.stylegan2.loss import StyleGAN2Loss
+    from latentstudio.presets import preset
 
-    p = preset(preset_name)
+    p = preset("stylegan2", preset_name)
     cfg = StyleGAN2Config(**p["model"])
     t = p["train"]
     torch.manual_seed(0)

@@ -36,12 +36,12 @@ def main() -> None:
     args = p.parse_args()
 
     from latentstudio import api
-    from latentstudio.evaluation import evaluate_model
+    from latentstudio.evaluation import evaluate
     from latentstudio.metrics import read_records
     from latentstudio.presets import merge, preset
 
     root = str(data_root(args.data_root))
-    spec = merge(preset(args.preset), {
+    spec = merge(preset("two-stage-vae", args.preset), {
         "data": {"name": "mnist", "root": root},
         "stage1": {"epochs": 1000, "max_minutes": args.minutes1},
         "stage2": {"epochs": 1000, "max_minutes": args.minutes2},
@@ -53,8 +53,8 @@ def main() -> None:
     t0 = time.perf_counter()
     result = api.train(spec, runs_root=args.runs_root, progress=False)
     train_s = time.perf_counter() - t0
-    report = evaluate_model(result.model_dir, {"name": "mnist", "root": root}, extractor="classifier",
-                            n_samples=args.n_samples, seed=args.seed, progress=False)
+    report = evaluate(result.model_dir, {"name": "mnist", "root": root}, extractor="classifier",
+                      n_samples=args.n_samples, seed=args.seed, progress=False)
     rows = read_records(report.parent)
     fid = {r["source"]: r["value"] for r in rows if r["metric"] == "fid_clf"}
     out = {

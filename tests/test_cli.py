@@ -63,7 +63,7 @@ def test_bad_override_and_bad_model_dir(tmp_path):
     res = CliRunner().invoke(cli, ["train", "two-stage-vae", "--set", "stage1.epoch=3", "--dry-run"])
     assert res.exit_code != 0 and "stage1.epoch" in res.output
     res = CliRunner().invoke(cli, ["sample", "--model", str(tmp_path)])
-    assert res.exit_code == 1 and "neither a model directory" in res.output
+    assert res.exit_code == 1 and "neither a model folder" in res.output
 
 
 def test_dry_run_prints_resolved_config():

@@ -10,7 +10,7 @@ from conftest import tiny_run_spec
 
 from latentstudio import api
 from latentstudio.data import load_images
-from latentstudio.evaluation import evaluate_model
+from latentstudio.evaluation import evaluate
 from latentstudio.metrics import get_classifier, read_records
 
 
@@ -45,8 +45,8 @@ def test_conditional_samples_are_classified_as_requested(conditional_run):
 
 
 def test_evaluation_writes_stamped_records_and_a_complete_report(conditional_run, tmp_path):
-    report = evaluate_model(conditional_run.model_dir, {"name": "digits"}, extractor="classifier", n_samples=200,
-                            out_dir=tmp_path / "eval", progress=False, seed=0)
+    report = evaluate(conditional_run.model_dir, {"name": "digits"}, extractor="classifier", n_samples=200,
+                      out_dir=tmp_path / "eval", progress=False, seed=0)
     rows = read_records(report.parent)
     by = {(r["metric"], r["source"]): r for r in rows}
     for sampler in ("normal", "gmm", "second-stage", "reconstruction"):
@@ -76,9 +76,25 @@ def test_bernoulli_model_reports_importance_sampled_nll(tmp_path):
     spec["data"] = {"name": "digits", "limit": 128}
     spec["model"]["stage1"]["decoder"] = "bernoulli"
     res = api.train("two-stage-vae", spec, runs_root=tmp_path, progress=False)
-    report = evaluate_model(res.model_dir, {"name": "digits"}, n_samples=64, samplers=["normal"],
-                            out_dir=tmp_path / "eval", progress=False, nll_samples=8, nll_images=32)
+    report = evaluate(res.model_dir, {"name": "digits"}, n_samples=64, samplers=["normal"],
+                      out_dir=tmp_path / "eval", progress=False, nll_samples=8, nll_images=32)
     nll = read_records(report.parent, "nll")
     assert len(nll) == 1 and nll[0]["unit"] == "nats"
     # an upper bound of -log p(x) for 1024 binary pixels: positive and below 1024 * log 2 * a few
     assert 0 < nll[0]["value"] < 1024 * 0.6931 * 4
+
+
+def test_evaluate_dispatches_by_family_and_names_its_options():
+    from latentstudio.errors import ConfigError
+    from latentstudio.evaluation import EVALUATORS
+    from latentstudio.models.draw import DRAW, DRAWConfig
+
+    assert set(EVALUATORS.names()) == {"draw", "sketch-rnn", "stylegan2", "two-stage-vae", "vae"}
+    model = DRAW(DRAWConfig(steps=2, latent_dim=2, enc_dim=8, dec_dim=8, attention=False))
+    with pytest.raises(ConfigError, match="draw evaluation has no option 'samplers'; its options: temperature, "
+                                          "nll_samples, nll_images"):
+        evaluate(model, samplers=["gmm"])
+    with pytest.raises(ConfigError, match="nll_samples=.*expected an int"):
+        evaluate(model, nll_samples="many")
+    with pytest.raises(ConfigError, match="extractor must be one of classifier, inception"):
+        evaluate(model, extractor="vgg")

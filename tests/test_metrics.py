@@ -293,7 +293,7 @@ def test_importance_sampled_nll_converges_with_poor_posterior():
 
 
 def test_inception_missing_weights_error_never_downloads(tmp_path, monkeypatch):
-    import latentstudio.metrics.extractors as extractors
+    from latentstudio.metrics import extractors
 
     def no_download(*args, **kwargs):
         raise AssertionError("load_inception tried to download without download=True")

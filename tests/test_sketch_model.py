@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from latentstudio import api
 from latentstudio.data.strokes import normalizing_scale_factor, pad_batch, synthetic_sketches
 from latentstudio.errors import ConfigError, ShapeError
+from latentstudio.evaluation.sketches import stroke_losses as evaluate
 from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig, StrokeMixture, kl_weight
 from latentstudio.models.sketch_rnn.cells import LSTMLayer, dropout_mask, lstm_sequence
-from latentstudio.models.sketch_rnn.explore import (
-    complete,
-    evaluate,
-    interpolate,
-    lerp,
-    reconstruct,
-    slerp,
-    truncate,
-)
+from latentstudio.models.sketch_rnn.explore import complete, truncate
 from latentstudio.types import Batch
 
 T = 48
@@ -347,17 +341,7 @@ def test_sampling_from_z_interpolation_and_completion(batch):
     z = torch.randn(2, 8)
     s = m.generate(z=z, greedy=True, max_len=15)
     torch.testing.assert_close(s.z, z)
-    t = torch.linspace(0, 1, 5)
-    line = lerp(z[0], z[1], t)
-    torch.testing.assert_close(line[0], z[0])
-    torch.testing.assert_close(line[2], (z[0] + z[1]) / 2)
-    arc = slerp(z[0], z[1], t)
-    torch.testing.assert_close(arc[[0, -1]], z)
-    norms = arc.norm(dim=1)  # slerp between equal-norm vectors stays on the sphere
-    u = slerp(z[0] / z[0].norm(), z[1] / z[1].norm(), t).norm(dim=1)
-    torch.testing.assert_close(u, torch.ones(5))
-    assert norms.shape == (5,)
-    res = interpolate(m, sk[0], sk[1], steps=4, greedy=True)
+    res = api.interpolate(m, sk[0], sk[1], steps=4, greedy=True)
     assert len(res.strokes) == 4
     part = truncate(sk[2], 0.5)
     assert len(part) == math.ceil(0.5 * len(sk[2]))
@@ -365,7 +349,7 @@ def test_sampling_from_z_interpolation_and_completion(batch):
     for s3 in done.strokes:
         np.testing.assert_array_equal(s3[: len(part) - 1], part[:-1])  # the given part is kept
     assert done.prefix_lengths == [len(part)] * 3
-    rec = reconstruct(m, sk[:2], greedy=True)
+    rec = api.reconstruct(m, sk[:2], greedy=True)
     assert len(rec.strokes) == 2
 
 

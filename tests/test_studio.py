@@ -145,6 +145,42 @@ def test_align_face_pads_a_face_at_the_border():
     assert int(res.image.min()) > 150  # reflection + blur of a flat photo stays flat (no black borders)
 
 
+def _sharpness(img: np.ndarray) -> float:
+    """Mean |Laplacian| of a ``[H, W, C]`` float image."""
+    lap = (img[1:-1, :-2] + img[1:-1, 2:] + img[:-2, 1:-1] + img[2:, 1:-1] - 4 * img[1:-1, 1:-1])
+    return float(np.abs(lap).mean())
+
+
+def test_padding_blurs_only_the_band_near_the_padded_edge():
+    """FFHQ's padding: reflect, blur a band that fades in near the padded edge, keep the photo sharp."""
+    from latentstudio.studio.alignment import _pad_blend
+
+    rng = np.random.default_rng(0)
+    photo = rng.uniform(0, 255, size=(120, 160, 3)).astype(np.float32)  # texture everywhere
+    out = _pad_blend(photo, (40, 0, 0, 30), blur=4.0)  # left 40, top 0, right 0, bottom 30
+    assert out.shape == (150, 200, 3)
+    inner = out[:120, 40:][: 120 - 12, 14:]  # more than a third of a pad-width from the padded edges
+    np.testing.assert_allclose(inner, photo[: 120 - 12, 14:], atol=1e-3)
+    assert _sharpness(out[:100, 60:]) == pytest.approx(_sharpness(photo[:100, 20:]), rel=1e-4)
+    assert _sharpness(out[:100, :20]) < 0.3 * _sharpness(photo)  # the padding is blurred
+    assert _sharpness(out[135:, 60:]) < 0.3 * _sharpness(photo)
+
+
+def test_a_padded_crop_of_a_textured_photo_keeps_its_sharpness():
+    lm = synthetic_landmarks(d=50, m=55, center=(30.0, 40.0))  # the crop leaves the photo
+    rng = np.random.default_rng(1)
+    tex = rng.uniform(0, 255, size=(120, 160, 3))
+    photo = torch.from_numpy(tex.round().astype(np.uint8)).permute(2, 0, 1).contiguous()
+    padded = align_face(photo, lm, 64, "ffhq")
+    assert padded.padded
+    unpadded = align_face(photo, lm, 64, "ffhq", padding=False)
+    a = padded.image.permute(1, 2, 0).numpy().astype(np.float32)[24:48, 24:48]  # the face region
+    b = unpadded.image.permute(1, 2, 0).numpy().astype(np.float32)[24:48, 24:48]
+    # the face sits near the photo's corner, partly inside the blur band (0.88 of the unpadded sharpness
+    # here); blurring the whole crop, as a mask clipped to [0, 1] would, leaves 0.03
+    assert _sharpness(a) > 0.5 * _sharpness(b)
+
+
 def test_fit_template_recovers_a_known_template():
     tpl = AlignTemplate("t", eye_scale=1.8, mouth_scale=1.62, center_shift=-0.12)
     lms = [synthetic_landmarks(d=40 + i, m=42 + 0.5 * i, angle=0.1 * i, center=(100 + i, 90)) for i in range(7)]
@@ -575,3 +611,28 @@ def test_cli_discover_list_edit_project(tiny_vae, tmp_path):
     r = runner.invoke(cli, ["project", str(photo), "--model", model, "--out", str(tmp_path / "f2.npz"),
                             "--perceptual", "none", "--no-progress"])
     assert r.exit_code == 1 and "no face found" in r.output
+
+
+def test_one_truncation_rule_for_every_studio_model(tmp_path):
+    """The truncated latent of a seed is the untruncated one pulled towards the centre, whatever asks for
+    it (the CLI's --truncation-psi and the web slider), for the VAE family and StyleGAN2 alike."""
+    from latentstudio.models.stylegan2 import Generator
+    from latentstudio.models.two_stage import TwoStageVAE
+    from latentstudio.studio.loading import load_latent_model
+
+    torch.manual_seed(0)
+    TwoStageVAE(TwoStageVAE.example_config()).save_pretrained(tmp_path / "vae")
+    Generator(Generator.example_config()).save_pretrained(tmp_path / "gan")
+    for name in ("vae", "gan"):
+        m = load_latent_model(tmp_path / name)
+        full = m.random_latents([3, 7])
+        c = m.latent_center
+        half = m.random_latents([3, 7], truncation_psi=0.5)
+        torch.testing.assert_close(half, c + 0.5 * (full - c))
+        assert torch.equal(m.truncate(full, 0.5), half)
+        assert torch.equal(m.random_latents([3, 7], truncation_psi=1.0), full)
+    G = Generator.from_pretrained(tmp_path / "gan")
+    gan = load_latent_model(tmp_path / "gan")
+    from latentstudio.models.stylegan2 import z_from_seed
+
+    assert torch.equal(G.mapping(z_from_seed(3, G.z_dim), truncation_psi=0.5), gan.random_latents([3], 0.5))

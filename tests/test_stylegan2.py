@@ -277,11 +277,13 @@ def test_cli_generate_video_and_errors(tmp_path):
 
     save_model(tmp_path / "m", _g(7))
     r = CliRunner()
+    # `generate` is the deprecated spelling of `sample`; its StyleGAN2-only options still work
     res = r.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--seeds", "0-3", "--trunc", "0.7",
                          "--out", str(tmp_path / "g.png"), "--out-dir", str(tmp_path / "imgs"),
                          "--save-latents", str(tmp_path / "lat.npz")])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "imgs").iterdir())[:2] == ["seed0000.png", "seed0001.png"]
+    assert "use --truncation-psi" in res.output and "use 'latentstudio sample'" in res.output
+    assert sorted(p.name for p in (tmp_path / "imgs").iterdir())[:2] == ["000000.png", "000001.png"]
     res = r.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--latents", str(tmp_path / "lat.npz"),
                          "--out", str(tmp_path / "g2.png")])
     assert res.exit_code == 0, res.output
@@ -292,12 +294,18 @@ def test_cli_generate_video_and_errors(tmp_path):
     res = r.invoke(cli, ["video", "--model", str(tmp_path / "m"), "--seeds", "0-2", "--frames", "2",
                          "--out", str(tmp_path / "v.gif")])
     assert res.exit_code == 0 and "6 frames" in res.output, res.output
-    res = r.invoke(cli, ["generate", "--model", str(tmp_path / "m")])
-    assert res.exit_code == 2 and "exactly one of --seeds or --latents" in res.output
-    res = r.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--seeds", "0-1", "--out", str(tmp_path / "g.png")])
+    res = r.invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--seeds", "0-1", "--latents",
+                         str(tmp_path / "lat.npz"), "--out", str(tmp_path / "both.png")])
+    assert res.exit_code == 2 and "either --seeds or --latents" in res.output
+    res = r.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--seeds", "0-3", "--truncation-psi", "0.7",
+                         "--out", str(tmp_path / "g.png")])
     assert res.exit_code == 1 and "already exists" in res.output
-    res = r.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--seeds", "0-1", "--out", str(tmp_path / "s.png")])
+    res = r.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--seeds", "0-3", "--truncation-psi", "0.7",
+                         "--out", str(tmp_path / "s.png")])
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "s.png").read_bytes() == (tmp_path / "g.png").read_bytes()  # the official seed rule
+    res = r.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--sampler", "gmm"])
+    assert res.exit_code == 1 and "stylegan2 has no sampling option 'sampler'" in res.output
 
 
 def test_cli_evaluate_fid_kid_and_ppl(tmp_path):

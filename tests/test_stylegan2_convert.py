@@ -27,6 +27,7 @@ from latentstudio.models.stylegan2 import (
     StyleGAN2Config,
     load_discriminator,
     load_generator,
+    z_from_seed,
 )
 from latentstudio.models.stylegan2.convert import UnsafePickleError, convert, detect_format
 
@@ -414,5 +415,13 @@ def test_convert_then_generate_end_to_end_all_formats(tmp_path, fake_dnnlib, fak
         outputs[fmt] = png.read_bytes()
     # the TF and rosinality files hold the same weights (ada adds conv_clamp=256, inactive at these values)
     assert outputs["tf"] == outputs["rosinality"] == outputs["pytorch"]
+    # a converted folder is a model folder of the one API: load + generate, official seeds
+    import latentstudio as ls
+
+    model = ls.load(tmp_path / "model-pytorch")
+    images = ls.generate(model, n=8, seed=0)
+    assert images.dtype == torch.uint8 and images.shape == (8, 3, G.img_resolution, G.img_resolution)
+    ref = model.synthesize_images(model.map_latents(torch.cat([z_from_seed(s, model.z_dim) for s in (0, 1)]), 0.7))
+    assert torch.equal(ls.generate(model, seeds=[0, 1], truncation_psi=0.7), ref)
     res = runner.invoke(cli, ["convert", str(files["tf"]), "--out", str(tmp_path / "model-tf")])
     assert res.exit_code == 1 and "already exists" in res.output

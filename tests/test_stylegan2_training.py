@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from latentstudio.data import ImageData
-from latentstudio.errors import DataError, NonFiniteLossError
+from latentstudio.errors import DataError
 from latentstudio.models.stylegan2 import Discriminator, Generator, load_discriminator, load_generator
 from latentstudio.training.stylegan2 import StyleGAN2RunConfig, classifier_data, train_stylegan2
 
@@ -39,9 +39,7 @@ def _csv_rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_training_steps_nan_safety_and_exact_resume(tmp_path, digits16):
-    import lightning as L
-
+def test_training_steps_change_both_networks_with_finite_losses(tmp_path, digits16):
     # ---- uninterrupted: 2 epochs x 2 steps, FID of G_ema each epoch
     run_a = _run(metrics_every_n_epochs=1, metric_samples=16)
     res = train_stylegan2(run_a, runs_root=tmp_path / "a", progress=False, data=digits16)
@@ -60,27 +58,6 @@ def test_training_steps_nan_safety_and_exact_resume(tmp_path, digits16):
     assert (res.run_dir / "train" / "samples" / "epoch-0002.png").is_file()
     fids = [line for line in (res.run_dir / "train" / "metrics.jsonl").read_text().splitlines()]
     assert len(fids) == 2 and '"metric": "fid_clf"' in fids[0]
-
-    # ---- interrupted by a NaN in epoch 2: error, last good checkpoint kept, no model exported
-    class PoisonD(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            if trainer.current_epoch == 1:
-                with torch.no_grad():
-                    module.D.b4.out.bias.fill_(float("nan"))
-
-    run_b = _run()
-    with pytest.raises(NonFiniteLossError, match="non-finite G loss"):
-        train_stylegan2(run_b, runs_root=tmp_path / "b", progress=False, data=digits16, callbacks=[PoisonD()])
-    run_dir = next((tmp_path / "b").iterdir())
-    assert not (run_dir / "model").exists()
-    ckpt = torch.load(run_dir / "train" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 0 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
-
-    # ---- resumed: identical to the uninterrupted run
-    res_b = train_stylegan2(run_b, runs_root=tmp_path / "b", resume=run_dir, progress=False, data=digits16)
-    Gb = load_generator(res_b.model_dir)
-    for k, v in G.state_dict().items():
-        torch.testing.assert_close(Gb.state_dict()[k], v, rtol=0, atol=0, msg=k)
 
 
 def test_classifier_labels_for_attribute_datasets():
@@ -108,7 +85,7 @@ def test_cli_dry_run_and_bad_config():
     res = r.invoke(cli, ["train", "stylegan2", "--data", "digits", "--resolution", "48", "--dry-run"])
     assert res.exit_code == 1 and "power of two" in res.output
     res = r.invoke(cli, ["train", "stylegan2", "--preset", "huge", "--dry-run"])
-    assert res.exit_code == 1 and "unknown StyleGAN2 preset 'huge'" in res.output
+    assert res.exit_code == 1 and "unknown stylegan2 preset 'huge'" in res.output
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -1,7 +1,7 @@
 """latentstudio: train, evaluate and explore latent-variable generative models.
 
 The public entry points live in :mod:`latentstudio.api` (``train``, ``load``, ``generate``,
-``reconstruct``) and :mod:`latentstudio.evaluation` (``evaluate_model``, ``quickstart``); they are
+``reconstruct``, ``evaluate``) and :mod:`latentstudio.training.quickstart` (``quickstart``); they are
 re-exported here lazily so that ``import latentstudio`` stays fast (Lightning is imported only by
 training).
 """
@@ -21,12 +21,16 @@ _EXPORTS = {
     "load": "latentstudio.api",
     "generate": "latentstudio.api",
     "reconstruct": "latentstudio.api",
-    "evaluate_model": "latentstudio.evaluation",
-    "quickstart": "latentstudio.evaluation",
+    "encode": "latentstudio.api",
+    "decode": "latentstudio.api",
+    "interpolate": "latentstudio.api",
+    "evaluate": "latentstudio.api",
+    "quickstart": "latentstudio.training.quickstart",
     "load_images": "latentstudio.data",
 }
 
-__all__ = ["__version__", "evaluate_model", "generate", "load", "load_images", "quickstart", "reconstruct", "train"]
+__all__ = ["__version__", "decode", "encode", "evaluate", "generate", "interpolate", "load", "load_images", "quickstart",
+           "reconstruct", "train"]
 
 
 def __getattr__(name: str) -> Any:

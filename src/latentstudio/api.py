@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from latentstudio.errors import ConfigError
+from latentstudio.evaluation import evaluate as run_evaluation
+from latentstudio.latents import interpolation_path
 from latentstudio.models.base import ENCODE, GenerativeModel
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.loading import resolve_model_dir
@@ -33,9 +35,6 @@ from latentstudio.types import Sketches
 
 __all__ = ["decode", "encode", "evaluate", "generate", "interpolate", "load", "reconstruct", "resolve_model_dir",
            "train"]
-
-INTERPOLATIONS = ("lerp", "slerp")
-
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:
     """Load a model folder (or a run's ``model/``) of any family, with its fitted samplers, without pickle.
@@ -114,33 +113,6 @@ def reconstruct(model: GenerativeModel, x: Any, *, condition: Any = None, seed: 
         CapabilityError: the family has no encoder.
     """
     return model.reconstruct(x, condition=condition, generator=torch.Generator().manual_seed(int(seed)), **knobs)
-
-
-def interpolation_path(a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
-    """``steps`` latents from ``a`` to ``b`` (both ends included): ``[*shape]`` x 2 -> ``[steps, *shape]``.
-
-    ``lerp`` is linear; ``slerp`` is spherical (Shoemake 1985; White 2016 for Gaussian latents: it keeps
-    the norm typical of N(0, I) draws) and falls back to ``lerp`` for (anti)parallel ends.
-
-    Raises:
-        ConfigError: ``steps < 2``, an unknown method or ends of different shapes.
-    """
-    if method not in INTERPOLATIONS:
-        raise ConfigError(f"interpolation method must be one of {', '.join(INTERPOLATIONS)}, got {method!r}")
-    if steps < 2:
-        raise ConfigError(f"interpolation steps must be >= 2, got {steps}")
-    if a.shape != b.shape:
-        raise ConfigError(f"interpolation ends differ in shape: {list(a.shape)} and {list(b.shape)}")
-    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)[:, None]
-    a64, b64 = a.double().flatten(), b.double().flatten()
-    if method == "slerp":
-        cos = torch.dot(a64, b64) / (a64.norm() * b64.norm()).clamp_min(1e-12)
-        omega = torch.arccos(cos.clamp(-1.0, 1.0))
-        so = torch.sin(omega)
-        if float(so.abs()) >= 1e-7:
-            path = (torch.sin((1 - t) * omega) / so) * a64 + (torch.sin(t * omega) / so) * b64
-            return path.view(steps, *a.shape).to(a.dtype)
-    return ((1 - t) * a64 + t * b64).view(steps, *a.shape).to(a.dtype)
 
 
 def _as_latent(model: GenerativeModel, end: Any, space: str | None, condition: Any) -> torch.Tensor:
@@ -237,6 +209,4 @@ def evaluate(model: GenerativeModel | str | Path, data: Any = None, **options: A
     Returns:
         Path of ``report.md``.
     """
-    from latentstudio.evaluation import evaluate as run_evaluation
-
     return run_evaluation(model, data, **options)

@@ -1,7 +1,11 @@
-"""Named starting configurations for ``latentstudio train two-stage-vae --preset NAME``.
+"""Named starting configurations of every family, in one place (``latentstudio train FAMILY --preset NAME``).
 
-Each preset is a nested dict in :class:`~latentstudio.training.config.TwoStageRunConfig` layout;
-data-dependent fields (image_channels, image_size, cond_dim) are filled from the dataset.
+A preset is a nested dict in its family's run-config layout (the ``config`` of a run's ``run.json``);
+data-dependent fields (image channels and size, condition size, the stroke file's Nmax) are filled
+from the dataset when the run is resolved. :func:`preset` returns a copy; :func:`merge` lays a
+user's spec over it.
+
+two-stage-vae:
 
 - ``quickstart``: small enough to train on the bundled ``digits`` in about 3 minutes on 2 CPU cores.
 - Short-budget presets (``quickstart``, ``cpu``) start both gammas at 0.1 instead of the paper's 1:
@@ -10,17 +14,22 @@ data-dependent fields (image_channels, image_size, cond_dim) are filled from the
   inactive and the second stage collapses to its prior (seen on digits: fid_clf of the second
   stage 107 with gamma 1 vs 13 with gamma 0.1 at the same budget). gamma is still learned.
 - ``paper``: Dai & Wipf's settings (base_dim 64, 2 blocks per scale, latent 64, second stage
-  3 x 1024, lr 1e-4 halved every 150 epochs / 300 for stage 2) — a GPU-scale run.
+  3 x 1024, lr 1e-4 halved every 150 epochs / 300 for stage 2), a GPU-scale run.
 - ``cpu``: between the two, used by the MNIST benchmark.
+
+draw: ``quickstart`` (digits), ``cpu`` (the MNIST benchmark's model), ``paper`` (Gregor et al. 2015).
+sketch-rnn: ``default`` (the reference hyperparameters), ``cpu``, ``tiny``.
+stylegan2: ``config-f``, ``paper256`` / ``paper512`` / ``paper1024``, ``cifar``, ``tiny``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from latentstudio.errors import UnknownNameError
 
-PRESETS: dict[str, dict[str, Any]] = {
+TWO_STAGE_VAE: dict[str, dict[str, Any]] = {
     "quickstart": {
         "model": {
             "stage1": {"latent_dim": 16, "base_dim": 16, "fc_dim": 256, "block_per_scale": 1, "gamma_init": 0.1},
@@ -47,18 +56,107 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+DRAW: dict[str, dict[str, Any]] = {
+    # about a minute per 10 epochs on the 1,437 bundled digits (2 CPU cores)
+    "quickstart": {
+        "model": {"steps": 8, "latent_dim": 4, "enc_dim": 128, "dec_dim": 128, "attention": True,
+                  "read_n": 4, "write_n": 6},
+        "train": {"epochs": 30, "batch_size": 64, "lr": 1e-3, "grad_clip": 10.0},
+    },
+    # the MNIST benchmark's model (benchmarks/draw_mnist.py): a CPU-sized DRAW, 16 steps x 10 latents;
+    # read 5x5 rather than the paper's 2x2: at a budget of about a thousand steps the 2x2 reader learns
+    # much more slowly (see docs/draw.md)
+    "cpu": {
+        "model": {"steps": 16, "latent_dim": 10, "enc_dim": 256, "dec_dim": 256, "attention": True,
+                  "read_n": 5, "write_n": 5},
+        "train": {"epochs": 20, "batch_size": 100, "lr": 1e-3, "grad_clip": 10.0},
+        "binarize": "threshold",
+    },
+    # Gregor et al. 2015, table 3 (MNIST with attention): T = 64, z 100 per step, LSTM 256, read 2x2,
+    # write 5x5; optimiser settings are ours (Adam 1e-3, gradient-norm clip 10)
+    "paper": {
+        "model": {"steps": 64, "latent_dim": 100, "enc_dim": 256, "dec_dim": 256, "attention": True,
+                  "read_n": 2, "write_n": 5},
+        "train": {"epochs": 100, "batch_size": 64, "lr": 1e-3, "grad_clip": 10.0},
+        "binarize": "threshold",
+    },
+}
 
-def preset(name: str) -> dict[str, Any]:
-    """A deep copy of preset ``name`` (see module docstring).
+#: Starting points for ``latentstudio train sketch-rnn --preset``.
+SKETCH_RNN: dict[str, dict[str, Any]] = {
+    # the reference (magenta) hyperparameters
+    "default": {},
+    # CPU budgets of about an hour: smaller LSTMs (encoder 2 x 128, decoder 256; z and the mixture
+    # unchanged) and KL annealing over ~2,000 steps instead of ~100,000 (R = 0.999), so that samples
+    # from the prior are meaningful after a short run
+    "cpu": {"model": {"enc_hidden_size": 128, "dec_hidden_size": 256, "kl_decay_rate": 0.999},
+            "train": {"eval_every_n_steps": 250}},
+    # seconds per step on tiny sets: for smoke tests and demos
+    "tiny": {"model": {"max_seq_len": 64, "enc_hidden_size": 32, "dec_hidden_size": 64, "latent_dim": 16,
+                       "num_mixture": 5, "hyper_size": 16, "hyper_embed_size": 4},
+             "train": {"batch_size": 32, "max_steps": 300, "eval_every_n_steps": 100, "log_every_n_steps": 10}},
+}
+
+STYLEGAN2: dict[str, dict[str, Any]] = {
+    "config-f": {
+        "model": {"resolution": 1024, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8},
+        "train": {"batch_size": 32, "lr": 0.002, "r1_gamma": 10.0, "ema_kimg": 10.0},
+    },
+    "paper256": {
+        "model": {"resolution": 256, "channel_base": 16384, "channel_max": 512, "mapping_layers": 8,
+                  "mbstd_group_size": 8},
+        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 1.0, "ema_kimg": 20.0},
+    },
+    "paper512": {
+        "model": {"resolution": 512, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8,
+                  "mbstd_group_size": 8},
+        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 0.5, "ema_kimg": 20.0},
+    },
+    "paper1024": {
+        "model": {"resolution": 1024, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8},
+        "train": {"batch_size": 32, "lr": 0.002, "r1_gamma": 2.0, "ema_kimg": 10.0},
+    },
+    "cifar": {
+        "model": {"resolution": 32, "channel_base": 32768, "channel_max": 512, "mapping_layers": 2,
+                  "mbstd_group_size": 32},
+        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 0.01, "ema_kimg": 500.0, "ema_rampup": 0.05},
+    },
+    "tiny": {
+        "model": {"resolution": 32, "z_dim": 128, "w_dim": 128, "channel_base": 1024, "channel_max": 128,
+                  "mapping_layers": 2},
+        "train": {"batch_size": 32, "lr": 0.0025, "r1_gamma": 0.05, "ema_kimg": 2.0, "ema_rampup": 0.05},
+    },
+}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "two-stage-vae": TWO_STAGE_VAE,
+    "draw": DRAW,
+    "sketch-rnn": SKETCH_RNN,
+    "stylegan2": STYLEGAN2,
+}
+
+
+def preset_names(family: str) -> list[str]:
+    """The preset names of ``family`` (sorted).
 
     Raises:
-        UnknownNameError: listing the presets.
+        UnknownNameError: a family without presets (the families are listed).
     """
-    import copy
+    if family not in PRESETS:
+        raise UnknownNameError(f"no presets for {family!r}; families with presets: {', '.join(sorted(PRESETS))}")
+    return sorted(PRESETS[family])
 
-    if name not in PRESETS:
-        raise UnknownNameError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
-    return copy.deepcopy(PRESETS[name])
+
+def preset(family: str, name: str) -> dict[str, Any]:
+    """A deep copy of the preset ``name`` of ``family``.
+
+    Raises:
+        UnknownNameError: an unknown family or preset (the known ones are listed).
+    """
+    names = preset_names(family)
+    if name not in PRESETS[family]:
+        raise UnknownNameError(f"unknown {family} preset {name!r}; known presets: {', '.join(names)}")
+    return copy.deepcopy(PRESETS[family][name])
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

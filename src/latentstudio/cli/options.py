@@ -1,15 +1,18 @@
-"""Shared CLI parsing helpers: seed lists, key=value pairs, dotted config overrides."""
+"""Shared CLI options and parsing: data options, sampling-knob flags, deprecated spellings, train options,
+seed lists, key=value pairs, dotted config overrides."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from typing import Any
 
 import click
 
 from latentstudio.config import apply_overrides as config_overrides
-from latentstudio.errors import ConfigError
+from latentstudio.errors import ConfigError, LatentStudioError
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -83,3 +86,208 @@ def run_options(fn):
     for option in reversed(options):  # click lists options in decorator order, top to bottom
         fn = option(fn)
     return fn
+
+
+# ----------------------------------------------------------------------------- data options
+
+
+def data_options(fn=None, *, default: str | None = "digits"):
+    """``--data``, ``--data-root``, ``--data-option``, ``--download``, ``--strict``, ``--limit`` (parameters
+    ``data_name``, ``data_root``, ``data_option``, ``download``, ``strict``, ``limit``; turn them into a spec
+    with :func:`data_spec`). ``default``: --data's default; None means "the dataset the model was trained on"."""
+    if fn is None:
+        return functools.partial(data_options, default=default)
+    help_data = "Dataset: digits, mnist, fashion-mnist, cifar10, celeba, folder, or a stroke file (.npz, .ndjson)."
+    if default is None:
+        help_data += " Default: the dataset the model was trained on."
+    opts = [
+        click.option("--data", "data_name", default=default, show_default=default is not None, help=help_data),
+        click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                     help="Folder holding the datasets (default: $LATENTSTUDIO_DATA, else the user data dir)."),
+        click.option("--data-option", "data_option", multiple=True, metavar="KEY=VALUE",
+                     help="Dataset option, e.g. path=faces.zip for folder, pad=0 for mnist (repeatable)."),
+        click.option("--download", is_flag=True, help="Fetch the dataset with torchvision's downloader if missing."),
+        click.option("--strict", is_flag=True, help="An unreadable image is an error (default: skip and count)."),
+        click.option("--limit", type=int, default=None, help="Use only the first N examples."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def data_spec(data_name, data_root, data_option, download, strict, limit) -> dict[str, Any]:
+    """The data spec dict (the layout of a run's ``config.data``) of the :func:`data_options` values.
+
+    A stroke file given as ``--data`` becomes the ``strokes`` dataset with that path (see
+    :meth:`latentstudio.data.spec.DataSpec.parse`); ``data_name`` None gives a spec without a name
+    ("the model's own dataset").
+
+    Raises:
+        click.BadParameter: a malformed ``--data-option``. UnknownNameError: an unknown dataset.
+    """
+    options = parse_pairs(data_option, "--data-option")
+    fields = {"root": data_root, "options": options, "limit": limit, "download": bool(download), "strict": bool(strict)}
+    if not data_name:
+        return {"name": None, **fields}
+    from latentstudio.data.spec import DataSpec
+
+    return DataSpec.parse(data_name, **fields).to_dict()
+
+
+# ----------------------------------------------------------------------------- sampling knobs
+
+#: ``--flag`` of every sampling knob (``latentstudio.models.base.Knob``) a registered family declares, by knob
+#: name; a family rejects the knobs it does not have with a one-line error naming its own.
+KNOB_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "sampler": (("--sampler",), {"metavar": "NAME", "help": "VAE family: latent sampler normal, gmm or second-stage "
+                                                          "(default: the model's best)."}),
+    "temperature": (("--temperature",), {"type": float, "help": "DRAW, sketch-rnn: sampling temperature "
+                                                               "(sketch-rnn: 0 = greedy)."}),
+    "greedy": (("--greedy/--no-greedy",), {"help": "sketch-rnn: most likely pen state and mixture component."}),
+    "truncation_psi": (("--truncation-psi",), {"type": float, "help": "StyleGAN2: w = w_avg + psi (w - w_avg); "
+                                                                     "1 = none (default)."}),
+    "truncation_cutoff": (("--truncation-cutoff",), {"type": int, "help": "StyleGAN2: truncate only the first N "
+                                                                         "styles (default: all)."}),
+    "noise_mode": (("--noise-mode",), {"type": click.Choice(["const", "random", "none"]),
+                                       "help": "StyleGAN2: synthesis noise (default: const)."}),
+}
+
+
+def knob_options(fn):
+    """Add every :data:`KNOB_OPTIONS` flag (parameters named as the knobs; None when not given)."""
+    for name, (decls, attrs) in reversed(list(KNOB_OPTIONS.items())):
+        fn = click.option(*decls, name, default=None, **attrs)(fn)
+    return fn
+
+
+def given_knobs(params: dict[str, Any]) -> dict[str, Any]:
+    """The knobs the user set (``{name: value}`` of the :data:`KNOB_OPTIONS` parameters that are not None)."""
+    return {k: params[k] for k in KNOB_OPTIONS if params.get(k) is not None}
+
+
+def model_knobs(model, knobs: dict[str, Any]) -> dict[str, Any]:
+    """``knobs`` for ``model``: ``temperature 0`` means greedy decoding for models with a ``greedy`` knob.
+
+    Unknown knobs are left in, so that the model rejects them with its own message."""
+    names = {k.name for k in model.knobs}
+    if "greedy" in names and knobs.get("temperature") == 0:
+        knobs = {**{k: v for k, v in knobs.items() if k != "temperature"}, "greedy": True}
+    return knobs
+
+
+# ----------------------------------------------------------------------------- deprecated spellings
+
+#: Old flag -> the one spelling used on every command now. A deprecated flag still works (on the commands
+#: that have the new one) and prints one line naming its replacement.
+DEPRECATED_FLAGS: dict[str, str] = {
+    "--trunc": "--truncation-psi",
+    "--truncation": "--truncation-psi",
+    "--trunc-cutoff": "--truncation-cutoff",
+}
+
+
+def _option_names(command: click.Command) -> set[str]:
+    return {o for p in command.params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)}
+
+
+def rewrite_deprecated(group: click.Group, args: list[str]) -> list[str]:
+    """``args`` with each deprecated flag of :data:`DEPRECATED_FLAGS` replaced by its new spelling, for the
+    command ``args`` invoke when it has the new flag; prints one line per replaced flag to stderr."""
+    command: click.Command = group
+    i = 0
+    while isinstance(command, click.Group) and i < len(args) and args[i] in command.commands:
+        command = command.commands[args[i]]
+        i += 1
+    names = _option_names(command)
+    out = list(args[:i])
+    for arg in args[i:]:
+        if arg == "--":
+            out += args[len(out):]
+            break
+        flag, eq, value = arg.partition("=")
+        new = DEPRECATED_FLAGS.get(flag)
+        if new and new in names and flag not in names:
+            click.echo(f"Warning: {flag} is deprecated; use {new}", err=True)
+            arg = new + eq + value
+        out.append(arg)
+    return out
+
+
+class VerbGroup(click.Group):
+    """The root group: accepts the deprecated flag spellings (see :func:`rewrite_deprecated`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, rewrite_deprecated(self, list(args)))
+
+
+# ----------------------------------------------------------------------------- train commands
+
+
+def spec_options(*, presets: str, preset_default: str, set_example: str, preset_choices: tuple[str, ...] | None = None):
+    """``--preset``, ``--config``, ``--set`` of a ``train`` command (parameters ``preset``, ``config_file``,
+    ``overrides``); ``presets`` lists them for the help, ``set_example`` shows a dotted override."""
+
+    def decorate(fn):
+        opts = [
+            click.option("--preset", type=click.Choice(preset_choices) if preset_choices else None,
+                         default=preset_default, show_default=True, help=f"Starting config: {presets}."),
+            click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+                         help="JSON run config (the layout of a run's run.json 'config'); applied after the preset."),
+            click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                         help=f"Dotted override, e.g. {set_example} (repeatable)."),
+        ]
+        for o in reversed(opts):
+            fn = o(fn)
+        return fn
+
+    return decorate
+
+
+def seed_option(fn):
+    """``--seed`` (default 0)."""
+    return click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")(fn)
+
+
+def read_config_file(path: str | None) -> dict[str, Any]:
+    """The JSON object of a ``--config`` file ({} when None).
+
+    Raises:
+        click.BadParameter: not a JSON object.
+    """
+    if not path:
+        return {}
+    from pathlib import Path
+
+    try:
+        obj = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--config {path}: not JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise click.BadParameter(f"--config {path}: expected a JSON object")
+    return obj
+
+
+def drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without its None values."""
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def friendly_errors(fn):
+    """Turn library errors into ``click.ClickException`` (one line, exit 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LatentStudioError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def echo_train_result(result, dry_run: bool, extra: str = "") -> None:
+    """Print the resolved config (dry run) or where the run and its model are (rank 0 only)."""
+    if dry_run:
+        click.echo(result.to_json())
+    elif int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        click.echo(f"run directory: {result.run_dir}\nmodel: {result.model_dir}{extra}")

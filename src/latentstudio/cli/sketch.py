@@ -1,16 +1,24 @@
-"""sketch-rnn commands: ``train sketch-rnn``, ``interpolate``, ``complete``, ``render``, and the
-sketch-rnn handlers of ``sample`` and ``evaluate``."""
+"""sketch-rnn commands: ``train sketch-rnn``, ``complete`` and ``render`` (``sample``, ``reconstruct``,
+``interpolate`` and ``evaluate`` are the generic verbs of :mod:`latentstudio.cli.main`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import apply_overrides, parse_int_list, parse_pairs, run_options
+from latentstudio.cli.options import (
+    apply_overrides,
+    drop_none,
+    friendly_errors,
+    parse_int_list,
+    parse_pairs,
+    read_config_file,
+    run_options,
+    seed_option,
+    spec_options,
+)
 
-MODEL_TYPES = ("sketch-rnn",)
 DEFAULT_TEMPERATURE = 0.5
 
 
@@ -85,27 +93,25 @@ def _fmt_tau(tau: float, greedy: bool) -> str:
 @click.command("sketch-rnn")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="Strokes: a sketch-rnn .npz (train/valid/test) or a Quick, Draw! .ndjson(.gz).")
-@click.option("--preset", type=click.Choice(["default", "cpu", "tiny"]), default="default", show_default=True,
-              help="default: the reference hyperparameters; cpu: smaller LSTMs (128x2/256) and KL annealing over "
-                   "~2k steps for hour-long CPU runs; tiny: seconds-per-step smoke runs.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="JSON run config (layout of run.json 'config'); applied after the preset.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Dotted override, e.g. model.dec_model=layer_norm or train.batch_size=64 (repeatable).")
+@spec_options(presets="default (the reference hyperparameters), cpu (smaller LSTMs (128x2/256) and KL annealing "
+                      "over ~2k steps for hour-long CPU runs), tiny (seconds-per-step smoke runs)",
+              preset_default="default", preset_choices=("default", "cpu", "tiny"),
+              set_example="model.dec_model=layer_norm or train.batch_size=64")
 @click.option("--dec-model", type=click.Choice(["lstm", "layer_norm", "hyper"]), default=None,
               help="Decoder cell (default: the preset's, lstm).")
 @click.option("--unconditional", is_flag=True, help="Decoder only (no encoder, no latent).")
+@click.option("--latent-dim", type=int, default=None, help="Latent size (default: the preset's).")
 @click.option("--max-steps", type=int, default=None, help="Optimisation steps (default: the preset's).")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this wall-clock budget.")
 @click.option("--epsilon", type=float, default=None, help="ndjson: RDP simplification tolerance in pixels (2.0).")
 @click.option("--words", default=None, help="ndjson: comma-separated classes to keep, e.g. cat,pig.")
 @click.option("--limit", type=int, default=None, help="Use at most N sketches per split.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
 @run_options
-def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, max_steps, max_minutes,
-                     epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume, dry_run,
-                     no_progress):
+def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, latent_dim, max_steps,
+                         max_minutes, epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume,
+                         dry_run, no_progress):
     """sketch-rnn (Ha & Eck 2017): bidirectional-LSTM encoder, mixture-density LSTM decoder.
 
     Trains on stroke data with the reference optimisation (Adam, lr 1e-3 decaying to 1e-5,
@@ -121,48 +127,32 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
       latentstudio train sketch-rnn --data sheep.npz --dec-model layer_norm --set train.batch_size=64
       latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron-sheep
     """
+    from latentstudio import api
     from latentstudio.presets import merge
-    from latentstudio.training.sketch_rnn import (
-        SketchRNNRunConfig,
-        build_run_config,
-        read_run_config,
-        train_sketch_rnn,
-    )
 
-    if resume:
-        cfg = read_run_config(resume)
-    else:
+    spec: dict = {}
+    if not resume:
         if not data_path:
             raise click.UsageError("--data is required (a sketch-rnn .npz or a Quick, Draw! .ndjson)")
-        spec: dict = {}
-        if config_file:
-            spec = json.loads(Path(config_file).read_text())
-        data = {"path": str(Path(data_path).expanduser())}
-        if epsilon is not None:
-            data["epsilon"] = epsilon
+        data = drop_none({"path": str(Path(data_path).expanduser()), "epsilon": epsilon, "limit": limit})
         if words:
             data["words"] = [w.strip() for w in words.split(",") if w.strip()]
-        if limit is not None:
-            data["limit"] = limit
-        model, train = {}, {}
-        if dec_model:
-            model["dec_model"] = dec_model
+        model = drop_none({"dec_model": dec_model, "latent_dim": latent_dim})
         if unconditional:
             model["conditional"] = False
-        if max_steps is not None:
-            train["max_steps"] = max_steps
-        if max_minutes is not None:
-            train["max_minutes"] = max_minutes
-        spec = merge(spec, {"data": data, "model": model, "train": train, "seed": seed, "threads": threads,
-                            "devices": devices, "accelerator": accelerator})
-        cfg = build_run_config(spec, preset)
+        spec = merge(read_config_file(config_file), {
+            "data": data, "model": model, "train": drop_none({"max_steps": max_steps, "max_minutes": max_minutes}),
+            "seed": seed, "threads": threads, "devices": devices, "accelerator": accelerator,
+        })
+        spec["preset"] = preset
         if overrides:
-            full = apply_overrides(cfg.to_dict(), parse_pairs(overrides, "--set"))
-            cfg = SketchRNNRunConfig.from_dict(full, source="--set")
+            resolved = api.train("sketch-rnn", spec, dry_run=True)
+            spec = apply_overrides(resolved.to_dict(), parse_pairs(overrides, "--set"))
+    result = api.train("sketch-rnn", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
+                       dry_run=dry_run)
     if dry_run:
-        click.echo(cfg.to_json())
+        click.echo(result.to_json())
         return
-    result = train_sketch_rnn(cfg, runs_root=runs_root, resume=resume, progress=not no_progress)
     t = result.test
     if t:
         kl = f", L_KL {t['kl']:.4f}" if "kl" in t else ""
@@ -170,110 +160,7 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
     click.echo(f"run directory: {result.run_dir}\nmodel: {result.model_dir}")
 
 
-# ----------------------------------------------------------------------------- sample / evaluate handlers
-
-
-def sample_handler(model_path, *, sampler, n, seed, seeds, condition, out, out_dir, temperature, overwrite):
-    """``latentstudio sample`` for sketch-rnn: z ~ N(0, I) (conditional) or the decoder alone."""
-    from latentstudio.errors import LatentStudioError
-
-    if sampler not in ("second-stage", "normal", "prior"):
-        raise LatentStudioError(f"sketch-rnn samples its latent from N(0, I); --sampler {sampler!r} does not apply")
-    if condition is not None:
-        raise LatentStudioError("sketch-rnn models are not class-conditional; drop --condition")
-    _check_out(out)
-    model, _, meta = _load(model_path)
-    tau, greedy = _temperature(temperature)
-    seed_list = parse_int_list(seeds) if seeds else None
-    if seed_list:
-        strokes = []
-        for s in seed_list:
-            strokes += model.generate(1, temperature=tau, greedy=greedy, generator=_generator(s)).strokes
-    else:
-        strokes = model.generate(n, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
-    steps = meta.get("steps")
-    cap = f"{_fmt_tau(tau, greedy)}" + (f", {steps} training steps" if steps is not None else "")
-    if out_dir:
-        folder = Path(out_dir)
-        labels = seed_list or list(range(len(strokes)))
-        for k, s in zip(labels, strokes, strict=True):
-            _save(str(folder / f"sketch-{k:04d}.svg"), [s], overwrite)
-    if out or not out_dir:
-        _save(out or "samples.svg", strokes, overwrite, caption=cap)
-
-
-def evaluate_handler(model_path, *, data_name, data_root, data_option, download, strict, limit, extractor,
-                     n_samples, samplers, out_dir, seed, download_weights):
-    """``latentstudio evaluate`` for sketch-rnn: test L_R, L_s, L_p, L_KL in nats (``--data`` may be a stroke file)."""
-    from latentstudio.metrics.records import MetricRecord, append_record
-    from latentstudio.models.sketch_rnn.explore import evaluate
-
-    model, model_dir, meta = _load(model_path)
-    path = data_name if data_name and Path(data_name).suffix else None
-    test = _split(model, meta, path, "test")
-    if limit:
-        test = test.subset(list(range(min(limit, len(test)))))
-    x, ln = test.to_stroke5(model.config.max_seq_len)
-    res = evaluate(model, x, ln, seed=seed)
-    folder = Path(out_dir) if out_dir else model_dir.parent / "eval"
-    names = {"recon": "l_r", "l_s": "l_s", "l_p": "l_p", "kl": "l_kl", "kl_sum": "kl_sum"}
-    for k, metric in names.items():
-        if k in res:
-            append_record(folder, MetricRecord(metric=metric, value=res[k], num_real=res["n"],
-                                               reference=f"{test.name}/test", source=str(model_dir),
-                                               extra={"units": "nats", "seed": seed,
-                                                      "definition": "Ha & Eck 2017 eq. 5-6; l_kl per latent dim"}))
-    click.echo(json.dumps({"model": str(model_dir), "split": f"{test.name}/test", "units": "nats",
-                           "L_R": res["recon"], "L_s": res["l_s"], "L_p": res["l_p"],
-                           **({"L_KL": res["kl"], "KL_per_sketch": res["kl_sum"]} if "kl" in res else {}),
-                           "n": res["n"], "seed": seed}, indent=2))
-    click.echo(f"records: {folder / 'metrics.jsonl'}")
-
-
-# ----------------------------------------------------------------------------- interpolate / complete / render
-
-
-@click.command()
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help="Model or run directory.")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
-              help="Stroke file holding the two sketches (default: the model's training file).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True)
-@click.option("--pair", default="0,1", show_default=True, help="Indices of the two sketches in the split, A,B.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Sketches in the strip (ends included).")
-@click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
-@click.option("--temperature", type=float, default=0.1, show_default=True, help="tau of the decoding; 0 = greedy.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="interpolation.svg", show_default=True,
-              help=".svg, .png or .gif (animated drawing).")
-@click.option("--overwrite", is_flag=True)
-def interpolate(model_path, data_path, split, pair, steps, method, temperature, seed, out, overwrite):
-    """Interpolate between the latents of two sketches and draw the decoded strip.
-
-    The first and last cells of the strip show the two originals; between them, the sketches
-    decoded from latents spaced from one posterior mean to the other.
-
-    \b
-    Examples:
-      latentstudio interpolate --model runs/00003-sketch-rnn-aaron-sheep --pair 3,17 --out strip.svg
-      latentstudio interpolate --model RUN --method lerp --steps 6 --temperature 0 --out strip.png
-    """
-    from latentstudio.models.sketch_rnn.explore import interpolate as run
-
-    _check_out(out)
-    model, _, meta = _load(model_path)
-    try:
-        a, b = (int(v) for v in pair.split(","))
-    except ValueError:
-        raise click.BadParameter(f"--pair must be two indices like 3,17, got {pair!r}") from None
-    data = _split(model, meta, data_path, split)
-    sk = data.subset([a, b]).sketches
-    tau, greedy = _temperature(temperature)
-    res = run(model, sk[0], sk[1], steps=steps, method=method, temperature=tau, greedy=greedy,
-              generator=_generator(seed))
-    cells = [sk[0], *res.strokes, sk[1]]
-    titles = [f"{split}[{a}]"] + [f"{t:.2f}" for t in (i / (steps - 1) for i in range(steps))] + [f"{split}[{b}]"]
-    _save(out, cells, overwrite, nrow=len(cells), titles=titles,
-          caption=f"{method} between {split}[{a}] and {split}[{b}], {_fmt_tau(tau, greedy)}")
+# ----------------------------------------------------------------------------- complete / render
 
 
 @click.command()
@@ -375,12 +262,10 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
         path = save_sketches(out, cells, nrow=n, row_labels=labels, caption=cap, style=style, frames=frames,
                              overwrite=overwrite)
     elif model_path and reconstruct:
-        from latentstudio.models.sketch_rnn.explore import reconstruct as run
-
         model, _, meta = _load(model_path)
         data = _split(model, meta, data_path, split).subset(idx)
         tau, greedy = _temperature(temperature)
-        rec = run(model, data.sketches, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
+        rec = model.reconstruct(data.sketches, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
         import numpy as np
 
         per = min(nrow or 8, len(rec))
@@ -406,15 +291,10 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
 
 
 def register(cli: click.Group) -> None:
-    """Add the sketch-rnn commands and the ``sample`` / ``evaluate`` handlers."""
-    from latentstudio.cli.main import EVALUATE_HANDLERS, SAMPLE_HANDLERS, friendly_errors
-
+    """Add ``train sketch-rnn``, ``complete`` and ``render``."""
     cli.commands["train"].add_command(_wrap(train_sketch_rnn_cmd, friendly_errors))
-    for cmd in (interpolate, complete, render):
+    for cmd in (complete, render):
         cli.add_command(_wrap(cmd, friendly_errors))
-    for t in MODEL_TYPES:
-        SAMPLE_HANDLERS[t] = sample_handler
-        EVALUATE_HANDLERS[t] = evaluate_handler
 
 
 def _wrap(cmd: click.Command, friendly_errors) -> click.Command:

@@ -10,8 +10,8 @@ import shlex
 
 import click
 
-from latentstudio.cli.main import _data_spec, data_options, friendly_errors
-from latentstudio.cli.options import parse_int_list, parse_pairs
+from latentstudio.cli.options import data_options, friendly_errors, parse_int_list, parse_pairs
+from latentstudio.cli.options import data_spec as _data_spec
 
 EXTRACTOR_HELP = ("Features for FID: 'classifier' (a CNN trained on the dataset's training split, offline; values "
                   "are fid_clf) or 'inception' (standard FID; needs the TF Inception weights in the torch hub cache "

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.main import friendly_errors
-from latentstudio.cli.options import parse_int_list, parse_pairs
+from latentstudio.cli.options import friendly_errors, parse_int_list, parse_pairs
 
 MODEL_HELP = "Model directory or run directory (two-stage VAE, VAE or StyleGAN2)."
 
@@ -235,7 +234,8 @@ def _align_cli(sess, img, face_index):
 @click.option("--latent", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Start from this latent (.npz from project/studio, or .npy).")
 @click.option("--seed", type=int, default=None, help="Start from the face of this seed (default 0).")
-@click.option("--truncation", type=float, default=1.0, show_default=True, help="Truncation psi of the start face.")
+@click.option("--truncation-psi", "truncation", type=float, default=1.0, show_default=True,
+              help="Truncation psi of the start face (StyleGAN2).")
 @click.option("--directions", multiple=True, type=click.Path(exists=True), help="Direction library (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=MAGNITUDE", help="Move along a direction (repeatable).")
 @click.option("--control", "controls", multiple=True, metavar="CONTROL=CHOICE",
@@ -263,8 +263,8 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
     import torch
 
     from latentstudio.io.images import save_image
-    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep
+    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import load_latent
 
     model = load_latent_model(model_path)
@@ -377,8 +377,8 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
     import torch
 
     from latentstudio.errors import LatentStudioError
-    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.directions import DirectionLibrary, learn_direction
+    from latentstudio.studio.loading import load_latent_model
 
     model = load_latent_model(model_path)
     rows = parse_int_list(layers) if layers else None
@@ -437,8 +437,8 @@ def discover_command(model_path, method, k, n_samples, layers, seed, out, overwr
     Example:
       latentstudio directions discover --model RUN --method sefa --k 8 --out sefa.npz
     """
-    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.directions import DirectionLibrary, ganspace, sefa
+    from latentstudio.studio.loading import load_latent_model
 
     model = load_latent_model(model_path)
     rows = parse_int_list(layers) if layers else None
@@ -572,9 +572,9 @@ def evaluate_command(model_path, library_path, data_name, data_root, limit, clas
       latentstudio directions evaluate --model RUN --library dirs.npz --data-root ~/data --top 10
     """
     from latentstudio.io.atomic import write_json
-    from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.attributes import direction_effects, most_frequent_attributes
     from latentstudio.studio.directions import DirectionLibrary
+    from latentstudio.studio.loading import load_latent_model
 
     model = load_latent_model(model_path)
     lib = DirectionLibrary.load(library_path)

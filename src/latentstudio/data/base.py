@@ -130,3 +130,13 @@ class DatasetLoader(Protocol):
 
 
 DATASETS: Registry[DatasetLoader] = Registry("dataset")
+
+
+def dataset_kind(name: str) -> str:
+    """``"images"`` (the loader returns :class:`ImageData`) or ``"strokes"`` (it returns a
+    :class:`~latentstudio.data.strokes.StrokeSet`) for registered dataset ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (the known names are listed).
+    """
+    return getattr(DATASETS.get(name), "data_kind", "images")

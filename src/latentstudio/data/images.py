@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from PIL import Image as _PILImage
 
-from latentstudio.data.base import DATASETS, ImageData
+from latentstudio.data.base import DATASETS, ImageData, dataset_kind
 from latentstudio.errors import DataError
 from latentstudio.io import safe_pickle
 from latentstudio.io.images import load_image
@@ -156,6 +156,9 @@ def load_images(
         DataError: bad ``split``, ``limit`` or option; missing, partial or unreadable dataset files.
     """
     loader = DATASETS.get(name)
+    if dataset_kind(name) != "images":
+        raise DataError(f"dataset {name!r} holds {dataset_kind(name)}, not images; load it with "
+                        f"latentstudio.data.DataSpec(name={name!r}, options=...).load(split)")
     if split not in SPLITS:
         raise DataError(f"dataset {name!r}: unknown split {split!r}; use one of: {', '.join(SPLITS)}")
     accepted, takes_any, takes_limit = _loader_signature(loader)
@@ -285,6 +288,11 @@ def _center_crop(img: torch.Tensor, side: int) -> torch.Tensor:
     side = max(1, min(side, h, w))
     top, left = (h - side) // 2, (w - side) // 2
     return img[..., top : top + side, left : left + side]
+
+
+def binarize_images(images: torch.Tensor) -> torch.Tensor:
+    """Fixed binarisation: ``uint8 [N, C, H, W]`` -> ``uint8`` in {0, 255}, pixel > 0.5 (i.e. >= 128) -> 255."""
+    return (images >= 128).to(torch.uint8) * 255
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentstudio.data.base import DATASETS
 from latentstudio.errors import DataError
 from latentstudio.io import safe_pickle
 
@@ -559,6 +560,63 @@ def load_strokes(
         train=sets["train"].scaled(factor), valid=sets["valid"].scaled(factor), test=sets["test"].scaled(factor),
         scale_factor=float(factor), max_seq_len=max_seq_len, dropped=dropped, source=str(path),
     )
+
+
+#: Name of the stroke-file dataset in :data:`~latentstudio.data.base.DATASETS`.
+STROKES_DATASET = "strokes"
+
+
+def is_stroke_file(path: str | Path) -> bool:
+    """Whether ``path`` has a stroke-file suffix (``.npz``, ``.ndjson``, ``.ndjson.gz``, ``.jsonl(.gz)``)."""
+    name = Path(str(path)).name.lower()
+    return name.endswith(NPZ_SUFFIXES + NDJSON_SUFFIXES)
+
+
+@DATASETS.register(STROKES_DATASET)
+def load_stroke_split(
+    root: Path,
+    split: str,
+    *,
+    download: bool = False,
+    strict: bool = False,
+    path: str = "",
+    max_seq_len: int = NMAX,
+    epsilon: float = 2.0,
+    words: Sequence[str] = (),
+    split_fractions: Sequence[float] = (0.9, 0.05, 0.05),
+    split_seed: int = 0,
+    scale_factor: float | None = None,
+    limit: int | None = None,
+) -> StrokeSet:
+    """One split of a stroke file (the ``strokes`` dataset), normalised as :func:`load_strokes` does.
+
+    Options (``DataSpec.options``): ``path`` (a sketch-rnn ``.npz`` or Quick, Draw! ``.ndjson(.gz)``; a
+    relative path is tried against ``root`` when it does not exist as given), ``max_seq_len``,
+    ``epsilon``, ``words`` (ndjson classes kept; empty: all), ``split_fractions`` / ``split_seed`` (ndjson
+    train/valid/test permutation) and ``scale_factor`` (e.g. the one saved with a model; default: the
+    training split's offset standard deviation).
+
+    Returns:
+        :class:`StrokeSet` of ``split`` (``train``, ``valid`` or ``test``); sketches ``float32 [L_i, 3]``.
+
+    Raises:
+        DataError: no ``path``, an unknown split, or an unreadable file.
+    """
+    if not path:
+        raise DataError("dataset 'strokes' needs option path=<file.npz|file.ndjson> (or give the file as --data)")
+    if split not in SPLITS:
+        raise DataError(f"dataset 'strokes': unknown split {split!r}; use one of: {', '.join(SPLITS)}")
+    file = Path(str(path)).expanduser()
+    if not file.is_absolute() and not file.exists() and (Path(root) / file).exists():
+        file = Path(root) / file
+    splits = load_strokes(file, max_seq_len=int(max_seq_len), epsilon=float(epsilon), words=list(words) or None,
+                          split_fractions=tuple(float(f) for f in split_fractions), seed=int(split_seed),
+                          limit=limit, scale_factor=None if scale_factor is None else float(scale_factor))
+    return splits.split(split)
+
+
+#: The loader returns :class:`StrokeSet` s, not images (``latentstudio.data.base.dataset_kind``).
+load_stroke_split.data_kind = "strokes"  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- augmentation

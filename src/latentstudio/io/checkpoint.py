@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latentstudio.errors import CheckpointError
@@ -238,7 +239,7 @@ def read_weights(
                                       f"needs {list(t.shape)}")
     try:
         return load_file(str(path), device=str(device))
-    except Exception as exc:  # the safetensors reader's own error types
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} could not be read: {str(exc).splitlines()[0]}") from None
 
 

@@ -80,7 +80,7 @@ def _durations(n: int, duration_ms: float | Sequence[float] | None, fps: float |
     durations = [max(1, int(d)) for d in duration_ms]
     if len(durations) != n:
         raise LatentStudioError(f"GIF has {n} frames but {len(durations)} durations (give one per frame)")
-    return durations
+    return durations[0] if n == 1 else durations  # Pillow takes a one-frame GIF's time as a number
 
 
 def _encode_gif(target: str | Path, arr: np.ndarray, durations: int | list[int], loop: int) -> bytes | None:

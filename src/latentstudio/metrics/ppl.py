@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from latentstudio.errors import LatentStudioError
+from latentstudio.latents import unit_slerp
 
 KEY_PPL = "ppl"
 
@@ -31,17 +32,6 @@ def filtered_mean(values: np.ndarray | torch.Tensor, lo_pct: float = 1.0, hi_pct
     lo = np.percentile(v, lo_pct, method="lower")
     hi = np.percentile(v, hi_pct, method="higher")
     return float(v[(v >= lo) & (v <= hi)].mean())
-
-
-def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    a = a / a.norm(dim=-1, keepdim=True)
-    b = b / b.norm(dim=-1, keepdim=True)
-    d = (a * b).sum(dim=-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7)
-    p = t * torch.acos(d)
-    c = b - d * a
-    c = c / c.norm(dim=-1, keepdim=True)
-    out = a * torch.cos(p) + c * torch.sin(p)
-    return out / out.norm(dim=-1, keepdim=True)
 
 
 @torch.no_grad()
@@ -96,8 +86,8 @@ def perceptual_path_length(
             tt = t.to(dev)[:, :, None]
             ws = torch.cat([torch.lerp(w0, w1, tt), torch.lerp(w0, w1, tt + epsilon)])
         else:
-            za = _slerp(z[:n], z[n:], t)
-            zb = _slerp(z[:n], z[n:], t + epsilon)
+            za = unit_slerp(z[:n], z[n:], t)
+            zb = unit_slerp(z[:n], z[n:], t + epsilon)
             ws = G.mapping(torch.cat([za, zb]).to(dev))
         img = G.synthesis(ws, noise_mode="const").float()
         if img.shape[-1] > 256:

@@ -10,7 +10,7 @@ registered subclass (``@register_model("name")`` in :mod:`latentstudio.models.re
   (``temperature``, ``truncation_psi``, ``sampler`` ...) are declared per family as :class:`Knob`
   and validated by name;
 - declares its optional capabilities explicitly (:data:`ENCODE`, :data:`DECODE`,
-  :data:`RECONSTRUCT`, :data:`NLL`) instead of being probed with ``hasattr``;
+  :data:`RECONSTRUCT`, :data:`NLL`, :data:`STEPS`) instead of being probed with ``hasattr``;
 - describes its latent spaces (:meth:`GenerativeModel.latent_spaces`);
 - returns typed outputs: images ``uint8 [N, C, H, W]`` or :class:`~latentstudio.types.Sketches`.
 """
@@ -39,6 +39,9 @@ RECONSTRUCT = "reconstruct"
 #: ``nll(x) -> [N]`` nats, an importance-sampled bound of -log p(x).
 NLL = "nll"
 CAPABILITIES = (ENCODE, DECODE, RECONSTRUCT, NLL)
+#: ``sample_steps(n) -> (images, frames [T, N, C, H, W])``: samples with the frames of their drawing (an
+#: optional output of families that draw in steps; not one of the core :data:`CAPABILITIES`).
+STEPS = "steps"
 
 #: What :meth:`GenerativeModel.sample` returns: image tensors or sketches.
 OUTPUT_KINDS = ("images", "sketches")
@@ -278,9 +281,19 @@ class GenerativeModel(nn.Module):
             generator: the source of every random draw of the step (repeatable steps).
         """
 
+    @classmethod
+    def example_config(cls, **overrides: Any) -> Any:
+        """A seconds-sized config of the family (smoke runs and the contract tests every family runs),
+        with ``overrides`` applied."""
+        raise NotImplementedError(f"{cls.__name__} does not define example_config")
+
     def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
         """A random batch of the right shapes and dtypes for this config (smoke tests, dry runs)."""
         raise NotImplementedError(f"{type(self).__name__} does not define example_batch")
+
+    def prepare_for_training(self) -> None:
+        """Create what :meth:`loss` needs besides the model when it is missing (a GAN's discriminator);
+        nothing for likelihood models."""
 
     # ------------------------------------------------------------------ sampling
     def sampler_choices(self) -> tuple[str, ...] | None:
@@ -407,6 +420,22 @@ class GenerativeModel(nn.Module):
         self.require(NLL)
         raise NotImplementedError
 
+    def sample_steps(self, n: int, *, generator: torch.Generator | None = None, condition: Any = None,
+                     **knobs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n`` images with the frames of their drawing (families that draw in steps, e.g. DRAW).
+
+        Args:
+            n, generator, condition, knobs: as :meth:`sample`.
+
+        Returns:
+            ``(images uint8 [n, C, H, W], frames uint8 [T, n, C', H', W'])``: the canvas after each step.
+
+        Raises:
+            CapabilityError: the family does not draw in steps.
+        """
+        self.require(STEPS)
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ files
     def save_pretrained(
         self,
@@ -434,7 +463,13 @@ class GenerativeModel(nn.Module):
             CheckpointError: missing/incomplete folder, a model of another type, or weights that do
                 not match the config.
         """
-        from latentstudio.io.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_meta, read_model_config, read_weights
+        from latentstudio.io.checkpoint import (
+            CONFIG_FILE,
+            WEIGHTS_FILE,
+            read_meta,
+            read_model_config,
+            read_weights,
+        )
 
         path = Path(path)
         cfg = read_model_config(path)

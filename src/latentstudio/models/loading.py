@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from latentstudio.errors import CheckpointError
-from latentstudio.io.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_model_config
+from latentstudio.io.checkpoint import CONFIG_FILE, read_model_config
 from latentstudio.models import load_all
 from latentstudio.models.base import GenerativeModel
 from latentstudio.models.registry import MODELS

@@ -4,7 +4,7 @@ The thesis behind SPEC section 2 trained DRAW with T x latent-per-step = 128 on 
 found that more steps improve reconstruction, FID and the number of active latents, with
 diminishing returns. This study repeats the sweep on any image dataset: for each T it trains a
 DRAW with ``total_latent / T`` latents per step under the same optimisation budget, evaluates it
-with :func:`latentstudio.training.draw.evaluate_draw` and writes one report:
+with :func:`latentstudio.evaluation.evaluate` and writes one report:
 
     <out>/study.json, results.jsonl       protocol and one record per T
     <out>/report.md                       table, plots and the drawing of each T
@@ -70,7 +70,7 @@ def run_draw_timesteps(
         binarize: ``"threshold"`` or ``"none"`` (training images).
         seed: seed of every cell (weights, shuffling, noise, evaluation).
         extractor / n_samples / nll_samples / nll_images: as in
-            :func:`~latentstudio.training.draw.evaluate_draw`.
+            :func:`~latentstudio.evaluation.evaluate` (DRAW).
         runs_root: folder of the cells' training runs (default ``<out_dir>/runs``).
         overwrite: discard a study with another protocol in ``out_dir`` (and its runs).
 
@@ -78,9 +78,8 @@ def run_draw_timesteps(
         ConfigError: a T that does not divide ``total_latent``, or an empty / repeated T list.
         RunExistsError: ``out_dir`` holds another protocol and ``overwrite`` is False.
     """
-    from latentstudio import api
-    from latentstudio.evaluation import load_split
-    from latentstudio.training.draw import evaluate_draw, load_records, summarize_records
+    from latentstudio.evaluation import evaluate, load_records, load_split, summarize_records
+    from latentstudio.training.draw import train_draw_spec  # lazy: Lightning
 
     steps = [int(t) for t in steps]
     if not steps or len(set(steps)) != len(steps) or min(steps) < 1:
@@ -127,14 +126,14 @@ def run_draw_timesteps(
             if existing is not None and (existing / "model").is_dir():
                 run_dir = existing  # trained; the evaluation was interrupted
             else:
-                result = api.train_draw(spec, runs_root=cell_root, resume=existing, progress=progress, data=data)
+                result = train_draw_spec(spec, runs_root=cell_root, resume=existing, progress=progress, data=data)
                 run_dir = result.run_dir
             eval_dir = run_dir / "eval" / "study"
             if eval_dir.exists():
                 shutil.rmtree(eval_dir)  # a partial evaluation: start it again
-            report = evaluate_draw(run_dir / "model", data_spec, extractor=extractor, n_samples=n_samples,
-                                   out_dir=eval_dir, seed=seed, progress=progress, nll_samples=nll_samples,
-                                   nll_images=nll_images)
+            report = evaluate(run_dir / "model", data_spec, extractor=extractor, n_samples=n_samples,
+                              out_dir=eval_dir, seed=seed, progress=progress, nll_samples=nll_samples,
+                              nll_images=nll_images)
             shutil.copyfile(eval_dir / "samples-steps.png", study.dir / f"steps-T{t:03d}.png")
             summary = summarize_records(load_records(report))
             return {**summary, "latent_dim": total_latent // t, "run_dir": str(run_dir), "report": str(report)}

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from latentstudio.errors import ConfigError
+from latentstudio.samplers import load_model_with_samplers
 from latentstudio.studies import common as C
 from latentstudio.studies import twostage as T
 from latentstudio.studies.runner import Study, markdown_table
@@ -50,8 +51,8 @@ def sampler_grid(ks: list[int]) -> list[dict[str, Any]]:
 
 
 def _model_identity(path: Path) -> dict[str, Any]:
-    from latentstudio.api import resolve_model_dir
     from latentstudio.io.checkpoint import read_meta
+    from latentstudio.models.loading import resolve_model_dir
 
     model_dir = resolve_model_dir(path)
     import hashlib
@@ -157,14 +158,10 @@ def run_samplers(
         if model is None:
             rec = study.cell("train", lambda: T.train_or_resume(study, "vae", spec, data.train, progress=progress),
                              step="train")
-            from latentstudio import api
-
-            loaded = api.load(study.dir / rec["run"], map_location=str(device))
+            loaded = load_model_with_samplers(study.dir / rec["run"], map_location=str(device))
         else:
-            from latentstudio import api
-
             rec = {}
-            loaded = api.load(model, map_location=str(device))
+            loaded = load_model_with_samplers(model, map_location=str(device))
         cfg = loaded.image_vae.config
         if (cfg.image_channels, cfg.image_size, cfg.image_size) != data.train.image_shape:
             raise ConfigError(f"the model makes {cfg.image_channels}x{cfg.image_size}x{cfg.image_size} images but "

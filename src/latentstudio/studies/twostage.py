@@ -63,7 +63,7 @@ def model_spec(
     from latentstudio.presets import preset as get_preset
     from latentstudio.training.config import TwoStageRunConfig
 
-    base = get_preset(preset)
+    base = get_preset("two-stage-vae", preset)
     e1, e2 = base.get("stage1", {}).get("epochs"), base.get("stage2", {}).get("epochs")
     ratio = e2 / e1 if e1 and e2 else C.STAGE2_EPOCH_FACTOR
     s1, s2 = budget.stage_configs(budget2, epoch_ratio=ratio)
@@ -111,12 +111,12 @@ def train_or_resume(
         [s1, s2] (this session's training time; None when the model was already finished),
         "stage1_gamma", "stage2_gamma"}``.
     """
-    from latentstudio import api
-    from latentstudio.training.runs import lightning, read_run
+    from latentstudio.training.fit import build_run_config, train_spec  # lazy: Lightning
+    from latentstudio.training.runs import lightning, read_run  # lazy: Lightning
 
     lightning()
     root = study.dir / MODELS_DIR / name
-    want = api.build_run_config(spec, train_data).to_dict()
+    want = build_run_config(spec, train_data).to_dict()
     runs = sorted(p for p in root.glob("*-two-stage-vae-*") if (p / "run.json").is_file()) if root.is_dir() else []
     runs = [p for p in runs if read_run(p)[1] == want]  # runs of another config are left alone
     finished = [p for p in runs if (p / "model" / "config.json").is_file()]
@@ -126,8 +126,8 @@ def train_or_resume(
         run_dir, seconds = finished[-1], None
     else:
         resume = runs[-1] if runs else None
-        result = api.train(spec, runs_root=root, resume=resume, progress=progress, data=train_data,
-                           callbacks=[timer])
+        result = train_spec(spec, runs_root=root, resume=resume, progress=progress, data=train_data,
+                            callbacks=[timer])
         run_dir = result.run_dir
         seconds = timer.seconds if len(timer.seconds) == 2 else None
     meta = json.loads((run_dir / "model" / "meta.json").read_text())
@@ -151,10 +151,10 @@ def discard_models(study) -> None:
 
 
 def load_model(study, record: dict[str, Any], device: torch.device):
-    """Load the model of a training record (``api.load`` of ``<study>/<record['run']>/model``)."""
-    from latentstudio import api
+    """Load the model of a training record (the model of ``<study>/<record['run']>``, with its samplers)."""
+    from latentstudio.samplers import load_model_with_samplers
 
-    return api.load(study.dir / record["run"], map_location=str(device))
+    return load_model_with_samplers(study.dir / record["run"], map_location=str(device))
 
 
 @torch.no_grad()

@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from latentstudio.errors import CheckpointError, LatentStudioError, ShapeError
-from latentstudio.io.images import to_float, to_uint8
+from latentstudio.errors import LatentStudioError, ShapeError
+from latentstudio.io.images import to_uint8
+from latentstudio.latents import truncate
 from latentstudio.registry import Registry
 
 __all__ = ["ADAPTERS", "LatentModel", "VAEAdapter"]
@@ -79,8 +80,14 @@ class LatentModel(ABC):
         """``latents [N, L, D]`` -> ``float32 [N, C, H, W]`` in [-1, 1], differentiable."""
 
     @abstractmethod
+    def draw_latents(self, seeds: list[int]) -> torch.Tensor:
+        """One untruncated latent per seed, ``float32 [N, L, D]`` (same seed -> same latent)."""
+
     def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
-        """One latent per seed, ``float32 [N, L, D]`` (same seed -> same latent)."""
+        """One latent per seed, ``float32 [N, L, D]``, truncated by :meth:`truncate` (the one truncation
+        rule of the studio: the CLI's ``--truncation-psi`` and the web slider give the same latents)."""
+        x = self.draw_latents(seeds)
+        return x if float(truncation_psi) == 1.0 else self.truncate(x, truncation_psi)
 
     @abstractmethod
     def initial_latent(self, images: torch.Tensor | None = None) -> torch.Tensor:
@@ -123,9 +130,9 @@ class LatentModel(ABC):
         return None
 
     def truncate(self, latents: torch.Tensor, psi: float) -> torch.Tensor:
-        """``center + psi * (latents - center)`` (StyleGAN's truncation trick in the latent's space)."""
-        c = self.latent_center.to(latents)
-        return c + float(psi) * (latents - c)
+        """``center + psi * (latents - center)`` (StyleGAN's truncation trick in the latent's space), as
+        ``torch.lerp`` like the StyleGAN2 mapping network, so W latents match it bit for bit."""
+        return truncate(latents, self.latent_center, psi)
 
     def check_latents(self, latents: torch.Tensor, what: str = "latent") -> torch.Tensor:
         """Return ``latents`` as ``float32 [N, L, D]`` (``[L, D]`` and ``[D]`` are broadcast).
@@ -227,18 +234,10 @@ class VAEAdapter(LatentModel):
         x = self.check_latents(latents).to(self.device)
         return self.vae.decode_mean(x[:, 0]) * 2 - 1
 
-    def _draw(self, seed: int, psi: float) -> torch.Tensor:
-        g = torch.Generator().manual_seed(int(seed))
-        if self.sampler_name == "second-stage":  # truncate the second stage's u ~ N(0, I)
-            u = torch.randn(1, self.latent_dim, generator=g) * float(psi)
-            return self.model.to_first_stage(u, "u", None).cpu()
-        if self.sampler_name == "gmm":
-            z = self.samplers["gmm"].sample(1, g)
-            return self.truncate(z[:, None], psi)[:, 0]
-        return torch.randn(1, self.latent_dim, generator=g) * float(psi)
-
-    def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
-        return torch.cat([self._draw(s, truncation_psi) for s in seeds])[:, None].float()
+    def draw_latents(self, seeds: list[int]) -> torch.Tensor:
+        """z of the model's best sampler, one generator per seed: ``[N, 1, latent_dim]``."""
+        sampler = self.samplers.get(self.sampler_name) or self.model.latent_sampler(self.sampler_name)
+        return torch.cat([sampler.sample(1, torch.Generator().manual_seed(int(s))).cpu() for s in seeds])[:, None].float()
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:

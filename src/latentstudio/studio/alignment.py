@@ -259,15 +259,17 @@ def _pad_blend(img: np.ndarray, pad: tuple[int, int, int, int], blur: float) -> 
     h, w = out.shape[:2]
     ys = np.arange(h, dtype=np.float32)[:, None]
     xs = np.arange(w, dtype=np.float32)[None, :]
-    # 0 inside the photo, rising to 1 at the outer edge of the padding
+    # FFHQ's mask: 1 at the outer edge of the padding, 0 where the photo begins, and negative inside the
+    # photo (-k at k pad-widths from the edge); a side without padding never counts
     with np.errstate(divide="ignore", invalid="ignore"):
-        fx = np.minimum(xs / max(left, 1e-9) if left else np.inf, (w - 1 - xs) / max(right, 1e-9) if right else np.inf)
-        fy = np.minimum(ys / max(top, 1e-9) if top else np.inf, (h - 1 - ys) / max(bottom, 1e-9) if bottom else np.inf)
-    mask = np.maximum(1.0 - np.minimum(fx, 1.0), 1.0 - np.minimum(fy, 1.0))[..., None]
-    mask = np.clip(mask, 0.0, 1.0)
+        fx = np.minimum(xs / left if left else np.inf, (w - 1 - xs) / right if right else np.inf)
+        fy = np.minimum(ys / top if top else np.inf, (h - 1 - ys) / bottom if bottom else np.inf)
+    mask = np.maximum(1.0 - fx, 1.0 - fy)[..., None]
+    # the blur fades in over the last third of a pad-width inside the photo (mask > -1/3) and is full on
+    # the padding; the photo's interior stays sharp
     blurred = gaussian_filter(out, sigma=(blur, blur, 0))
     out = out + (blurred - out) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
-    out = out + (np.median(out, axis=(0, 1)) - out) * mask
+    out = out + (np.median(out, axis=(0, 1)) - out) * np.clip(mask, 0.0, 1.0)
     return out
 
 

@@ -14,17 +14,10 @@ from typing import Any
 
 import torch
 
-from latentstudio.errors import CheckpointError
+from latentstudio.models.stylegan2 import z_from_seed
 from latentstudio.studio.adapters import ADAPTERS, LatentModel, _dataset_of
 
-__all__ = ["StyleGAN2Adapter", "load_stylegan2"]
-
-
-def load_stylegan2(path: str | Path):
-    """The generator of a StyleGAN2 model folder (``latentstudio.models.stylegan2.load_generator``)."""
-    from latentstudio.models.stylegan2 import load_generator
-
-    return load_generator(path)
+__all__ = ["StyleGAN2Adapter"]
 
 
 class StyleGAN2Adapter(LatentModel):
@@ -66,11 +59,10 @@ class StyleGAN2Adapter(LatentModel):
         return self.G.synthesis(ws, noise_mode=self.noise_mode)
 
     @torch.no_grad()
-    def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
-        from latentstudio.models.stylegan2 import z_from_seed
-
+    def draw_latents(self, seeds: list[int]) -> torch.Tensor:
+        """W of the official seed rule's z (``np.random.RandomState(seed)``): ``[N, num_ws, w_dim]``."""
         z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
-        return self.G.mapping(z, None, truncation_psi=float(truncation_psi)).float().cpu()
+        return self.G.mapping(z, None).float().cpu()
 
     def initial_latent(self, images: torch.Tensor | None = None) -> torch.Tensor:
         n = 1 if images is None else int(images.shape[0])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from latentstudio.config import Config, require
+from latentstudio.data.spec import DataSpec
 from latentstudio.models.two_stage.config import TwoStageConfig
 
 
@@ -42,26 +42,9 @@ class TrainConfig(Config):
         require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0")
 
 
-@dataclass(frozen=True)
-class DataConfig(Config):
-    """Which dataset to train on (see :func:`latentstudio.data.load_images`).
-
-    Attributes:
-        name: registered dataset name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``,
-            ``folder``).
-        root: data root (None: ``$LATENTSTUDIO_DATA`` or the user data dir).
-        options: dataset options (e.g. ``{"path": "faces.zip"}`` for ``folder``).
-        limit: use only the first ``limit`` training images.
-        download: fetch with torchvision's downloaders when missing.
-        strict: an unreadable image is an error instead of being skipped.
-    """
-
-    name: str = "digits"
-    root: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    limit: int | None = None
-    download: bool = False
-    strict: bool = False
+#: Which dataset a run trains on: the typed data spec (``run.json`` ``config.data`` keeps its six fields
+#: ``name``, ``root``, ``options``, ``limit``, ``download``, ``strict``).
+DataConfig = DataSpec
 
 
 @dataclass(frozen=True)

@@ -84,10 +84,7 @@ def train_two_stage(
 
     L = lightning()
     if data is None:
-        from latentstudio.data import load_images
-
-        d = run.data
-        data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit, **d.options)
+        data = run.data.load("train")
     _check_data_matches(run, data)
     run_dir = start_run("two-stage-vae", run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
                         devices=run.devices)
@@ -154,6 +151,7 @@ def train_two_stage(
             "seed": run.seed,
             "dataset": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint(),
                         "source": data.source},
+            "data": run.data.to_dict(),
             "run_dir": str(run_dir),
             "stage1_gamma": float(model.stage1.gamma.detach()),
             "stage2_gamma": float(model.stage2.gamma.detach()),
@@ -263,8 +261,6 @@ def train_spec(
     Returns:
         :class:`TrainResult`, or the resolved :class:`TwoStageRunConfig` under ``dry_run``.
     """
-    from latentstudio.data import load_images
-
     if resume is not None:
         run = read_run_config(resume)
         d = run.data
@@ -273,8 +269,7 @@ def train_spec(
     if dry_run and resume is not None:
         return run
     if data is None:
-        data = load_images(d.name, "train", root=d.root, download=d.download, strict=d.strict, limit=d.limit,
-                           **d.options)
+        data = d.load("train")
     if resume is None:
         run = build_run_config(spec or {}, data)
     if dry_run:

@@ -100,7 +100,7 @@ class GenerativeLitModule(L.LightningModule):
         if not torch.isfinite(out.loss):
             raise NonFiniteLossError(
                 f"non-finite loss {out.loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
-                f"(terms: { {k: round(float(v), 4) for k, v in out.terms.items()} }); the last good checkpoint "
+                f"(terms: { {k: round(float(v.detach()), 4) for k, v in out.terms.items()} }); the last good checkpoint "
                 f"is kept. {self.nonfinite_hint}"
             )
         n = len(b)

@@ -32,10 +32,14 @@ import numpy as np
 import torch
 
 from latentstudio.config import Config, require
+from latentstudio.data.spec import DataSpec
 from latentstudio.data.strokes import SPLITS, StrokeSplits, augment, load_strokes, stroke3_to_stroke5
-from latentstudio.errors import LatentStudioError, NonFiniteLossError
+from latentstudio.errors import LatentStudioError
+from latentstudio.evaluation.sketches import stroke_losses
 from latentstudio.io.atomic import append_jsonl
 from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from latentstudio.presets import merge
+from latentstudio.presets import preset as get_preset
 from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,14 @@ class SketchDataConfig(Config):
     def __post_init__(self) -> None:
         require(self.epsilon >= 0, "data.epsilon", "must be >= 0")
         require(self.limit is None or self.limit >= 1, "data.limit", "must be >= 1")
+
+    def to_spec(self) -> DataSpec:
+        """The same data as a ``strokes`` :class:`~latentstudio.data.DataSpec` (absolute path; ``epsilon``,
+        ``words``, ``split_fractions``, ``split_seed`` as dataset options)."""
+        path = str(Path(self.path).expanduser().resolve()) if self.path else ""
+        return DataSpec(name="strokes", limit=self.limit, options={
+            "path": path, "epsilon": self.epsilon, "words": list(self.words),
+            "split_fractions": list(self.split_fractions), "split_seed": self.split_seed})
 
 
 @dataclass(frozen=True)
@@ -140,20 +152,6 @@ class SketchRNNRunConfig(Config):
         require(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
 
 
-#: Starting points for ``latentstudio train sketch-rnn --preset``.
-PRESETS: dict[str, dict[str, Any]] = {
-    # the reference (magenta) hyperparameters
-    "default": {},
-    # CPU budgets of about an hour: smaller LSTMs (encoder 2 x 128, decoder 256; z and the mixture
-    # unchanged) and KL annealing over ~2,000 steps instead of ~100,000 (R = 0.999), so that samples
-    # from the prior are meaningful after a short run
-    "cpu": {"model": {"enc_hidden_size": 128, "dec_hidden_size": 256, "kl_decay_rate": 0.999},
-            "train": {"eval_every_n_steps": 250}},
-    # seconds per step on tiny sets: for smoke tests and demos
-    "tiny": {"model": {"max_seq_len": 64, "enc_hidden_size": 32, "dec_hidden_size": 64, "latent_dim": 16,
-                       "num_mixture": 5, "hyper_size": 16, "hyper_embed_size": 4},
-             "train": {"batch_size": 32, "max_steps": 300, "eval_every_n_steps": 100, "log_every_n_steps": 10}},
-}
 
 
 def build_run_config(spec: dict[str, Any], preset: str = "default") -> SketchRNNRunConfig:
@@ -162,11 +160,8 @@ def build_run_config(spec: dict[str, Any], preset: str = "default") -> SketchRNN
     Raises:
         ConfigError / LatentStudioError: unknown preset or fields, invalid values.
     """
-    from latentstudio.presets import merge
-
-    if preset not in PRESETS:
-        raise LatentStudioError(f"unknown sketch-rnn preset {preset!r}; known: {sorted(PRESETS)}")
-    return SketchRNNRunConfig.from_dict(merge(PRESETS[preset], spec), source=f"sketch-rnn preset {preset}")
+    return SketchRNNRunConfig.from_dict(merge(get_preset("sketch-rnn", preset), spec),
+                                        source=f"sketch-rnn preset {preset}")
 
 
 # ----------------------------------------------------------------------------- data
@@ -269,7 +264,6 @@ def _lit_module(model: SketchRNN, cfg: SketchRNNRunConfig):
 def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfig):
     L = lightning()
     from latentstudio.io.strokes_render import save_sketches
-    from latentstudio.models.sketch_rnn.explore import evaluate
 
     tensors = {s: splits.split(s).to_stroke5(cfg.model.max_seq_len) for s in ("valid", "test") if len(splits.split(s))}
     every = cfg.train.eval_every_n_steps
@@ -293,7 +287,7 @@ def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfi
         def run(self, trainer, pl_module, step: int) -> None:
             model = pl_module.model
             for split, (x, ln) in tensors.items():
-                res = evaluate(model, x, ln, batch_size=cfg.train.eval_batch_size, seed=cfg.seed)
+                res = stroke_losses(model, x, ln, batch_size=cfg.train.eval_batch_size, seed=cfg.seed)
                 rec = {"step": step, "split": split, "minutes": round((time.time() - self.start) / 60, 2), **res}
                 append_jsonl(stage_dir / EVAL_FILE, rec)
                 for lg in trainer.loggers:
@@ -401,7 +395,6 @@ def train_sketch_rnn(
         DataError: unreadable strokes; NonFiniteLossError: NaN loss or gradient (the last good
             checkpoint stays); LatentStudioError: bad resume.
     """
-    from latentstudio.models.sketch_rnn.explore import evaluate
 
     L = lightning()
     if cfg.threads:
@@ -427,7 +420,7 @@ def train_sketch_rnn(
     test: dict[str, float] = {}
     if len(splits.test):
         x, ln = splits.test.to_stroke5(cfg.model.max_seq_len)
-        test = evaluate(model, x, ln, batch_size=t.eval_batch_size, seed=cfg.seed)
+        test = stroke_losses(model, x, ln, batch_size=t.eval_batch_size, seed=cfg.seed)
     model_dir = run_dir / "model"
     if is_rank_zero():
         if t.eval_every_n_steps and steps % t.eval_every_n_steps:  # a final evaluation + samples at the last step
@@ -439,6 +432,7 @@ def train_sketch_rnn(
             "dataset": {"name": splits.train.name, "path": str(Path(cfg.data.path).expanduser().resolve()),
                         "sizes": {s: len(splits.split(s)) for s in SPLITS}, "dropped_longer_than_nmax": splits.dropped,
                         "fingerprint": splits.train.fingerprint(), "epsilon": cfg.data.epsilon},
+            "data": cfg.data.to_spec().to_dict(),
             "test": test,
             "run_dir": str(run_dir),
         }

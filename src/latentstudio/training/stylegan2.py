@@ -30,7 +30,13 @@ from typing import Any
 import torch
 
 from latentstudio.config import Config, require
-from latentstudio.errors import DataError, NonFiniteLossError
+from latentstudio.errors import NonFiniteLossError
+from latentstudio.evaluation.stylegan2 import (
+    classifier_data,
+    fid_extractor,
+    generate_images,
+    load_generator_images,
+)
 from latentstudio.models.stylegan2 import Discriminator, Generator, StyleGAN2Config, save_model
 from latentstudio.models.stylegan2.networks import images_to_float, images_to_uint8
 from latentstudio.training.config import DataConfig
@@ -152,76 +158,12 @@ def load_training_images(run: StyleGAN2RunConfig, split: str = "train"):
     Raises:
         DataError: missing data, or images whose size/channels differ from the model's.
     """
-    from latentstudio.data import dataset_options, load_images
-
-    d = run.data
-    options = dict(d.options)
-    if "image_size" in dataset_options(d.name) and "image_size" not in options:
-        options["image_size"] = run.model.resolution
-    data = load_images(d.name, split, root=d.root, download=d.download, strict=d.strict, limit=d.limit, **options)
-    c, h, w = data.image_shape
-    m = run.model
-    if (h, w) != (m.resolution, m.resolution) or c != m.img_channels:
-        raise DataError(
-            f"dataset {data.name!r} has images [{c}, {h}, {w}] but the model expects "
-            f"[{m.img_channels}, {m.resolution}, {m.resolution}]; set --resolution / model.img_channels to match "
-            "or pass --data-option image_size=N"
-        )
-    return data
-
-
-def classifier_data(data, label: str | None):
-    """``data`` with class labels for the fid_clf classifier: its own labels, or the binary attribute ``label``
-    (``0`` where the attribute is -1, ``1`` where +1).
-
-    Raises:
-        DataError: no labels and no ``label``; an unknown attribute name (the known ones listed).
-    """
-    from dataclasses import replace
-
-    if label is None:
-        if data.labels is None:
-            raise DataError(
-                f"dataset {data.name!r} has no class labels for the fid_clf classifier; pass an attribute "
-                "(classifier_label, CLI --classifier-label Male) or use --extractor inception"
-            )
-        return data
-    names = data.attribute_names or []
-    if label not in names:
-        raise DataError(f"dataset {data.name!r} has no attribute {label!r}; known attributes: {', '.join(names)}")
-    y = (data.attributes[:, names.index(label)] > 0).to(torch.int64)
-    return replace(data, labels=y, class_names=[f"not {label}", label])
+    return load_generator_images(run.data, run.model, split)
 
 
 def build_fid_extractor(run: StyleGAN2RunConfig, data, progress: bool = False):
     """The feature extractor of the run's FID: the project classifier (fid_clf) or Inception (fid)."""
-    from latentstudio.metrics import get_classifier, load_inception
-
-    if run.extractor == "inception":
-        return load_inception()
-    return get_classifier(classifier_data(data, run.classifier_label), progress=progress)
-
-
-@torch.no_grad()
-def generate_images(
-    G: Generator,
-    n: int,
-    *,
-    seed: int = 0,
-    truncation_psi: float = 1.0,
-    noise_mode: str = "const",
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """``n`` images ``uint8 [n, C, R, R]`` from seeded z (one ``torch.Generator`` stream from ``seed``)."""
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    out = []
-    dev = G.device
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
-        z = torch.randn(m, G.z_dim, generator=g).to(dev)
-        img = G(z, truncation_psi=truncation_psi, noise_mode=noise_mode)
-        out.append(images_to_uint8(img).cpu())
-    return torch.cat(out)
+    return fid_extractor(run.extractor, data, run.classifier_label, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -544,6 +486,7 @@ def train_stylegan2(
             "seed": run.seed,
             "dataset": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint(),
                         "source": data.source},
+            "data": run.data.to_dict(),
             "run_dir": str(run_dir),
             "kimg": float(module.cur_nimg) / 1000,
             "train_seconds_this_session": round(time.perf_counter() - t0, 1),
@@ -598,7 +541,6 @@ __all__ = [
     "TrainResult",
     "build_fid_extractor",
     "classifier_data",
-    "evaluate_generator",
     "generate_images",
     "load_training_images",
     "read_run_config",
@@ -607,125 +549,3 @@ __all__ = [
     "train_stylegan2",
 ]
 
-
-def evaluate_generator(
-    model_path: str | Path,
-    data_spec: dict[str, Any] | None = None,
-    *,
-    extractor: str = "classifier",
-    classifier_label: str | None = None,
-    n_samples: int | None = None,
-    truncation_psi: float = 1.0,
-    ppl_samples: int = 1000,
-    perceptual: str | None = None,
-    out_dir: str | Path | None = None,
-    seed: int = 0,
-    download_weights: bool = False,
-    progress: bool = True,
-) -> Path:
-    """FID and KID of a StyleGAN2 generator against its training data, and perceptual path length.
-
-    Args:
-        model_path: StyleGAN2 model folder or finished run.
-        data_spec: ``{"name", "root", "options", ...}``; None: the training run's dataset (recorded in
-            ``meta.json``); converted official models need one.
-        extractor: ``classifier`` (fid_clf / kid_clf; CelebA uses ``classifier_label``, default ``Male``)
-            or ``inception`` (fid / kid, standard weights required).
-        n_samples: generated and real images (default: min(10000, dataset size)).
-        truncation_psi: truncation of the evaluated samples (1 = none, the usual FID setting).
-        ppl_samples: PPL pairs (W space, endpoints; 0 = skip).
-        perceptual: PPL distance; None = ``lpips-vgg`` when its weights are present, else ``pyramid-l2``
-            (recorded with the value, flagged as not LPIPS).
-        out_dir: report folder (default ``<model>/eval``).
-
-    Returns:
-        Path of ``report.md`` (values are also appended to ``metrics.jsonl`` there).
-
-    Raises:
-        DataError: no dataset known or image size mismatch. ExtractorWeightsMissing: Inception weights absent.
-    """
-    import json
-    import warnings
-
-    from latentstudio.errors import ExtractorWeightsMissing
-    from latentstudio.io.atomic import write_text
-    from latentstudio.io.checkpoint import read_meta
-    from latentstudio.io.images import save_grid
-    from latentstudio.metrics import (
-        KEY_PPL,
-        BiasedMetricWarning,
-        MetricRecord,
-        append_record,
-        compute_fid,
-        compute_kid,
-        fid_key,
-        kid_key,
-        load_inception,
-        load_perceptual,
-        perceptual_path_length,
-    )
-    from latentstudio.models.stylegan2 import load_generator
-
-    G = load_generator(model_path)
-    folder = Path(model_path)
-    folder = folder / "model" if (folder / "model" / "config.json").is_file() else folder
-    meta = read_meta(folder)
-    run_cfg = None
-    if meta.get("run_dir") and (Path(meta["run_dir"]) / RUN_FILE).is_file():
-        run_cfg = read_run_config(meta["run_dir"])
-    if not (data_spec and data_spec.get("name")):
-        if run_cfg is None:
-            raise DataError(f"{folder} does not record its training dataset; pass --data (and --data-root)")
-        data_spec = run_cfg.data.to_dict()
-    if classifier_label is None and run_cfg is not None:
-        classifier_label = run_cfg.classifier_label
-    model_cfg = G.config
-    run = StyleGAN2RunConfig(data=DataConfig.from_dict(data_spec, source="data"), model=model_cfg,
-                             extractor=extractor, classifier_label=classifier_label)
-    data = load_training_images(run)
-    if extractor == "classifier" and data.labels is None and run.classifier_label is None and data.attribute_names:
-        run = run.replace(classifier_label="Male" if "Male" in data.attribute_names else data.attribute_names[0])
-    ext = load_inception(download=download_weights) if extractor == "inception" else build_fid_extractor(
-        run, data, progress=progress)
-    n = min(n_samples or 10_000, len(data))
-    out = Path(out_dir) if out_dir else folder / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    real = data.images[torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]]
-    fake = generate_images(G, n, seed=seed, truncation_psi=truncation_psi)
-    save_grid(fake[:64], out / "samples.png", nrow=8, overwrite=True)
-    source = f"{folder} psi={truncation_psi}"
-    common = {"num_real": n, "num_generated": n, "reference": f"{data.name}/{data.split}", "source": source,
-              "extra": {"seed": seed, "classifier_label": run.classifier_label}}
-    rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BiasedMetricWarning)
-        fid = compute_fid(real, fake, ext, progress=progress)
-        kid, kid_std = compute_kid(real, fake, ext, seed=seed, progress=progress)
-    for rec in (MetricRecord.from_extractor(fid_key(ext), fid, ext, **common),
-                MetricRecord.from_extractor(kid_key(ext), kid, ext, std=kid_std, **common)):
-        append_record(out / "metrics.jsonl", rec)
-        rows.append(rec.to_dict())
-    if ppl_samples > 0:
-        if perceptual is None:
-            try:
-                dist = load_perceptual("lpips-vgg", download=download_weights)
-            except ExtractorWeightsMissing as exc:
-                warnings.warn(f"{exc}; PPL uses the offline pyramid-l2 distance instead (NOT LPIPS)", stacklevel=2)
-                dist = load_perceptual("pyramid-l2")
-        else:
-            dist = load_perceptual(perceptual, download=download_weights)
-        dist = dist.to(G.device)
-        ppl, _ = perceptual_path_length(G, dist, num_samples=ppl_samples, seed=seed, progress=progress)
-        rec = MetricRecord(metric=KEY_PPL, value=ppl, extractor=dist.name, num_generated=ppl_samples, source=source,
-                           extra={"space": "w", "sampling": "end", "epsilon": 1e-4, "distance": dist.label,
-                                  "comparable_with_papers": bool(dist.is_lpips)})
-        append_record(out / "metrics.jsonl", rec)
-        rows.append(rec.to_dict())
-    lines = [f"# StyleGAN2 evaluation of `{folder}`", "",
-             (f"{n} generated (truncation psi {truncation_psi}, seed {seed}) vs {n} images of "
-             f"{data.name}/{data.split}. fid_clf / kid_clf use the project classifier and are NOT comparable "
-             "with Inception FIDs."), "", "| metric | value | features / distance |", "|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['metric']} | {r['value']:.4g} | {r.get('extractor')} |")
-    lines += ["", "![samples](samples.png)", "", "```json", json.dumps(rows, indent=1, default=str), "```", ""]
-    return write_text(out / "report.md", "\n".join(lines), overwrite=True)

@@ -31,6 +31,7 @@ from latentstudio.models.base import (
     ENCODE,
     NLL,
     RECONSTRUCT,
+    STEPS,
     ConditionSpec,
     GenerativeModel,
     Knob,
@@ -96,7 +97,7 @@ class DRAW(GenerativeModel):
 
     config_class = DRAWConfig
     output_kind: ClassVar[str] = "images"
-    capabilities: ClassVar[frozenset[str]] = frozenset({ENCODE, DECODE, RECONSTRUCT, NLL})
+    capabilities: ClassVar[frozenset[str]] = frozenset({ENCODE, DECODE, RECONSTRUCT, NLL, STEPS})
     knobs: ClassVar[tuple[Knob, ...]] = (
         Knob("temperature", 1.0, "scale of the prior's standard deviation (z_t ~ N(0, temperature^2 I))",
              minimum=0.0, minimum_inclusive=False),
@@ -117,6 +118,12 @@ class DRAW(GenerativeModel):
         self.decoder = nn.LSTMCell(c.latent_dim + c.cond_dim, c.dec_dim)
 
     # ------------------------------------------------------------------ contract
+    @classmethod
+    def example_config(cls, **overrides: Any) -> DRAWConfig:
+        base = {"image_size": 12, "steps": 3, "latent_dim": 2, "enc_dim": 16, "dec_dim": 16, "read_n": 3,
+                "write_n": 4}
+        return DRAWConfig(**{**base, **overrides})
+
     @property
     def condition_spec(self) -> ConditionSpec:
         return ConditionSpec(self.config.condition, self.config.cond_dim)
@@ -142,6 +149,19 @@ class DRAW(GenerativeModel):
         """Images ``uint8 [n, C, H, W]``: the mean image sigmoid(c_T) of z_t ~ N(0, temperature^2 I)."""
         z = self.prior_sample(n, generator, temperature)
         return self._decode_images(z, condition)
+
+    def sample_steps(self, n: int, *, generator: torch.Generator | None = None, condition: Any = None,
+                     **knobs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` samples and their drawing: ``(images uint8 [n, C, H, W], frames uint8 [T, n, 3, 2H, 2W])``,
+        the canvas after every step with the write boxes when the model attends (knobs as :meth:`sample`)."""
+        from latentstudio.models.base import _check_n
+        from latentstudio.models.draw.render import generation_frames
+
+        n = _check_n(n)
+        values = self.resolve_knobs(knobs)
+        cond = self.condition_spec.make(condition, n)
+        with torch.no_grad():
+            return generation_frames(self, n, cond, generator, temperature=values["temperature"])
 
     def _decode_images(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         out = []

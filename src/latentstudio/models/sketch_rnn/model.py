@@ -105,6 +105,11 @@ class SketchRNN(GenerativeModel):
 
     # ------------------------------------------------------------------ contract
 
+    @classmethod
+    def example_config(cls, **overrides: Any) -> SketchRNNConfig:
+        base = {"max_seq_len": 16, "enc_hidden_size": 8, "dec_hidden_size": 16, "latent_dim": 4, "num_mixture": 2}
+        return SketchRNNConfig(**{**base, **overrides})
+
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
         """encode, decode and reconstruct for conditional models; none for decoder-only ones."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from latentstudio.errors import CheckpointError
-from latentstudio.models.stylegan2.config import PRESETS, StyleGAN2Config, preset
+from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.networks import (
     NOISE_MODES,
     Discriminator,
@@ -38,7 +38,6 @@ DISCRIMINATOR_FILE = "discriminator.safetensors"
 __all__ = [
     "DISCRIMINATOR_FILE",
     "NOISE_MODES",
-    "PRESETS",
     "Discriminator",
     "Generator",
     "MappingNetwork",
@@ -49,7 +48,6 @@ __all__ = [
     "load_discriminator",
     "load_generator",
     "modulated_conv2d",
-    "preset",
     "save_model",
     "upfirdn2d",
     "z_from_seed",

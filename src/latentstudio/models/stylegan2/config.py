@@ -3,14 +3,13 @@
 Channel counts follow the official rule ``channels(res) = min(channel_base // res, channel_max)``:
 config-f (FFHQ 1024) uses ``channel_base = 32768, channel_max = 512`` (512 channels up to 64x64,
 then 256, 128, 64, 32 at 1024x1024); the "paper256"/"paper512" training configurations of
-stylegan2-ada use half and full width respectively. :data:`PRESETS` names these settings.
+stylegan2-ada use half and full width respectively. ``latentstudio.presets`` names these settings (family ``stylegan2``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from latentstudio.config import Config, require
 
@@ -96,54 +95,3 @@ class StyleGAN2Config(Config):
     def channels(self, res: int) -> int:
         """Feature maps at resolution ``res``: ``min(channel_base // res, channel_max)``."""
         return min(self.channel_base // res, self.channel_max)
-
-
-#: Named starting points: model fields (``model``) and training fields (``train``).
-#: ``config-f``: the FFHQ networks of the paper (generation/import). ``paper256`` / ``paper512`` /
-#: ``paper1024``: the stylegan2-ada reproduction settings at those resolutions. ``cifar``: the
-#: stylegan2-ada CIFAR-10 setting. ``tiny``: a CPU-sized network for tests and short runs.
-PRESETS: dict[str, dict[str, Any]] = {
-    "config-f": {
-        "model": {"resolution": 1024, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8},
-        "train": {"batch_size": 32, "lr": 0.002, "r1_gamma": 10.0, "ema_kimg": 10.0},
-    },
-    "paper256": {
-        "model": {"resolution": 256, "channel_base": 16384, "channel_max": 512, "mapping_layers": 8,
-                  "mbstd_group_size": 8},
-        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 1.0, "ema_kimg": 20.0},
-    },
-    "paper512": {
-        "model": {"resolution": 512, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8,
-                  "mbstd_group_size": 8},
-        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 0.5, "ema_kimg": 20.0},
-    },
-    "paper1024": {
-        "model": {"resolution": 1024, "channel_base": 32768, "channel_max": 512, "mapping_layers": 8},
-        "train": {"batch_size": 32, "lr": 0.002, "r1_gamma": 2.0, "ema_kimg": 10.0},
-    },
-    "cifar": {
-        "model": {"resolution": 32, "channel_base": 32768, "channel_max": 512, "mapping_layers": 2,
-                  "mbstd_group_size": 32},
-        "train": {"batch_size": 64, "lr": 0.0025, "r1_gamma": 0.01, "ema_kimg": 500.0, "ema_rampup": 0.05},
-    },
-    "tiny": {
-        "model": {"resolution": 32, "z_dim": 128, "w_dim": 128, "channel_base": 1024, "channel_max": 128,
-                  "mapping_layers": 2},
-        "train": {"batch_size": 32, "lr": 0.0025, "r1_gamma": 0.05, "ema_kimg": 2.0, "ema_rampup": 0.05},
-    },
-}
-
-
-def preset(name: str) -> dict[str, Any]:
-    """A copy of the preset ``name`` (``{"model": {...}, "train": {...}}``).
-
-    Raises:
-        ConfigError: unknown preset (the known ones are listed).
-    """
-    import copy
-
-    from latentstudio.errors import ConfigError
-
-    if name not in PRESETS:
-        raise ConfigError(f"unknown StyleGAN2 preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
-    return copy.deepcopy(PRESETS[name])

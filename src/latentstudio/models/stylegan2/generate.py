@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from latentstudio.errors import LatentStudioError
-from latentstudio.models.stylegan2.networks import Generator, images_to_uint8, z_from_seed
+from latentstudio.latents import slerp
+from latentstudio.models.stylegan2.networks import Generator, z_from_seed
 
 LATENT_SPACES = ("auto", "z", "w")
 
@@ -185,23 +186,6 @@ def style_mix(
     for i in range(len(row_seeds)):
         table += [rows[i], *mixed[i * len(col_seeds): (i + 1) * len(col_seeds)]]
     return torch.stack(table)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, eps: float = 1e-7) -> torch.Tensor:
-    """Spherical linear interpolation of row vectors ``[..., D]`` (angles from the normalised vectors,
-    magnitudes interpolated linearly); falls back to lerp for (anti)parallel vectors."""
-    t = torch.as_tensor(t, dtype=a.dtype)
-    na, nb = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
-    ua, ub = a / na.clamp_min(eps), b / nb.clamp_min(eps)
-    dot = (ua * ub).sum(-1, keepdim=True).clamp(-1, 1)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    safe = so.abs() > 1e-4
-    wa = torch.where(safe, torch.sin((1 - t) * omega) / so.where(safe, torch.ones_like(so)), 1 - t)
-    wb = torch.where(safe, torch.sin(t * omega) / so.where(safe, torch.ones_like(so)), t)
-    direction = wa * ua + wb * ub
-    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(eps)
-    return direction * ((1 - t) * na + t * nb)
 
 
 def interpolation_latents(

@@ -590,6 +590,17 @@ class Generator(GenerativeModel):
         return self.mapping.w_avg.device
 
     # ------------------------------------------------------------------ contract
+    @classmethod
+    def example_config(cls, **overrides: Any) -> StyleGAN2Config:
+        base = {"resolution": 16, "img_channels": 1, "z_dim": 8, "w_dim": 8, "channel_base": 64, "channel_max": 8,
+                "mapping_layers": 2}
+        return StyleGAN2Config(**{**base, **overrides})
+
+    def prepare_for_training(self) -> None:
+        """Attach a fresh :class:`Discriminator` of the same config when none is attached."""
+        if not self._adversary:
+            self.attach_discriminator(Discriminator(self.config).to(self.device))
+
     def latent_spaces(self) -> tuple[LatentSpace, ...]:
         return (
             LatentSpace("z", (self.z_dim,), "N(0, I)", description="input latent"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -111,6 +113,14 @@ class TwoStageVAE(LatentImageModel):
 
     config_class = TwoStageConfig
     own_samplers = ("normal", "second-stage")
+
+    @classmethod
+    def example_config(cls, **overrides: Any) -> TwoStageConfig:
+        """Tiny stages; ``overrides`` go to the first stage (``condition``/``cond_dim`` to both)."""
+        s1 = VAE.example_config(**overrides)
+        return TwoStageConfig(stage1=s1, stage2=SecondStageConfig(latent_dim=s1.latent_dim, second_depth=1,
+                                                                  second_dim=8, condition=s1.condition,
+                                                                  cond_dim=s1.cond_dim))
 
     def __init__(self, config: TwoStageConfig) -> None:
         super().__init__()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from typing import Any, ClassVar
-
 from latentstudio.errors import ConfigError, ShapeError
 from latentstudio.io.images import to_float, to_uint8
+from latentstudio.metrics.likelihood import importance_sampled_nll
 from latentstudio.models.base import (
     DECODE,
     ENCODE,
@@ -21,7 +21,6 @@ from latentstudio.models.base import (
     Knob,
     LatentSpace,
 )
-from latentstudio.metrics.likelihood import importance_sampled_nll
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.layers import scale_block, scale_fc_block
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
@@ -214,6 +213,11 @@ class VAE(LatentImageModel):
 
     config_class = VAEConfig
     own_samplers = ("normal",)
+
+    @classmethod
+    def example_config(cls, **overrides: Any) -> VAEConfig:
+        base = {"image_size": 8, "latent_dim": 3, "base_dim": 4, "fc_dim": 8, "num_scale": 2}
+        return VAEConfig(**{**base, **overrides})
 
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()

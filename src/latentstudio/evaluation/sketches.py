@@ -1,0 +1,147 @@
+"""The sketch-rnn evaluator: test losses in nats (Ha & Eck 2017, eq. 5-6).
+
+Against the test split of the reference stroke data (default: the model's stroke file, normalised by the
+model's scale factor) it records ``l_r`` (L_R = L_s + L_p), ``l_s`` (offsets), ``l_p`` (pen states) and, for
+conditional models, ``l_kl`` (KL per latent dimension) and ``kl_sum`` (KL per sketch), each one stamped line
+of ``metrics.jsonl``, and writes ``report.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentstudio.data.spec import DataSpec
+from latentstudio.errors import DataError
+from latentstudio.evaluation.common import data_spec_for
+from latentstudio.evaluation.report import Recorder, records_table, trained_on, versions_line, write_report
+from latentstudio.metrics.records import read_records
+from latentstudio.types import Batch
+
+#: Result keys of :func:`stroke_losses` (nats; the paper's definitions).
+KEY_RECON = "recon"
+KEY_L_S = "l_s"
+KEY_L_P = "l_p"
+KEY_KL = "kl"
+KEY_KL_SUM = "kl_sum"
+#: :func:`stroke_losses` key -> metric name in ``metrics.jsonl``.
+METRIC_NAMES = {KEY_RECON: "l_r", KEY_L_S: "l_s", KEY_L_P: "l_p", KEY_KL: "l_kl", KEY_KL_SUM: "kl_sum"}
+DEFINITION = "Ha & Eck 2017 eq. 5-6; l_kl per latent dim"
+NOTES = {"l_r": "L_R = L_s + L_p, nats per sketch step sum", "l_s": "offset term L_s", "l_p": "pen-state term L_p",
+         "l_kl": "KL per latent dimension", "kl_sum": "KL per sketch"}
+
+
+@torch.no_grad()
+def stroke_losses(model, strokes: torch.Tensor, lengths: torch.Tensor, *, batch_size: int = 100,
+                  seed: int = 0) -> dict[str, float]:
+    """Test losses in nats, averaged over sketches (eval mode: no recurrent dropout).
+
+    ``z`` is drawn from ``q(z | S)`` with a generator seeded by ``seed`` (as the reference
+    evaluates), so repeated calls give equal numbers.
+
+    Args:
+        model: a :class:`~latentstudio.models.sketch_rnn.SketchRNN`.
+        strokes: ``float32 [N, Nmax, 5]``; lengths: ``int64 [N]``.
+
+    Returns:
+        ``{"recon": L_R, "l_s": L_s, "l_p": L_p, "kl": L_KL (per latent dimension),
+        "kl_sum": KL per sketch, "n": N}``; KL keys only for conditional models.
+
+    Raises:
+        DataError: no sketches.
+    """
+    if strokes.shape[0] == 0:
+        raise DataError("cannot evaluate on an empty split")
+    was = model.training
+    model.eval()
+    dev = model.output.weight.device
+    g = torch.Generator(device=dev).manual_seed(seed)
+    sums: dict[str, float] = {}
+    n_total = 0
+    for i in range(0, strokes.shape[0], batch_size):
+        x = strokes[i : i + batch_size].to(dev)
+        ln = lengths[i : i + batch_size].to(dev)
+        out = model.loss(Batch(x, None, ln), step=0, generator=g)
+        n = x.shape[0]
+        n_total += n
+        for k in (KEY_RECON, KEY_L_S, KEY_L_P, KEY_KL, KEY_KL_SUM):
+            if k in out.terms:
+                sums[k] = sums.get(k, 0.0) + float(out.terms[k]) * n
+    model.train(was)
+    res: dict[str, float] = {k: v / n_total for k, v in sums.items()}
+    res["n"] = n_total
+    return res
+
+
+def evaluate_sketches(
+    model,
+    data: DataSpec | dict[str, Any] | str | None = None,
+    *,
+    extractor: str = "classifier",
+    n_samples: int | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    download_weights: bool = False,
+    progress: bool = True,
+    batch_size: int = 100,
+) -> Path:
+    """Evaluate a sketch-rnn model on a test split and write ``metrics.jsonl`` + ``report.md``.
+
+    Args:
+        model: a loaded sketch-rnn model.
+        data: the reference strokes (default: the model's stroke file); a stroke file path is accepted.
+        extractor / download_weights / progress: unused (no feature extractor is involved).
+        n_samples: evaluate only the first ``n_samples`` test sketches (default: all).
+        out_dir: report folder (default: ``<run>/eval``, next to the model folder).
+        seed: seed of the posterior draws.
+        batch_size: sketches per forward pass.
+
+    Returns:
+        Path of ``report.md``.
+
+    Raises:
+        DataError: no stroke data known or given, an unreadable file, or an empty test split.
+    """
+    spec = data_spec_for(model, data)
+    if spec.kind != "strokes":
+        raise DataError(f"sketch-rnn models are evaluated on stroke files; {spec.name!r} holds {spec.kind} "
+                        "(pass --data sketches.npz)")
+    test = spec.load("test", max_seq_len=model.config.max_seq_len, scale_factor=float(model.scale_factor))
+    if n_samples:
+        test = test.subset(list(range(min(n_samples, len(test)))))
+    if len(test) == 0:
+        raise DataError(f"{spec.options.get('path')} has no sketches in its test split")
+    x, ln = test.to_stroke5(model.config.max_seq_len)
+    res = stroke_losses(model, x, ln, batch_size=batch_size, seed=seed)
+    folder = Path(out_dir) if out_dir else Path(model.path).parent / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    rec = Recorder(folder, reference=f"{test.name}/test", num_real=res["n"],
+                   extra={"units": "nats", "seed": seed, "definition": DEFINITION})
+    for k, metric in METRIC_NAMES.items():
+        if k in res:
+            rec.add(metric, res[k], str(model.path))
+    provenance = [f"- model: `{model.path}`", f"- {trained_on(model.meta)}",
+                  f"- reference: {test.name}/test ({res['n']} sketches, {test.source}); seed {seed}",
+                  "- units: nats; z drawn from q(z | S) (conditional models)", versions_line()]
+    table = records_table(rec.rows, NOTES)
+    return write_report(folder, title="sketch-rnn evaluation report", provenance=provenance,
+                        sections=[("Test losses", table)],
+                        footer="All values are also in `metrics.jsonl` (one JSON record per value).")
+
+
+def sketch_results(report: str | Path) -> dict[str, Any]:
+    """The latest value of each sketch metric next to ``report``, keyed as :func:`stroke_losses` (plus ``n``
+    and ``reference``, e.g. ``"sheep/test"``)."""
+    names = {v: k for k, v in METRIC_NAMES.items()}
+    out: dict[str, Any] = {}
+    for r in read_records(Path(report).parent):
+        if r["metric"] in names:
+            out[names[r["metric"]]] = r["value"]
+            out["n"] = r.get("num_real")
+            out["reference"] = r.get("reference")
+    return out
+
+
+__all__ = ["evaluate_sketches", "sketch_results", "stroke_losses"]
