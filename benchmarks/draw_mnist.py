@@ -72,7 +72,7 @@ def run_arm(args, arm: str, out_json: Path) -> None:
 
     spec = _spec(args, arm)
     t0 = time.perf_counter()
-    result = api.train_draw(spec, runs_root=Path(args.runs_root) / arm, progress=False)
+    result = api.train("draw", spec, runs_root=Path(args.runs_root) / arm, progress=False)
     train_s = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     meta = json.loads((result.model_dir / "meta.json").read_text())

@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 from _common import RESULTS, data_root, environment, write_result
 
+from latentstudio.types import Batch
+
 NAME = "sketch_rnn_sheep"
 SHEEP = Path("sketches") / "sketch-rnn-datasets" / "aaron_sheep.npz"
 
@@ -49,12 +51,12 @@ def _load_existing() -> dict:
 
 def _train_step(model, opt, x, ln, step: int, seed: int) -> float:
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    out = model.loss(x, ln, step=step, generator=g)
+    out = model.loss(Batch(x, None, ln), step=step, generator=g)
     opt.zero_grad(set_to_none=True)
-    out.total.backward()
+    out.loss.backward()
     torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
     opt.step()
-    return float(out.total.detach())
+    return float(out.loss.detach())
 
 
 def speed(args, path: Path) -> dict:

@@ -74,7 +74,7 @@ def train_speed(device: torch.device, preset_name: str, steps: int) -> dict:
     def step(i: int) -> None:
         def run(opt, net, out):
             opt.zero_grad(set_to_none=True)
-            out.total.backward()
+            out.loss.backward()
             opt.step()
 
         z = torch.randn(n, cfg.z_dim, device=device, generator=gen)

@@ -39,6 +39,7 @@ def main() -> None:
     from latentstudio.training.config import TrainConfig, TwoStageRunConfig
     from latentstudio.training.fit import _fit_stage
     from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule, step_seed
+    from latentstudio.types import Batch
 
     root = data_root(args.data_root) if args.data != "digits" else None
     data = load_images(args.data, "train", root=root, limit=args.images)
@@ -62,7 +63,7 @@ def main() -> None:
             for i in range(0, len(idx), args.batch_size):
                 x = to_float(data.images[idx[i : i + args.batch_size]])
                 g = torch.Generator().manual_seed(step_seed(0, 0, step))
-                loss = model.loss(x, None, generator=g).total
+                loss = model.loss(Batch(x), generator=g).loss
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -51,7 +51,7 @@ def main() -> None:
     if args.gamma_init is not None:
         spec = merge(spec, {"model": {"stage1": {"gamma_init": args.gamma_init}, "stage2": {"gamma_init": args.gamma_init}}})
     t0 = time.perf_counter()
-    result = api.train(spec, runs_root=args.runs_root, progress=False)
+    result = api.train("two-stage-vae", spec, runs_root=args.runs_root, progress=False)
     train_s = time.perf_counter() - t0
     report = evaluate(result.model_dir, {"name": "mnist", "root": root}, extractor="classifier",
                       n_samples=args.n_samples, seed=args.seed, progress=False)

@@ -46,3 +46,23 @@ def tiny_run_spec(epochs1: int = 1, epochs2: int = 1, **extra) -> dict:
     for k, v in extra.items():
         spec[k] = v
     return spec
+
+
+def write_stroke_npz(path, n: int = 84, *, seed: int = 2, max_points: int = 30, splits=(64, 10)):
+    """A sketch-rnn ``.npz`` of ``n`` synthetic int16 stroke-3 sketches: ``train`` (first ``splits[0]``),
+    ``valid`` (next ``splits[1]``) and ``test`` (the rest), as object arrays like the published files."""
+    import numpy as np
+
+    from latentstudio.data.strokes import synthetic_sketches
+
+    sk = [s.round().astype(np.int16) for s in synthetic_sketches(n, seed=seed, max_points=max_points)]
+
+    def obj(items):
+        arr = np.empty(len(items), dtype=object)
+        for k, s in enumerate(items):
+            arr[k] = s
+        return arr
+
+    a, b = splits[0], splits[0] + splits[1]
+    np.savez(path, train=obj(sk[:a]), valid=obj(sk[a:b]), test=obj(sk[b:]))
+    return path

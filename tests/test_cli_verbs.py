@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_stroke_npz
 
 from latentstudio.cli.main import cli
 from latentstudio.cli.options import DEPRECATED_FLAGS, KNOB_OPTIONS
@@ -42,20 +42,8 @@ def one_line_error(res) -> str:
 
 @pytest.fixture(scope="module")
 def stroke_file(tmp_path_factory):
-    from latentstudio.data.strokes import synthetic_sketches
-
-    sk = [s.round().astype(np.int16) for s in synthetic_sketches(40, seed=3, max_points=14)]
-
-    def obj(items):
-        arr = np.empty(len(items), dtype=object)
-        arr[:] = [None] * len(items)
-        for k, s in enumerate(items):
-            arr[k] = s
-        return arr
-
-    path = tmp_path_factory.mktemp("strokes") / "shapes.npz"
-    np.savez(path, train=obj(sk[:30]), valid=obj(sk[30:35]), test=obj(sk[35:]))
-    return path
+    return write_stroke_npz(tmp_path_factory.mktemp("strokes") / "shapes.npz", 40, seed=3, max_points=14,
+                            splits=(30, 5))
 
 
 def test_knob_flags_are_the_union_of_the_families_knobs():

@@ -14,11 +14,12 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import write_stroke_npz
 
 from latentstudio import api
 from latentstudio.config import Config
 from latentstudio.data.base import ImageData
-from latentstudio.data.strokes import stroke5_to_stroke3, synthetic_sketches
+from latentstudio.data.strokes import stroke5_to_stroke3
 from latentstudio.errors import CapabilityError, ConfigError, LatentStudioError, NonFiniteLossError
 from latentstudio.models import load_all
 from latentstudio.models.base import CAPABILITIES, DECODE, ENCODE, NLL, RECONSTRUCT, GenerativeModel
@@ -214,17 +215,7 @@ def _digits(digits_u8, n: int, size: int | None = None) -> ImageData:
 
 
 def _sketch_file(tmp_path) -> str:
-    sk = [s.round().astype(np.int16) for s in synthetic_sketches(84, seed=2, max_points=30)]
-
-    def obj(items):
-        arr = np.empty(len(items), dtype=object)
-        for k, s in enumerate(items):
-            arr[k] = s
-        return arr
-
-    path = tmp_path / "shapes.npz"
-    np.savez(path, train=obj(sk[:64]), valid=obj(sk[64:74]), test=obj(sk[74:]))
-    return str(path)
+    return str(write_stroke_npz(tmp_path / "shapes.npz"))
 
 
 def train_case(family: str, tmp_path, digits_u8) -> tuple[dict, dict]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_stroke_npz
 
 from latentstudio.data.strokes import synthetic_sketches
 
@@ -26,18 +27,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory):
-    sk = [s.round().astype(np.int16) for s in synthetic_sketches(84, seed=2, max_points=30)]
-
-    def obj(items):
-        arr = np.empty(len(items), dtype=object)
-        arr[:] = [None] * len(items)
-        for k, s in enumerate(items):
-            arr[k] = s
-        return arr
-
-    path = tmp_path_factory.mktemp("strokes") / "shapes.npz"
-    np.savez(path, train=obj(sk[:64]), valid=obj(sk[64:74]), test=obj(sk[74:]))
-    return path
+    return write_stroke_npz(tmp_path_factory.mktemp("strokes") / "shapes.npz")
 
 
 def _cfg(path, **train):

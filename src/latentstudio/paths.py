@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from platformdirs import user_cache_dir, user_data_dir
+
 ENV_DATA = "LATENTSTUDIO_DATA"
 ENV_CACHE = "LATENTSTUDIO_CACHE"
 
@@ -14,8 +16,6 @@ def default_data_root() -> Path:
     env = os.environ.get(ENV_DATA)
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
     return Path(user_data_dir("latentstudio")) / "data"
 
 
@@ -30,8 +30,6 @@ def cache_dir() -> Path:
     if env:
         p = Path(env).expanduser()
     else:
-        from platformdirs import user_cache_dir
-
         p = Path(user_cache_dir("latentstudio"))
     p.mkdir(parents=True, exist_ok=True)
     return p

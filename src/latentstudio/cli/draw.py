@@ -19,6 +19,8 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
+from latentstudio.presets import merge
+from latentstudio.presets import preset as get_preset
 
 
 def _train_command():
@@ -61,10 +63,8 @@ def _train_command():
           latentstudio train draw --data mnist --data-option pad=0 --condition class --steps 8 --epochs 5
           latentstudio train draw --resume runs/00001-draw-mnist
         """
-        from latentstudio import api
-        from latentstudio.presets import merge
-        from latentstudio.presets import preset as get_preset
-        from latentstudio.training.draw import DRAWRunConfig
+        from latentstudio import api  # lazy: imports torch
+        from latentstudio.training.draw import DRAWRunConfig  # lazy: imports torch
 
         spec = merge(get_preset("draw", preset), read_config_file(config_file))
         model = drop_none({"attention": attention, "steps": steps, "latent_dim": latent_dim, "read_n": read_n,
@@ -131,7 +131,7 @@ def _study_command():
           latentstudio study draw-timesteps --data mnist --data-root ~/data --data-option pad=0 --limit 10000 \\
               --steps 1,2,4,8,16 --total-latent 32 --epochs 3
         """
-        from latentstudio.studies.draw_timesteps import run_draw_timesteps
+        from latentstudio.studies.draw_timesteps import run_draw_timesteps  # lazy: imports torch
 
         model = parse_pairs(overrides, "--set")
         model.update(attention=attention, enc_dim=lstm_dim, dec_dim=lstm_dim)

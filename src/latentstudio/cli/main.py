@@ -34,6 +34,9 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
+from latentstudio.errors import DataError
+from latentstudio.presets import merge
+from latentstudio.presets import preset as get_preset
 
 __all__ = ["cli", "main"]
 
@@ -88,9 +91,7 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
       latentstudio train two-stage-vae --data mnist --data-root ~/data --condition class --epochs 5
       latentstudio train two-stage-vae --resume runs/00002-two-stage-vae-mnist
     """
-    from latentstudio import api
-    from latentstudio.presets import merge
-    from latentstudio.presets import preset as get_preset
+    from latentstudio import api  # lazy: imports torch
 
     spec = merge(get_preset("two-stage-vae", preset), read_config_file(config_file))
     stages = {"stage1": {"epochs": epochs}, "stage2": {"epochs": epochs}} if epochs is not None else {}
@@ -101,7 +102,7 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
         "seed": seed, "devices": devices, "accelerator": accelerator,
     })
     if overrides:
-        from latentstudio.training.config import TwoStageRunConfig
+        from latentstudio.training.config import TwoStageRunConfig  # lazy: imports torch
 
         spec = apply_overrides(merge(TwoStageRunConfig().to_dict(), spec), parse_pairs(overrides, "--set"))
     result = api.train("two-stage-vae", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
@@ -142,7 +143,7 @@ def parse_condition(text: str | None) -> Any:
 
 
 def _device(name: str) -> str:
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -153,7 +154,7 @@ def _device(name: str) -> str:
 
 def load_model(model_path: str, device: str = "cpu"):
     """``api.load`` of a model or run folder on ``device`` (cpu, cuda, cuda:1 or auto)."""
-    from latentstudio import api
+    from latentstudio import api  # lazy: imports torch
 
     return api.load(model_path, map_location=_device(device))
 
@@ -162,7 +163,7 @@ def _suffix_check(model, *paths: str | Path | None) -> None:
     """Fail before any work on a sketch picture type the renderer cannot write."""
     if model.output_kind != "sketches":
         return
-    from latentstudio.io.strokes_render import FORMATS
+    from latentstudio.io.strokes_render import FORMATS  # lazy: imports torch
 
     for p in paths:
         if p is not None and Path(p).suffix.lower() not in FORMATS:
@@ -186,7 +187,7 @@ def write_outputs(model, outputs, *, out: str | None, out_dir: str | None, nrow:
     given, and one file per output (``000000.png`` / ``000000.svg`` ...) in ``out_dir``."""
     written: list[Path] = []
     if model.output_kind == "sketches":
-        from latentstudio.io.strokes_render import save_sketches
+        from latentstudio.io.strokes_render import save_sketches  # lazy: imports torch
 
         strokes = outputs.strokes
         if out_dir:
@@ -199,7 +200,7 @@ def write_outputs(model, outputs, *, out: str | None, out_dir: str | None, nrow:
             written.append(path)
             click.echo(f"wrote {path}")
         return written
-    from latentstudio.io.images import save_folder, save_grid
+    from latentstudio.io.images import save_folder, save_grid  # lazy: imports torch
 
     if out_dir:
         written += save_folder(outputs, out_dir, overwrite=overwrite)
@@ -220,8 +221,7 @@ def model_data(model, spec: dict[str, Any], split: str):
     Raises:
         DataError: no dataset given and none recorded with the model; an empty split.
     """
-    from latentstudio.errors import DataError
-    from latentstudio.evaluation import data_spec_for
+    from latentstudio.evaluation import data_spec_for  # lazy: imports torch
 
     base = data_spec_for(model, spec)
     options: dict[str, Any] = {}
@@ -292,8 +292,8 @@ def sample(model_path, n, seed, seeds, condition, out, out_dir, nrow, device, ov
       latentstudio sample --model models/ffhq --seeds 0-63 --truncation-psi 0.7 --out faces.png
       latentstudio sample --model runs/00003-sketch-rnn-aaron-sheep --n 16 --temperature 0.3 --out sheep.svg
     """
-    from latentstudio import api
-    from latentstudio.models.base import STEPS
+    from latentstudio import api  # lazy: imports torch
+    from latentstudio.models.base import STEPS  # lazy: imports torch
 
     model = load_model(model_path, device)
     _suffix_check(model, out)
@@ -307,7 +307,7 @@ def sample(model_path, n, seed, seeds, condition, out, out_dir, nrow, device, ov
     caption = _caption(model, values) if model.output_kind == "sketches" else ""
     write_outputs(model, outputs, out=out, out_dir=out_dir, nrow=nrow, overwrite=overwrite, caption=caption)
     if frames is not None:
-        from latentstudio.models.draw.render import save_drawing
+        from latentstudio.models.draw.render import save_drawing  # lazy: imports torch
 
         # the drawing goes beside the grid (<out>-steps.png, <out>.gif), or into --out-dir when only that is given
         grid = Path(out) if out else (Path(out_dir) / "samples.png" if out_dir else Path("samples.png"))
@@ -319,7 +319,7 @@ def sample(model_path, n, seed, seeds, condition, out, out_dir, nrow, device, ov
 
 def _sample_steps(model, n, seed, seed_list, cond, knobs):
     """(samples, frames ``[T, N, C, H, W]``) of a model with the ``steps`` capability."""
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
     if seed_list is None:
         return model.sample_steps(n, generator=torch.Generator().manual_seed(int(seed)), condition=cond, **knobs)
@@ -360,10 +360,10 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
       latentstudio reconstruct --model runs/00000-two-stage-vae-digits --data digits --out recon.png
       latentstudio reconstruct --model runs/00003-sketch-rnn-aaron-sheep --n 8 --temperature 0.2 --out recon.svg
     """
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
-    from latentstudio import api
-    from latentstudio.models.base import RECONSTRUCT
+    from latentstudio import api  # lazy: imports torch
+    from latentstudio.models.base import RECONSTRUCT  # lazy: imports torch
 
     model = load_model(model_path)
     model.require(RECONSTRUCT)
@@ -375,9 +375,9 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
     values = model_knobs(model, given_knobs(knobs))
     cond = _conditions(model, data, condition)
     if model.output_kind == "sketches":
-        import numpy as np
+        import numpy as np  # lazy: slow import (CLI start-up)
 
-        from latentstudio.io.strokes_render import save_sketches
+        from latentstudio.io.strokes_render import save_sketches  # lazy: imports torch
 
         rec = api.reconstruct(model, data.sketches, condition=cond, seed=seed, **values).strokes
         per = min(nrow, len(rec))
@@ -390,7 +390,7 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
         path = save_sketches(out or default_name(model, "reconstructions"), cells, nrow=per, row_labels=labels,
                              caption=f"reconstructions, {_caption(model, values)}", overwrite=overwrite)
     else:
-        from latentstudio.io.images import save_grid
+        from latentstudio.io.images import save_grid  # lazy: imports torch
 
         recon = api.reconstruct(model, data.images, condition=cond, seed=seed, **values)
         per = min(nrow, len(recon))
@@ -448,10 +448,10 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
       latentstudio interpolate --model RUN --method lerp --steps 6 --temperature 0 --out strip.png
       latentstudio interpolate --model models/ffhq --seeds 1,2 --truncation-psi 0.7 --out walk.gif
     """
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
-    from latentstudio import api
-    from latentstudio.models.base import ENCODE
+    from latentstudio import api  # lazy: imports torch
+    from latentstudio.models.base import ENCODE  # lazy: imports torch
 
     if pair is not None and seeds is not None:
         raise click.UsageError("give either --pair (two examples) or --seeds (two prior latents), not both")
@@ -494,7 +494,7 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
                                **values)
     target = Path(out or default_name(model, "interpolation"))
     if model.output_kind == "sketches":
-        from latentstudio.io.strokes_render import save_sketches
+        from latentstudio.io.strokes_render import save_sketches  # lazy: imports torch
 
         cells = list(path_out.strokes)
         names = [f"{t:.2f}" for t in (i / (steps - 1) for i in range(steps))]
@@ -503,11 +503,11 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
         written = save_sketches(target, cells, nrow=len(cells), titles=names, overwrite=overwrite,
                                 caption=f"{method} between {label}, {_caption(model, values)}")
     elif target.suffix.lower() == ".gif":
-        from latentstudio.io.media import write_gif
+        from latentstudio.io.media import write_gif  # lazy: imports numpy
 
         written = write_gif(path_out, target, fps=8, overwrite=overwrite)
     else:
-        from latentstudio.io.images import save_grid
+        from latentstudio.io.images import save_grid  # lazy: imports torch
 
         cells = path_out if originals is None else torch.cat([originals[:1], path_out, originals[1:]])
         written = save_grid(cells, target, nrow=len(cells), overwrite=overwrite)
@@ -549,7 +549,7 @@ def evaluate(model_path, data_name, data_root, data_option, download, strict, li
       latentstudio evaluate --model RUN --data mnist --data-root ~/data --extractor inception
       latentstudio evaluate --model models/ffhq --data folder --data-option path=ffhq.zip --truncation-psi 0.7
     """
-    from latentstudio import api
+    from latentstudio import api  # lazy: imports torch
 
     family_options = parse_pairs(options, "--option")
     if samplers:
@@ -613,7 +613,7 @@ def quickstart(runs_root, seed, no_progress):
     Example:
       latentstudio quickstart
     """
-    from latentstudio.training.quickstart import quickstart as run_quickstart
+    from latentstudio.training.quickstart import quickstart as run_quickstart  # lazy: imports torch
 
     report = run_quickstart(runs_root=runs_root, seed=seed, progress=not no_progress)
     click.echo(f"\nreport: {report}")

@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -129,7 +130,7 @@ def data_spec(data_name, data_root, data_option, download, strict, limit) -> dic
     fields = {"root": data_root, "options": options, "limit": limit, "download": bool(download), "strict": bool(strict)}
     if not data_name:
         return {"name": None, **fields}
-    from latentstudio.data.spec import DataSpec
+    from latentstudio.data.spec import DataSpec  # lazy: imports torch
 
     return DataSpec.parse(data_name, **fields).to_dict()
 
@@ -256,7 +257,6 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     """
     if not path:
         return {}
-    from pathlib import Path
 
     try:
         obj = json.loads(Path(path).read_text())

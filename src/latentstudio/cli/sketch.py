@@ -18,6 +18,8 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
+from latentstudio.errors import CheckpointError, DataError, LatentStudioError
+from latentstudio.presets import merge
 
 DEFAULT_TEMPERATURE = 0.5
 
@@ -27,9 +29,8 @@ DEFAULT_TEMPERATURE = 0.5
 
 def _load(model_path: str):
     """(model, model_dir, meta) of a sketch-rnn model or run directory."""
-    from latentstudio import api
-    from latentstudio.errors import CheckpointError
-    from latentstudio.models.sketch_rnn import SketchRNN
+    from latentstudio import api  # lazy: imports torch
+    from latentstudio.models.sketch_rnn import SketchRNN  # lazy: imports torch
 
     model = api.load(model_path)
     if not isinstance(model, SketchRNN):
@@ -39,8 +40,7 @@ def _load(model_path: str):
 
 def _split(model, meta: dict, data: str | None, split: str):
     """The ``split`` of ``data`` (default: the model's training file), normalised by the model's factor."""
-    from latentstudio.data.strokes import load_strokes
-    from latentstudio.errors import DataError
+    from latentstudio.data.strokes import load_strokes  # lazy: imports torch
 
     ds = meta.get("dataset", {})
     path = data or ds.get("path")
@@ -63,22 +63,21 @@ def _temperature(value: float | None, default: float = DEFAULT_TEMPERATURE) -> t
 
 
 def _generator(seed: int):
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
     return torch.Generator().manual_seed(seed)
 
 
 def _check_out(path: str | None) -> None:
     """Fail fast on an output name the renderer cannot write (before any sampling)."""
-    from latentstudio.errors import LatentStudioError
-    from latentstudio.io.strokes_render import FORMATS
+    from latentstudio.io.strokes_render import FORMATS  # lazy: imports torch
 
     if path and Path(path).suffix.lower() not in FORMATS:
         raise LatentStudioError(f"{path}: unknown picture type {Path(path).suffix!r}; use one of {list(FORMATS)}")
 
 
 def _save(path: str, sketches, overwrite: bool, **kw) -> None:
-    from latentstudio.io.strokes_render import save_sketches
+    from latentstudio.io.strokes_render import save_sketches  # lazy: imports torch
 
     click.echo(f"wrote {save_sketches(path, sketches, overwrite=overwrite, **kw)}")
 
@@ -127,8 +126,7 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
       latentstudio train sketch-rnn --data sheep.npz --dec-model layer_norm --set train.batch_size=64
       latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron-sheep
     """
-    from latentstudio import api
-    from latentstudio.presets import merge
+    from latentstudio import api  # lazy: imports torch
 
     spec: dict = {}
     if not resume:
@@ -187,8 +185,8 @@ def complete(model_path, data_path, split, indices, keep, n, temperature, latent
       latentstudio complete --model runs/00003-sketch-rnn-aaron-sheep --index 0-3 --keep 0.3 --out done.svg
       latentstudio complete --model RUN --index 5 --keep 20 --n 8 --latent prior --out done.png
     """
-    from latentstudio.models.sketch_rnn.explore import complete as run
-    from latentstudio.models.sketch_rnn.explore import truncate
+    from latentstudio.models.sketch_rnn.explore import complete as run  # lazy: imports torch
+    from latentstudio.models.sketch_rnn.explore import truncate  # lazy: imports torch
 
     _check_out(out)
     model, _, meta = _load(model_path)
@@ -238,14 +236,13 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
       latentstudio render --model RUN --temperatures 0.1,0.3,0.5,0.7,0.9 --n 8 --out tau-grid.svg
       latentstudio render --model RUN --reconstruct --index 0-7 --out recon.png
     """
-    from latentstudio.errors import LatentStudioError
-    from latentstudio.io.strokes_render import GridStyle, save_sketches
+    from latentstudio.io.strokes_render import GridStyle, save_sketches  # lazy: imports torch
 
     _check_out(out)
     style = GridStyle(cell=cell)
     idx = parse_int_list(indices)
     if model_path and temperatures:
-        import torch
+        import torch  # lazy: slow import (CLI start-up)
 
         model, _, meta = _load(model_path)
         taus = [float(t) for t in temperatures.split(",") if t.strip()]
@@ -266,7 +263,7 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
         data = _split(model, meta, data_path, split).subset(idx)
         tau, greedy = _temperature(temperature)
         rec = model.reconstruct(data.sketches, temperature=tau, greedy=greedy, generator=_generator(seed)).strokes
-        import numpy as np
+        import numpy as np  # lazy: slow import (CLI start-up)
 
         per = min(nrow or 8, len(rec))
         blank = [np.zeros((0, 3), dtype=np.float32)]
@@ -280,7 +277,7 @@ def render(data_path, split, indices, model_path, temperatures, n, reconstruct, 
     elif model_path:
         raise LatentStudioError("with --model give --temperatures (a temperature grid) or --reconstruct")
     else:
-        from latentstudio.data.strokes import load_strokes
+        from latentstudio.data.strokes import load_strokes  # lazy: imports torch
 
         if not data_path:
             raise click.UsageError("give --data (a stroke file) or --model with --temperatures/--reconstruct")

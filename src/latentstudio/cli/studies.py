@@ -106,7 +106,7 @@ def fid_repeats(data_name, data_root, data_option, download, strict, limit, extr
       latentstudio study fid-repeats --data mnist --data-root ~/data --out docs/studies/fid-repeats-mnist
       latentstudio study fid-repeats --data cifar10 --data-root ~/data --extractor inception
     """
-    from latentstudio.studies.fid_repeats import run_fid_repeats
+    from latentstudio.studies.fid_repeats import run_fid_repeats  # lazy: imports torch
 
     ctx = click.get_current_context()
     spec = _data_spec(data_name, data_root, data_option, download, strict, limit)
@@ -141,7 +141,7 @@ def fid_shuffle(data_name, data_root, data_option, download, strict, limit, extr
     Example:
       latentstudio study fid-shuffle --data cifar10 --data-root ~/data --out docs/studies/fid-shuffle-cifar10
     """
-    from latentstudio.studies.fid_shuffle import run_fid_shuffle
+    from latentstudio.studies.fid_shuffle import run_fid_shuffle  # lazy: imports torch
 
     ctx = click.get_current_context()
     spec = _data_spec(data_name, data_root, data_option, download, strict, limit)
@@ -195,7 +195,7 @@ def training_subsets(data_name, data_root, data_option, download, strict, limit,
       latentstudio study training-subsets --data mnist --data-root ~/data --budget 2ep
       latentstudio study training-subsets --data cifar10 --data-root ~/data --preset paper --budget 600ep
     """
-    from latentstudio.studies.training_subsets import run_training_subsets
+    from latentstudio.studies.training_subsets import run_training_subsets  # lazy: imports torch
 
     ctx = click.get_current_context()
     spec = _data_spec(data_name, data_root, data_option, download, strict, limit)
@@ -229,7 +229,7 @@ def samplers(data_name, data_root, data_option, download, strict, limit, extract
       latentstudio study samplers --data mnist --data-root ~/data --budget 2ep
       latentstudio study samplers --data mnist --data-root ~/data --model runs/00000-two-stage-vae-mnist
     """
-    from latentstudio.studies.samplers import run_samplers
+    from latentstudio.studies.samplers import run_samplers  # lazy: imports torch
 
     ctx = click.get_current_context()
     spec = _data_spec(data_name, data_root, data_option, download, strict, limit)

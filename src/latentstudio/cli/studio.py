@@ -7,19 +7,20 @@ model folders); see :mod:`latentstudio.studio`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
 from latentstudio.cli.options import friendly_errors, parse_int_list, parse_pairs
+from latentstudio.errors import LatentStudioError
+from latentstudio.io.atomic import write_json
 
 MODEL_HELP = "Model directory or run directory (two-stage VAE, VAE or StyleGAN2)."
 
 
 def _finite(obj):
     """JSON-safe copy: NaN and inf become None (strict JSON has neither)."""
-    import math
-
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -34,13 +35,13 @@ def _echo_json(obj) -> None:
 
 
 def _load_photo(path: str):
-    from latentstudio.studio.session import validate_upload
+    from latentstudio.studio.session import validate_upload  # lazy: imports torch
 
     return validate_upload(path)
 
 
 def _library(paths: tuple[str, ...], latent_dim: int | None = None):
-    from latentstudio.studio.directions import DirectionLibrary
+    from latentstudio.studio.directions import DirectionLibrary  # lazy: imports torch
 
     lib = DirectionLibrary(latent_dim=latent_dim)
     for p in paths:
@@ -75,9 +76,9 @@ def studio_command(model_path, directions, only, host, port, steps, perceptual, 
       latentstudio studio --model runs/studio/00000-two-stage-vae-celeba --directions celeba-directions.npz
       latentstudio studio --model models/ffhq --directions ffhq-dirs/ --only smile,age,gender --host 0.0.0.0
     """
-    from latentstudio.studio.loading import load_latent_model
-    from latentstudio.studio.session import Studio
-    from latentstudio.studio.web.app import serve
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
+    from latentstudio.studio.session import Studio  # lazy: imports torch
+    from latentstudio.studio.web.app import serve  # lazy: imports torch
 
     _set_threads(threads)
     model = load_latent_model(model_path)
@@ -91,13 +92,13 @@ def studio_command(model_path, directions, only, host, port, steps, perceptual, 
 
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
-        import torch
+        import torch  # lazy: slow import (CLI start-up)
 
         torch.set_num_threads(max(1, int(threads)))
 
 
 def _subset(lib, only: str):
-    from latentstudio.studio.directions import DirectionLibrary
+    from latentstudio.studio.directions import DirectionLibrary  # lazy: imports torch
 
     return DirectionLibrary([lib[n.strip()] for n in only.split(",") if n.strip()], latent_dim=lib.latent_dim,
                             info=lib.info)
@@ -105,7 +106,7 @@ def _subset(lib, only: str):
 
 def _projection_config(model, steps: int, perceptual: str, space: str | None = None, seed: int = 0,
                        snapshot_every: int = 0):
-    from latentstudio.studio.projection import default_config
+    from latentstudio.studio.projection import default_config  # lazy: imports torch
 
     return default_config(model, steps=steps, perceptual=perceptual, space=space, seed=seed,
                           snapshot_every=snapshot_every)
@@ -137,13 +138,13 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
       latentstudio align me.jpg --out me-aligned.png --size 256
       latentstudio align group.jpg --face 1 --model runs/studio/00000-two-stage-vae-celeba --out face.png
     """
-    import numpy as np
+    import numpy as np  # lazy: slow import (CLI start-up)
 
-    from latentstudio.io.images import save_image
-    from latentstudio.studio.alignment import DlibLandmarker, align_face
+    from latentstudio.io.images import save_image  # lazy: imports torch
+    from latentstudio.studio.alignment import DlibLandmarker, align_face  # lazy: imports torch
 
     if model_path:
-        from latentstudio.studio.loading import load_latent_model
+        from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
 
         m = load_latent_model(model_path)
         size, template = size or m.resolution, template or m.template
@@ -190,12 +191,12 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
       latentstudio project me.jpg --model runs/studio/00000-two-stage-vae-celeba --out me.npz
       latentstudio project face.png --aligned --model models/ffhq --space w+ --steps 1000 --out face.npz
     """
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
-    from latentstudio.io.images import save_image
-    from latentstudio.studio.loading import load_latent_model
-    from latentstudio.studio.projection import project
-    from latentstudio.studio.session import Studio
+    from latentstudio.io.images import save_image  # lazy: imports torch
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
+    from latentstudio.studio.projection import project  # lazy: imports torch
+    from latentstudio.studio.session import Studio  # lazy: imports torch
 
     _set_threads(threads)
     model = load_latent_model(model_path)
@@ -209,7 +210,7 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
     side = Path(out).with_name(Path(out).stem + "-comparison.png")
     save_image(torch.cat([result.target, result.image], dim=2), side, overwrite=overwrite)
     if snapshots:
-        from latentstudio.studio.editing import save_sweep
+        from latentstudio.studio.editing import save_sweep  # lazy: imports torch
 
         frames = torch.stack([img for _, img in result.snapshots])
         save_sweep(frames, Path(snapshots) / "snapshots.png", overwrite=overwrite)
@@ -219,7 +220,7 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
 
 
 def _align_cli(sess, img, face_index):
-    from latentstudio.studio.alignment import MultipleFacesError
+    from latentstudio.studio.alignment import MultipleFacesError  # lazy: imports torch
 
     faces = sess.studio.landmarker.detect(img)
     if len(faces) > 1 and face_index is None:
@@ -260,12 +261,12 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
       latentstudio edit --model RUN --latent me.npz --directions dirs.npz --sweep Smiling --out smile.gif
       latentstudio edit --model models/ffhq --seed 1 --directions ffhq_dirs/ --control age=old --out old.png
     """
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
-    from latentstudio.io.images import save_image
-    from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep
-    from latentstudio.studio.loading import load_latent_model
-    from latentstudio.studio.projection import load_latent
+    from latentstudio.io.images import save_image  # lazy: imports torch
+    from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep  # lazy: imports torch
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
+    from latentstudio.studio.projection import load_latent  # lazy: imports torch
 
     model = load_latent_model(model_path)
     lib = _library(directions, model.latent_dim)
@@ -280,7 +281,7 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
     if sweep:
         lo, hi = (float(v) for v in sweep_range.split(":"))
         mags = torch.linspace(lo, hi, frames).tolist()
-        from latentstudio.studio.editing import sweep as sweep_latents
+        from latentstudio.studio.editing import sweep as sweep_latents  # lazy: imports torch
 
         imgs = model.images(sweep_latents(edited, lib[sweep], mags))
         save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
@@ -326,13 +327,16 @@ def _data_options(fn):
 
 
 def _load_attr_data(data_name, data_root, limit, image_size):
-    from latentstudio.data import load_images
+    from latentstudio.data import load_images  # lazy: imports torch
 
     return load_images(data_name, "train", root=data_root, limit=limit, image_size=image_size)
 
 
 def _classifier(data_name, data_root, limit, classifier_path, progress=True):
-    from latentstudio.studio.attributes import get_attribute_classifier, load_attribute_classifier
+    from latentstudio.studio.attributes import (  # lazy: imports torch
+        get_attribute_classifier,
+        load_attribute_classifier,
+    )
 
     if classifier_path:
         return load_attribute_classifier(classifier_path)
@@ -374,11 +378,10 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
     Example:
       latentstudio directions learn --model RUN --data celeba --data-root ~/data --out dirs.npz
     """
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
-    from latentstudio.errors import LatentStudioError
-    from latentstudio.studio.directions import DirectionLibrary, learn_direction
-    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.directions import DirectionLibrary, learn_direction  # lazy: imports torch
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
 
     model = load_latent_model(model_path)
     rows = parse_int_list(layers) if layers else None
@@ -395,7 +398,7 @@ def learn_command(model_path, data_name, data_root, limit, attributes, labels, n
     else:
         clf = _classifier(data_name, data_root, limit, classifier_path)
         latents = model.sample_latents(n_samples, seed=seed)
-        from latentstudio.studio.attributes import label_latents
+        from latentstudio.studio.attributes import label_latents  # lazy: imports torch
 
         scores = label_latents(model, latents, clf)
         lo, hi = torch.quantile(scores, quantile, dim=0), torch.quantile(scores, 1 - quantile, dim=0)
@@ -437,8 +440,8 @@ def discover_command(model_path, method, k, n_samples, layers, seed, out, overwr
     Example:
       latentstudio directions discover --model RUN --method sefa --k 8 --out sefa.npz
     """
-    from latentstudio.studio.directions import DirectionLibrary, ganspace, sefa
-    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.directions import DirectionLibrary, ganspace, sefa  # lazy: imports torch
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
 
     model = load_latent_model(model_path)
     rows = parse_int_list(layers) if layers else None
@@ -468,7 +471,7 @@ def import_command(source, out, mag_range, layers, overwrite):
     Example:
       latentstudio directions import stylegan2directions/ --out ffhq-directions.npz
     """
-    from latentstudio.studio.directions import DirectionLibrary, load_npy_directions
+    from latentstudio.studio.directions import DirectionLibrary, load_npy_directions  # lazy: imports torch
 
     lo, hi = (float(v) for v in mag_range.split(":"))
     dirs = load_npy_directions(source, range_=(lo, hi))
@@ -494,7 +497,7 @@ def condition_command(library_path, primary, fixed, name, out):
     Example:
       latentstudio directions condition --library dirs.npz --direction Young --fix Male,Eyeglasses
     """
-    from latentstudio.studio.directions import DirectionLibrary, condition
+    from latentstudio.studio.directions import DirectionLibrary, condition  # lazy: imports torch
 
     lib = DirectionLibrary.load(library_path)
     d = condition(lib[primary], [lib[n.strip()] for n in fixed.split(",") if n.strip()], name)
@@ -513,7 +516,7 @@ def list_command(library_path):
     Example:
       latentstudio directions list dirs.npz
     """
-    from latentstudio.studio.directions import DirectionLibrary
+    from latentstudio.studio.directions import DirectionLibrary  # lazy: imports torch
 
     lib = DirectionLibrary.load(library_path)
     for row in lib.describe():
@@ -536,7 +539,7 @@ def classifier_command(data_name, data_root, limit, epochs, out, no_progress):
     Example:
       latentstudio directions classifier --data celeba --data-root ~/data
     """
-    from latentstudio.studio.attributes import get_attribute_classifier
+    from latentstudio.studio.attributes import get_attribute_classifier  # lazy: imports torch
 
     data = _load_attr_data(data_name, data_root, limit, 32)
     clf = get_attribute_classifier(data, progress=not no_progress, epochs=epochs)
@@ -571,10 +574,12 @@ def evaluate_command(model_path, library_path, data_name, data_root, limit, clas
     Example:
       latentstudio directions evaluate --model RUN --library dirs.npz --data-root ~/data --top 10
     """
-    from latentstudio.io.atomic import write_json
-    from latentstudio.studio.attributes import direction_effects, most_frequent_attributes
-    from latentstudio.studio.directions import DirectionLibrary
-    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.attributes import (  # lazy: imports torch
+        direction_effects,
+        most_frequent_attributes,
+    )
+    from latentstudio.studio.directions import DirectionLibrary  # lazy: imports torch
+    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
 
     model = load_latent_model(model_path)
     lib = DirectionLibrary.load(library_path)

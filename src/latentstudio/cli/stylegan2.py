@@ -20,12 +20,13 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
+from latentstudio.errors import ConfigError
+from latentstudio.presets import merge, preset
 
 
 def _run_spec(preset_name, config_file, resolution, data, seed, devices, accelerator, extractor, classifier_label,
               max_minutes, kimg, epochs, mirror, overrides) -> dict:
-    from latentstudio.presets import merge, preset
-    from latentstudio.training.stylegan2 import StyleGAN2RunConfig
+    from latentstudio.training.stylegan2 import StyleGAN2RunConfig  # lazy: imports torch
 
     p = preset("stylegan2", preset_name)
     spec = merge({"model": p["model"], "train": p["train"]}, read_config_file(config_file))
@@ -78,7 +79,7 @@ def train_stylegan2(data_name, data_root, data_option, download, strict, limit, 
           --accelerator gpu --devices 2 --mirror
       latentstudio train stylegan2 --resume runs/00004-stylegan2-celeba
     """
-    from latentstudio import api
+    from latentstudio import api  # lazy: imports torch
     spec = None
     if not resume:
         data = data_spec(data_name, data_root, data_option, download, strict, limit)
@@ -90,7 +91,7 @@ def train_stylegan2(data_name, data_root, data_option, download, strict, limit, 
 
 
 def _device(name: str):
-    import torch
+    import torch  # lazy: slow import (CLI start-up)
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -100,7 +101,7 @@ def _device(name: str):
 
 
 def _load_g(model_path: str, device: str):
-    from latentstudio.models.stylegan2 import load_generator
+    from latentstudio.models.stylegan2 import load_generator  # lazy: imports torch
 
     return load_generator(model_path, map_location="cpu").to(_device(device))
 
@@ -115,9 +116,8 @@ def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, 
     """The StyleGAN2-only outputs of ``latentstudio generate``: images of saved latents (``--latents``), a
     style-mixing grid (``--mix-seeds``) and the latents used (``--save-latents``); ``params`` are the
     ``sample`` options given with them."""
-    from latentstudio.errors import ConfigError
-    from latentstudio.io.images import save_folder, save_grid
-    from latentstudio.models.stylegan2 import generate as gen
+    from latentstudio.io.images import save_folder, save_grid  # lazy: imports torch
+    from latentstudio.models.stylegan2 import generate as gen  # lazy: imports torch
 
     if G.model_type != "stylegan2":
         raise ConfigError(f"--latents, --mix-seeds and --save-latents apply to StyleGAN2 models, not {G.model_type}")
@@ -180,7 +180,11 @@ def video(model_path, seeds, space, frames_per_transition, fps, truncation_psi, 
       latentstudio video --model models/ffhq --seeds 0-3 --truncation-psi 0.7 --out walk.mp4
       latentstudio video --model runs/00004-stylegan2-celeba --seeds 1,2,3 --space z --frames 20 --out walk.gif
     """
-    from latentstudio.models.stylegan2.generate import interpolation_latents, synthesize, write_video
+    from latentstudio.models.stylegan2.generate import (  # lazy: imports torch
+        interpolation_latents,
+        synthesize,
+        write_video,
+    )
 
     G = _load_g(model_path, device)
     ws = interpolation_latents(G, parse_int_list(seeds), frames_per_transition, space, truncation_psi,
@@ -214,8 +218,8 @@ def convert(source, out, fmt, network, no_discriminator, overwrite):
       latentstudio convert network-snapshot-025000.pkl --out models/mine --network ema
       latentstudio convert 550000.pt --format rosinality --out models/ros
     """
-    from latentstudio.models.stylegan2 import load_generator
-    from latentstudio.models.stylegan2.convert import convert_to_folder
+    from latentstudio.models.stylegan2 import load_generator  # lazy: imports torch
+    from latentstudio.models.stylegan2.convert import convert_to_folder  # lazy: imports torch
 
     path = convert_to_folder(source, out, None if fmt == "auto" else fmt, network=network,
                              include_discriminator=not no_discriminator, overwrite=overwrite)

@@ -62,6 +62,7 @@ import io
 import os
 import posixpath
 import struct
+import tempfile
 import warnings
 import zipfile
 import zlib
@@ -373,7 +374,7 @@ def load_digits(root: Path, split: str, *, download: bool = False, strict: bool 
         DataError: unknown ``split``.
     """
     _check_split("digits", split)
-    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.datasets import load_digits as sk_load_digits  # lazy: scikit-learn takes ~1 s to import
 
     bunch = sk_load_digits()
     scaled = np.rint(np.asarray(bunch.images, dtype=np.float64) * 255.0 / 16.0)
@@ -435,9 +436,7 @@ def _read_mnist_file(path: Path, ndim: int) -> torch.Tensor:
         DataError: unreadable file, bad gzip, wrong magic number, truncated or over-long file (one line
             naming ``path`` and the fix).
     """
-    import tempfile
-
-    from torchvision.datasets import mnist as tv_mnist
+    from torchvision.datasets import mnist as tv_mnist  # lazy: torchvision adds ~1.1 s to import
 
     reader = tv_mnist.read_image_file if ndim == 3 else tv_mnist.read_label_file
     try:
@@ -472,7 +471,7 @@ def _load_mnist_like(
     stems = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
     found = [_find_idx(raw, s) for s in stems]
     if None in found and download:
-        from torchvision import datasets as tvd
+        from torchvision import datasets as tvd  # lazy: torchvision (~1.1 s); downloads only
 
         cls = tvd.MNIST if folder == "MNIST" else tvd.FashionMNIST
         try:
@@ -623,8 +622,10 @@ def load_cifar10(root: Path, split: str, *, download: bool = False, strict: bool
     test_file = folder / "test_batch"
     wanted = train_files if split == "train" else [test_file]
     if download and not all(p.is_file() for p in wanted):
-        from torchvision.datasets import CIFAR10
-        from torchvision.datasets.utils import download_and_extract_archive
+        from torchvision.datasets import CIFAR10  # lazy: torchvision (~1.1 s); downloads only
+        from torchvision.datasets.utils import (  # lazy: torchvision (~1.1 s); downloads only
+            download_and_extract_archive,
+        )
 
         try:
             download_and_extract_archive(
@@ -771,7 +772,7 @@ def load_celeba(
         return folder.is_dir() or any(cdir.glob("img_align_celeba*.zip"))
 
     if download and not (attr_path.is_file() and have_images()):
-        from torchvision.datasets import CelebA
+        from torchvision.datasets import CelebA  # lazy: torchvision (~1.1 s); downloads only
 
         try:
             CelebA(str(root), split="all", target_type="attr", download=True)

@@ -348,10 +348,10 @@ def draw_steps(ev: ImageEval) -> None:
 
 def plot_steps(path: Path, kl_steps: torch.Tensor, inactive: torch.Tensor, latent_dim: int) -> None:
     """Bar plots of KL_t (nats) and of the inactive latents per step, as a PNG at ``path``."""
-    import matplotlib  # plotting is imported only when a report draws
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     t = torch.arange(1, len(kl_steps) + 1)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))

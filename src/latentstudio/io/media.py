@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
+from imageio.core.request import InitializationError
 
 from latentstudio.errors import LatentStudioError, ShapeError
 from latentstudio.io.atomic import atomic_path
@@ -84,8 +86,6 @@ def _durations(n: int, duration_ms: float | Sequence[float] | None, fps: float |
 
 
 def _encode_gif(target: str | Path, arr: np.ndarray, durations: int | list[int], loop: int) -> bytes | None:
-    import imageio.v3 as iio
-
     return iio.imwrite(target, arr, plugin="pillow", extension=".gif", is_batch=True, duration=durations,
                        loop=int(loop))
 
@@ -179,9 +179,7 @@ def write_mp4(
     h, w = arr.shape[1:3]
     if h % 2 or w % 2:
         arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    import av
-    import imageio.v3 as iio
-    from imageio.core.request import InitializationError
+    import av  # lazy: PyAV is the optional studio extra
 
     with atomic_path(path, overwrite=overwrite) as tmp:
         try:

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from latentstudio.errors import LatentStudioError
+from latentstudio.io import media
 from latentstudio.io.atomic import atomic_path, write_text
 
 INK = "#1a1a1a"
@@ -240,8 +241,6 @@ def gif_bytes(sketches: Sequence[np.ndarray], *, frames: int = 40, duration_ms: 
         duration_ms: display time of each other frame in milliseconds.
         kwargs: layout options of :func:`grid_image`.
     """
-    from latentstudio.io import media
-
     lengths = [len(s) for s in sketches]
     longest = max(lengths + [1])
     frames = max(2, int(frames))

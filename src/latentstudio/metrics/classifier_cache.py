@@ -19,10 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from torch import nn
+from tqdm.auto import tqdm
 
 from latentstudio.errors import CheckpointError
 from latentstudio.io.atomic import atomic_path, write_json
+from latentstudio.paths import cache_dir
 
 __all__ = [
     "CONFIG_FILE",
@@ -55,16 +59,12 @@ def classifier_folder(kind: str, data, recipe: dict[str, Any]) -> Path:
         data: an ``ImageData`` (its ``name`` and ``fingerprint()`` are used).
         recipe: architecture + training recipe; every value that changes the weights belongs here.
     """
-    from latentstudio.paths import cache_dir
-
     return cache_dir() / kind / f"{data.name}-{data.fingerprint()}-{recipe_key(recipe)}"
 
 
 def state_bytes(net: nn.Module) -> bytes:
     """The safetensors serialisation of ``net``'s state dict (CPU, contiguous tensors)."""
-    from safetensors.torch import save
-
-    return save({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()})
+    return save_safetensors({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()})
 
 
 def save_classifier_files(folder: str | Path, net: nn.Module, config: dict[str, Any], *, overwrite: bool = True) -> str:
@@ -106,8 +106,6 @@ def load_classifier_files(
         CheckpointError: a missing file, unreadable JSON, a config the network cannot be built from, or
             weights whose tensor names or shapes differ from the network's (the first difference named).
     """
-    from safetensors.torch import load
-
     folder = Path(folder)
     cfg_file, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     if not cfg_file.is_file() or not weights.is_file():
@@ -119,7 +117,7 @@ def load_classifier_files(
         raise CheckpointError(f"{cfg_file} is not a valid {what} config ({type(exc).__name__}: {exc}); {fix}") from None
     try:
         blob = weights.read_bytes()
-        state = load(blob)
+        state = load_safetensors(blob)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise CheckpointError(f"{weights} is not a readable safetensors file ({exc}); {fix}") from None
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
@@ -176,6 +174,4 @@ def cached_or_trained(
 
 def progress_bar(total: int, desc: str, enabled: bool = True):
     """A tqdm progress bar of ``total`` optimiser steps (a no-op bar when ``enabled`` is False)."""
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, disable=not enabled)

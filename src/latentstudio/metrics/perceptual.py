@@ -135,7 +135,7 @@ def vgg16_weights_path() -> Path:
 
 
 def _vgg16_features(download: bool) -> nn.Sequential:
-    from torchvision.models.vgg import cfgs, make_layers
+    from torchvision.models.vgg import cfgs, make_layers  # lazy: torchvision adds ~1.1 s to import
 
     path = vgg16_weights_path()
     if not path.is_file():
@@ -145,7 +145,7 @@ def _vgg16_features(download: bool) -> nn.Sequential:
                 "https://download.pytorch.org/models/vgg16-397923af.pth), or pass download=True "
                 "(CLI --download-weights), or use the offline 'pyramid-l2' distance (not LPIPS)"
             )
-        from torchvision.models import VGG16_Weights
+        from torchvision.models import VGG16_Weights  # lazy: torchvision (~1.1 s); downloads only
 
         VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)  # caches the file at `path`
     try:

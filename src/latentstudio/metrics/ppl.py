@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.errors import LatentStudioError
 from latentstudio.latents import unit_slerp
@@ -71,8 +72,6 @@ def perceptual_path_length(
         raise LatentStudioError(f"PPL sampling must be 'end' or 'full', got {sampling!r}")
     if num_samples < 2:
         raise LatentStudioError(f"PPL needs at least 2 samples, got {num_samples}")
-    from tqdm.auto import tqdm
-
     g = torch.Generator(device="cpu").manual_seed(seed)
     dev = next(iter(G.parameters())).device if hasattr(G, "parameters") else torch.device("cpu")
     out = []

@@ -28,6 +28,14 @@ import torch
 from torch import nn
 
 from latentstudio.errors import CapabilityError, CheckpointError, ConfigError
+from latentstudio.io.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    read_meta,
+    read_model_config,
+    read_weights,
+    save_model_dir,
+)
 from latentstudio.types import Batch, LossOutput, Sketches
 
 #: ``encode(x) -> DiagonalGaussian`` posterior of data.
@@ -450,8 +458,6 @@ class GenerativeModel(nn.Module):
         Raises:
             RunExistsError: ``path`` exists and ``overwrite`` is False.
         """
-        from latentstudio.io.checkpoint import save_model_dir
-
         return save_model_dir(self, path, meta=meta, samplers=samplers, overwrite=overwrite)
 
     @classmethod
@@ -463,14 +469,6 @@ class GenerativeModel(nn.Module):
             CheckpointError: missing/incomplete folder, a model of another type, or weights that do
                 not match the config.
         """
-        from latentstudio.io.checkpoint import (
-            CONFIG_FILE,
-            WEIGHTS_FILE,
-            read_meta,
-            read_model_config,
-            read_weights,
-        )
-
         path = Path(path)
         cfg = read_model_config(path)
         if cfg["model_type"] != cls.model_type:

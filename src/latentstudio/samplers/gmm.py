@@ -119,7 +119,7 @@ class GMMSampler(LatentSampler):
         return self
 
     def _em(self, x: torch.Tensor, what: str = "") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from sklearn.mixture import GaussianMixture
+        from sklearn.mixture import GaussianMixture  # lazy: scikit-learn takes ~1 s to import
 
         require(x.shape[0] >= self.n_components, "n_components", f"{self.n_components} > {x.shape[0]} latents{what}")
         gm = GaussianMixture(

@@ -22,7 +22,15 @@ from typing import Any
 
 import torch
 
+from latentstudio.data import load_images
 from latentstudio.errors import ConfigError, DataError
+from latentstudio.metrics import (
+    FID_MIN_SAMPLES,
+    BiasedMetricWarning,
+    fid_from_features,
+    get_classifier,
+    load_inception,
+)
 
 __all__ = [
     "SEED_TABLE1",
@@ -209,8 +217,6 @@ def load_study_data(spec: dict[str, Any] | None = None, *, train=None, test=None
     Raises:
         DataError: missing files, or images of different shapes in the two splits.
     """
-    from latentstudio.data import load_images
-
     spec = dict(spec or {})
     note = ""
     if train is None:
@@ -271,8 +277,6 @@ def build_study_extractor(
         ConfigError: a budget for the Inception extractor, or a minutes budget for the classifier.
         DataError: the classifier needs labels.
     """
-    from latentstudio.metrics import get_classifier, load_inception
-
     if not isinstance(name, str):
         return name.to(device)
     if name == "inception":
@@ -327,8 +331,6 @@ def device_for(accelerator: str) -> torch.device:
 @contextmanager
 def quiet_small_sample_warning():
     """Silence the per-value small-sample FID warning (a study states it once in its report)."""
-    from latentstudio.metrics import BiasedMetricWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BiasedMetricWarning)
         yield
@@ -336,8 +338,6 @@ def quiet_small_sample_warning():
 
 def fid(f_real: torch.Tensor, f_fake: torch.Tensor) -> float:
     """FID between two feature sets (:func:`latentstudio.metrics.fid_from_features`), small-sample warning off."""
-    from latentstudio.metrics import fid_from_features
-
     with quiet_small_sample_warning():
         return fid_from_features(f_real, f_fake)
 
@@ -378,8 +378,6 @@ def bullet_list(items: Iterable[str]) -> str:
 
 def small_sample_note(n_real: int, n_fake: int) -> str | None:
     """A sentence for reports computed on fewer than 2048 images per side (biased FID), else None."""
-    from latentstudio.metrics import FID_MIN_SAMPLES
-
     n = min(n_real, n_fake)
     if n >= FID_MIN_SAMPLES:
         return None

@@ -26,8 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from latentstudio import evaluation
 from latentstudio.errors import ConfigError
 from latentstudio.studies.runner import Study, markdown_table
+from latentstudio.training import draw as draw_training
 
 NAME = "draw-timesteps"
 
@@ -78,9 +80,6 @@ def run_draw_timesteps(
         ConfigError: a T that does not divide ``total_latent``, or an empty / repeated T list.
         RunExistsError: ``out_dir`` holds another protocol and ``overwrite`` is False.
     """
-    from latentstudio.evaluation import evaluate, load_records, load_split, summarize_records
-    from latentstudio.training.draw import train_draw_spec  # lazy: Lightning
-
     steps = [int(t) for t in steps]
     if not steps or len(set(steps)) != len(steps) or min(steps) < 1:
         raise ConfigError(f"--steps: give distinct positive values of T, got {steps}")
@@ -95,7 +94,7 @@ def run_draw_timesteps(
         if key in model:
             raise ConfigError(f"model.{key} is set by the sweep (--steps, --total-latent); remove it")
     train = dict(train or {})
-    data = load_split(data_spec, "train")
+    data = evaluation.load_split(data_spec, "train")
     protocol = {
         "data": {k: v for k, v in data_spec.items() if k != "root"},
         "train_fingerprint": data.fingerprint(),
@@ -126,16 +125,17 @@ def run_draw_timesteps(
             if existing is not None and (existing / "model").is_dir():
                 run_dir = existing  # trained; the evaluation was interrupted
             else:
-                result = train_draw_spec(spec, runs_root=cell_root, resume=existing, progress=progress, data=data)
+                result = draw_training.train_draw_spec(spec, runs_root=cell_root, resume=existing, progress=progress,
+                                                       data=data)
                 run_dir = result.run_dir
             eval_dir = run_dir / "eval" / "study"
             if eval_dir.exists():
                 shutil.rmtree(eval_dir)  # a partial evaluation: start it again
-            report = evaluate(run_dir / "model", data_spec, extractor=extractor, n_samples=n_samples,
+            report = evaluation.evaluate(run_dir / "model", data_spec, extractor=extractor, n_samples=n_samples,
                               out_dir=eval_dir, seed=seed, progress=progress, nll_samples=nll_samples,
                               nll_images=nll_images)
             shutil.copyfile(eval_dir / "samples-steps.png", study.dir / f"steps-T{t:03d}.png")
-            summary = summarize_records(load_records(report))
+            summary = evaluation.summarize_records(evaluation.load_records(report))
             return {**summary, "latent_dim": total_latent // t, "run_dir": str(run_dir), "report": str(report)}
 
         return fn
@@ -147,10 +147,10 @@ def run_draw_timesteps(
 
 def write_report(study: Study) -> Path:
     """Render ``report.md`` and the plots from the study's ``results.jsonl``."""
-    import matplotlib
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     recs = sorted(study.records(), key=lambda r: r["steps"])
     total = study.protocol["total_latent"]

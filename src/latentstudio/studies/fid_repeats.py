@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.errors import ConfigError, DataError
+from latentstudio.metrics import extract_features
 from latentstudio.studies import common as C
 from latentstudio.studies.runner import Study, markdown_table
 
@@ -125,10 +127,6 @@ def run_fid_repeats(
         ConfigError: bad sizes/repeats; DataError: dataset problems; ExtractorWeightsMissing: no
         Inception weights; RunExistsError: ``out_dir`` holds another protocol (use ``overwrite``).
     """
-    from tqdm.auto import tqdm
-
-    from latentstudio.metrics import extract_features
-
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     if n_reference < 2:
@@ -202,10 +200,10 @@ def run_fid_repeats(
 
 
 def _report(study: Study, data: C.StudyData, ext, m: int, sizes, repeats: int, s: int, command) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     done = study.done()
     key = "fid" if ext.name == "inception" else "fid_clf"

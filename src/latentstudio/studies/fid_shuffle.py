@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.errors import ConfigError, ShapeError
+from latentstudio.io.images import save_grid
+from latentstudio.metrics import extract_features
 from latentstudio.studies import common as C
 from latentstudio.studies.runner import Study, markdown_table
 
@@ -142,10 +145,6 @@ def run_fid_shuffle(
         ConfigError: a k that does not fit the images, bad repeats; DataError, ExtractorWeightsMissing,
         RunExistsError as for the other studies.
     """
-    from tqdm.auto import tqdm
-
-    from latentstudio.metrics import extract_features
-
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     data = data or C.load_study_data(data_spec, seed=seed)
@@ -204,8 +203,6 @@ def run_fid_shuffle(
 def _examples(study: Study, data: C.StudyData, ks: list[int], seed: int) -> None:
     """``shuffle-examples.png``: 4 training images (rows) at every k (columns), like the seed's figure 7
     (images under 96 pixels enlarged by an integer factor, nearest neighbour)."""
-    from latentstudio.io.images import save_grid
-
     base = data.train.images[:4]
     cols = [shuffle_tiles(base, k, torch.Generator().manual_seed(seed + k)) for k in ks]
     grid = torch.stack(cols, dim=1).flatten(0, 1)
@@ -216,10 +213,10 @@ def _examples(study: Study, data: C.StudyData, ks: list[int], seed: int) -> None
 
 def _report(study: Study, data: C.StudyData, ext, m: int, set_size: int, ks, layouts, repeats: int,
             command) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     done = study.done()
     key = "fid" if ext.name == "inception" else "fid_clf"

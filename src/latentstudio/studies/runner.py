@@ -22,8 +22,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file, save_file
+
 from latentstudio.errors import LatentStudioError, RunExistsError
 from latentstudio.io.atomic import append_jsonl, atomic_path, write_json, write_text
+from latentstudio.io.checkpoint import library_versions
 
 STUDY_FILE = "study.json"
 RESULTS_FILE = "results.jsonl"
@@ -48,8 +51,6 @@ class Study:
     """
 
     def __init__(self, out_dir: str | Path, name: str, protocol: dict[str, Any], *, overwrite: bool = False) -> None:
-        from latentstudio.io.checkpoint import library_versions
-
         self.dir = Path(out_dir)
         self.name = name
         self.protocol = json.loads(json.dumps(protocol))  # normalise tuples etc. as JSON would
@@ -122,8 +123,6 @@ class Study:
         ``compute()``d (a dict of tensors) and written atomically. For intermediate results several cells
         reuse (extracted features, rankings); they belong to this protocol and go with ``overwrite``.
         """
-        from safetensors.torch import load_file, save_file
-
         path = self.dir / ARTIFACTS_DIR / f"{name}.safetensors"
         if path.is_file():
             return load_file(str(path))
@@ -147,7 +146,7 @@ class Study:
 
     def save_figure(self, fig, filename: str) -> str:
         """Save a matplotlib figure atomically as ``filename`` (PNG) in the study folder; returns the name."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
         with atomic_path(self.dir / filename, overwrite=True) as tmp:
             fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")

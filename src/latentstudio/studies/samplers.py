@@ -17,14 +17,21 @@ Timings are wall-clock seconds on the machine that ran the cell (recorded with i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.errors import ConfigError
-from latentstudio.samplers import load_model_with_samplers
+from latentstudio.io.checkpoint import read_meta
+from latentstudio.io.images import save_grid
+from latentstudio.metrics import extract_features
+from latentstudio.models.distributions import DiagonalGaussian
+from latentstudio.models.loading import resolve_model_dir
+from latentstudio.samplers import GMMSampler, NormalSampler, load_model_with_samplers
 from latentstudio.studies import common as C
 from latentstudio.studies import twostage as T
 from latentstudio.studies.runner import Study, markdown_table
@@ -51,11 +58,7 @@ def sampler_grid(ks: list[int]) -> list[dict[str, Any]]:
 
 
 def _model_identity(path: Path) -> dict[str, Any]:
-    from latentstudio.io.checkpoint import read_meta
-    from latentstudio.models.loading import resolve_model_dir
-
     model_dir = resolve_model_dir(path)
-    import hashlib
 
     h = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
     meta = read_meta(model_dir)
@@ -101,10 +104,6 @@ def run_samplers(
         ConfigError: bad k values or fit size, a model of another image shape; DataError,
         ExtractorWeightsMissing, RunExistsError as for the other studies.
     """
-    from tqdm.auto import tqdm
-
-    from latentstudio.metrics import extract_features
-
     ks = sorted(set(gmm_components or DEFAULT_GMM_K))
     if ks[0] < 1:
         raise ConfigError(f"GMM component counts must be >= 1, got {ks}")
@@ -174,7 +173,6 @@ def run_samplers(
 
         post = study.artifact("posteriors", posteriors)
         fit_idx = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:fit_size].sort().values
-        from latentstudio.models.distributions import DiagonalGaussian
 
         q_fit = DiagonalGaussian(post["mean"][fit_idx], post["logvar"][fit_idx])
         stage_seconds = rec.get("stage_seconds")
@@ -197,8 +195,6 @@ def run_samplers(
 
 
 def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage_seconds) -> dict[str, Any]:
-    from latentstudio.samplers import GMMSampler, NormalSampler
-
     d = loaded.image_vae.config.latent_dim
     fit_seconds: float | None = 0.0
     log_density: float | None = None
@@ -222,8 +218,6 @@ def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage
     t_decode = time.perf_counter() - t
     grid = None
     if v["kind"] != "gmm" or (v["covariance"] == "full" and v["fit_on"] == "mean"):
-        from latentstudio.io.images import save_grid
-
         grid = "samples-" + v["key"].replace("/", "-").replace("=", "") + ".png"
         save_grid(images[:64], study.dir / grid, nrow=8, overwrite=True)
     return {"fid": C.fid(f_ref, fx(images)), "fit_seconds": None if fit_seconds is None else round(fit_seconds, 4),
@@ -232,10 +226,10 @@ def _sampler_cell(study, v, loaded, q_fit, ref_mu, f_ref, fx, n_gen, seed, stage
 
 
 def _report(study: Study, data: C.StudyData, ext, m, n_gen, ks, variants, fit_size, command) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     done = study.done()
     key = "fid" if ext.name == "inception" else "fid_clf"

@@ -27,8 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.errors import ConfigError
+from latentstudio.io.images import save_grid, to_float
+from latentstudio.metrics import (
+    INACTIVE_THRESHOLD,
+    extract_features,
+    fit_gaussian,
+    inactive_latents,
+    mahalanobis,
+    reconstruction_error,
+    variance_law,
+)
 from latentstudio.studies import common as C
 from latentstudio.studies import twostage as T
 from latentstudio.studies.runner import Study, markdown_table
@@ -61,9 +72,6 @@ def rank_training_images(vae, images: torch.Tensor, batch_size: int = 256) -> di
         of mu(x)), images in [0, 1]; ``"mahalanobis": float64 [N]`` distance of mu(x) under the Gaussian
         fitted to all mu (in standard deviations)``}``.
     """
-    from latentstudio.io.images import to_float
-    from latentstudio.metrics import fit_gaussian, mahalanobis, reconstruction_error
-
     posterior = vae.encode(images)
     recon = T.reconstruct_images(vae, images, batch_size)
     err = torch.cat([reconstruction_error(to_float(images[i : i + batch_size]), to_float(recon[i : i + batch_size]))
@@ -135,10 +143,6 @@ def run_training_subsets(
     Raises:
         ConfigError, DataError, ExtractorWeightsMissing, RunExistsError (see the other studies).
     """
-    from tqdm.auto import tqdm
-
-    from latentstudio.metrics import extract_features
-
     if not 0 < fraction < 1:
         raise ConfigError(f"fraction must be in (0, 1), got {fraction}")
     data = data or C.load_study_data(data_spec, seed=seed)
@@ -241,8 +245,6 @@ def _subsets(study: Study, data: C.StudyData, size: int, seed: int, device, prog
     study.cell("rank", summary, step="rank")
     grid = study.dir / "selected-examples.png"
     if not grid.is_file():
-        from latentstudio.io.images import save_grid
-
         order = {k: sc[k].double().argsort(stable=True) for k in ("recon_error", "mahalanobis")}
         rows = [data.train.images[order["recon_error"][:16]], data.train.images[order["recon_error"][-16:]],
                 data.train.images[order["mahalanobis"][:16]], data.train.images[order["mahalanobis"][-16:]]]
@@ -252,8 +254,6 @@ def _subsets(study: Study, data: C.StudyData, size: int, seed: int, device, prog
 
 def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: int, seed: int, device) -> None:
     """Evaluation cells of one model (FID per sampler, reconstruction, latent diagnostics)."""
-    from latentstudio.io.images import save_grid, to_float
-
     keys = [f"eval/{name}/{s}" for s in (*SAMPLERS, "reconstruction", "latents")]
     done = study.done()
     if all(k in done for k in keys):
@@ -264,8 +264,6 @@ def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: 
                            seed=seed + 1 + i, grid=f"samples-{name}-{s}.png", labels={"model": name, "sampler": s})
 
     def recon() -> dict[str, Any]:
-        from latentstudio.metrics import reconstruction_error
-
         r = T.reconstruct_images(loaded.image_vae, reference)
         pairs = torch.stack([reference[:32].view(4, 8, *reference.shape[1:]),
                              r[:32].view(4, 8, *r.shape[1:])], 1).flatten(0, 2)
@@ -276,7 +274,6 @@ def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: 
     study.cell(f"eval/{name}/reconstruction", recon, model=name, sampler="reconstruction")
 
     def latents() -> dict[str, Any]:
-        from latentstudio.metrics import INACTIVE_THRESHOLD, inactive_latents, variance_law
         q = loaded.image_vae.encode(train.images)
         law = variance_law(q.mean, q.logvar)
         return {"variance_law": float(law.mean()), "variance_law_min": float(law.min()),
@@ -288,10 +285,10 @@ def _evaluate(study: Study, name: str, rec, train, reference, f_ref, fx, n_gen: 
 
 
 def _report(study: Study, data: C.StudyData, ext, m: int, n_gen: int, size: int, budget, preset, command) -> Path:
-    import matplotlib
+    import matplotlib  # lazy: plotting only, matplotlib is slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only, pyplot is slow to import
 
     done = study.done()
     key = "fid" if ext.name == "inception" else "fid_clf"

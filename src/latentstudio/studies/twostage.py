@@ -9,6 +9,7 @@ repeated); a finished model is loaded, not retrained.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from typing import Any
 
@@ -16,7 +17,14 @@ import torch
 
 from latentstudio.config import apply_overrides as config_overrides
 from latentstudio.errors import ConfigError
+from latentstudio.io.images import save_grid, to_float, to_uint8
+from latentstudio.presets import merge
+from latentstudio.presets import preset as get_preset
+from latentstudio.samplers import load_model_with_samplers
 from latentstudio.studies import common as C
+from latentstudio.training.config import TwoStageRunConfig
+from latentstudio.training.fit import build_run_config, train_spec
+from latentstudio.training.runs import lightning, read_run
 
 MODELS_DIR = "models"
 
@@ -59,10 +67,6 @@ def model_spec(
     Raises:
         UnknownNameError: unknown preset. ConfigError: an unknown override key.
     """
-    from latentstudio.presets import merge
-    from latentstudio.presets import preset as get_preset
-    from latentstudio.training.config import TwoStageRunConfig
-
     base = get_preset("two-stage-vae", preset)
     e1, e2 = base.get("stage1", {}).get("epochs"), base.get("stage2", {}).get("epochs")
     ratio = e2 / e1 if e1 and e2 else C.STAGE2_EPOCH_FACTOR
@@ -79,7 +83,7 @@ def model_spec(
 
 def _stage_timer():
     """A Lightning callback recording the wall-clock seconds of each ``fit`` it sees (stage 1, stage 2)."""
-    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.callbacks import Callback  # lazy: Lightning takes seconds to import
 
     class StageTimer(Callback):
         def __init__(self) -> None:
@@ -111,9 +115,6 @@ def train_or_resume(
         [s1, s2] (this session's training time; None when the model was already finished),
         "stage1_gamma", "stage2_gamma"}``.
     """
-    from latentstudio.training.fit import build_run_config, train_spec  # lazy: Lightning
-    from latentstudio.training.runs import lightning, read_run  # lazy: Lightning
-
     lightning()
     root = study.dir / MODELS_DIR / name
     want = build_run_config(spec, train_data).to_dict()
@@ -145,23 +146,17 @@ def train_or_resume(
 
 def discard_models(study) -> None:
     """Delete ``<study>/models/`` (``--overwrite`` of a training study starts its models afresh)."""
-    import shutil
-
     shutil.rmtree(study.dir / MODELS_DIR, ignore_errors=True)
 
 
 def load_model(study, record: dict[str, Any], device: torch.device):
     """Load the model of a training record (the model of ``<study>/<record['run']>``, with its samplers)."""
-    from latentstudio.samplers import load_model_with_samplers
-
     return load_model_with_samplers(study.dir / record["run"], map_location=str(device))
 
 
 @torch.no_grad()
 def decode_latents(vae, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Decoder means of latents: ``z float [n, latent_dim]`` -> ``uint8 [n, C, H, W]`` (on CPU)."""
-    from latentstudio.io.images import to_uint8
-
     was = vae.training
     vae.eval()
     dev = vae.loggamma.device
@@ -173,8 +168,6 @@ def decode_latents(vae, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
 @torch.no_grad()
 def reconstruct_images(vae, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Decoder mean of the posterior mean: ``uint8 [N, C, H, W]`` -> ``uint8 [N, C, H, W]`` (on CPU)."""
-    from latentstudio.io.images import to_float, to_uint8
-
     was = vae.training
     vae.eval()
     dev = vae.loggamma.device
@@ -194,8 +187,6 @@ def sampler_fid_cell(
     the latents), ``decode_seconds`` and ``n``; the first 64 images go to ``grid`` (a PNG name in the
     study folder) when given.
     """
-    from latentstudio.io.images import save_grid
-
     def compute() -> dict[str, Any]:
         t = time.perf_counter()
         z = sampler.sample(n, torch.Generator().manual_seed(seed))

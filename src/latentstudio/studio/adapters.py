@@ -17,6 +17,8 @@ directory's ``model_type`` through :data:`ADAPTERS` (:func:`load_latent_model`).
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -108,8 +110,6 @@ class LatentModel(ABC):
     def fork(self) -> LatentModel:
         """An independent copy (its own network and noise buffers), e.g. for a projection that runs while
         other users of the studio keep generating with this one."""
-        import copy
-
         return copy.deepcopy(self)
 
     # ---- optional
@@ -294,8 +294,6 @@ def _dataset_of(model_dir: Path | None, meta: dict[str, Any]) -> str:
             return str(v["name"])
     run = Path(model_dir).parent / "run.json" if model_dir is not None else None
     if run is not None and run.is_file():
-        import json
-
         try:
             cfg = json.loads(run.read_text())
             return str(cfg.get("config", cfg).get("data", {}).get("name", ""))

@@ -37,6 +37,7 @@ from latentstudio.metrics.classifier_cache import (
     progress_bar,
     save_classifier_files,
 )
+from latentstudio.studio.editing import edit
 
 __all__ = [
     "AttributeClassifier",
@@ -338,8 +339,6 @@ def direction_effects(
         One :class:`DirectionEffect` per pair: mean logit change ``logit(+m) - logit(-m)``, the
         share of latents whose logit moved the expected way, and the mean logits.
     """
-    from latentstudio.studio.editing import edit
-
     base = model.sample_latents(n, seed=seed, truncation_psi=truncation_psi)
     out = []
     for dname, attr, sign in pairs:

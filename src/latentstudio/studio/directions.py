@@ -294,7 +294,7 @@ def ganspace(latents: torch.Tensor, k: int = 10, *, prefix: str = "pc", layers: 
     Raises:
         ShapeError: fewer than ``k + 1`` samples.
     """
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # lazy: scikit-learn takes ~1 s to import
 
     x = _rows(latents).double().numpy()
     if x.shape[0] <= k:
@@ -397,9 +397,9 @@ def learn_direction(
     Raises:
         ConfigError: unknown method. LatentStudioError: fewer than 2 labelled latents per class.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.svm import LinearSVC
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn takes ~1 s to import
+    from sklearn.metrics import balanced_accuracy_score  # lazy: scikit-learn takes ~1 s to import
+    from sklearn.svm import LinearSVC  # lazy: scikit-learn takes ~1 s to import
 
     if method not in ("svm", "logistic", "mean-diff"):
         raise ConfigError(f"unknown direction learning method {method!r}; use 'svm', 'logistic' or 'mean-diff'")

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from latentstudio.errors import ConfigError, LatentStudioError, ShapeError
 from latentstudio.io.atomic import atomic_path
+from latentstudio.io.media import write_gif, write_mp4
 from latentstudio.studio.adapters import LatentModel
 from latentstudio.studio.directions import Direction
 
@@ -197,10 +199,6 @@ def save_sweep(images: torch.Tensor, path: str | Path, *, fps: float = 8.0, upsc
         ConfigError: another suffix. LatentStudioError: MP4 without PyAV installed.
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    from PIL import Image
-
-    from latentstudio.io.media import write_gif, write_mp4
-
     path = Path(path)
     suffix = path.suffix.lower()
     frames = _frames_hwc(images, int(upscale))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from latentstudio.config import Config, require
-from latentstudio.errors import LatentStudioError, ShapeError
+from latentstudio.errors import ExtractorWeightsMissing, LatentStudioError, ShapeError
 from latentstudio.io.atomic import atomic_path
+from latentstudio.metrics.perceptual import load_perceptual
 from latentstudio.studio.adapters import LatentModel
 
 __all__ = [
@@ -223,7 +226,10 @@ def image_metrics(image: torch.Tensor, target: torch.Tensor) -> dict[str, float]
 
     SSIM (torchmetrics, 11-pixel Gaussian window) is NaN for images smaller than 11 pixels.
     """
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    from torchmetrics.functional.image import (  # lazy: torchmetrics takes seconds to import
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+    )
 
     if image.shape != target.shape or image.dtype != torch.uint8 or target.dtype != torch.uint8:
         raise ShapeError(f"image_metrics: two uint8 batches of one shape needed, got {image.dtype} "
@@ -256,13 +262,8 @@ def load_projection_distance(name: str, device: torch.device | str = "cpu") -> t
     ``pyramid-l2`` of :mod:`latentstudio.metrics.perceptual` is used instead, with a warning; its label
     says that it is not LPIPS.
     """
-    import warnings
-
-    from latentstudio.errors import ExtractorWeightsMissing
-
     if name == "none":
         return None, "none"
-    from latentstudio.metrics.perceptual import load_perceptual
 
     try:
         net = load_perceptual(name, device=device)
@@ -352,8 +353,6 @@ def project(
     snapshots: list[tuple[int, torch.Tensor]] = []
     bar = None
     if progress is True:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=cfg.steps, desc=f"projecting into {space}", unit="step")
     with torch.no_grad():
         initial_image = model.images(expand(start if space != "w" else start[:, :1]))[0]

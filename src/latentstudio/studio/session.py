@@ -12,6 +12,7 @@ not by name), pixel count, then decoded with EXIF orientation applied.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentstudio.errors import LatentStudioError
+from latentstudio.io.atomic import atomic_path
 from latentstudio.studio.adapters import LatentModel
+from latentstudio.studio.alignment import DlibLandmarker, NoFaceError, align_face
 from latentstudio.studio.directions import DirectionLibrary
 from latentstudio.studio.editing import edit, mix
-from latentstudio.studio.projection import ProjectionConfig, ProjectionResult, project
+from latentstudio.studio.projection import (
+    ProjectionConfig,
+    ProjectionResult,
+    _noise_swap,
+    load_projection_distance,
+    project,
+)
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "Studio", "StudioSession", "UploadError", "validate_upload"]
 
@@ -50,8 +60,6 @@ def validate_upload(data: bytes | str | Path, *, max_bytes: int = MAX_UPLOAD_BYT
     Raises:
         UploadError: with the reason and the limits.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if isinstance(data, str | Path):
         p = Path(data)
         if not p.is_file():
@@ -119,8 +127,6 @@ class Studio:
         with self.lock:
             if self._distance is None:
                 if isinstance(self.perceptual, str) and self.perceptual == "config":
-                    from latentstudio.studio.projection import load_projection_distance
-
                     self._distance = load_projection_distance(self.projection.perceptual)
                 elif self.perceptual is None:
                     self._distance = (None, "none")
@@ -131,8 +137,6 @@ class Studio:
     @property
     def landmarker(self):
         """The :class:`~latentstudio.studio.alignment.DlibLandmarker` (created on first use)."""
-        from latentstudio.studio.alignment import DlibLandmarker
-
         with self.lock:
             if self._landmarker is None:
                 self._landmarker = DlibLandmarker(self.predictor)
@@ -203,8 +207,6 @@ class StudioSession:
         Raises:
             NoFaceError / LatentStudioError: see :meth:`DlibLandmarker.choose`.
         """
-        from latentstudio.studio.alignment import align_face
-
         m = self.model
         faces = []
         if already_aligned:
@@ -216,8 +218,6 @@ class StudioSession:
             lm = self.studio.landmarker
             faces = lm.detect(photo)
             if not faces:
-                from latentstudio.studio.alignment import NoFaceError
-
                 raise NoFaceError("no face found in the photo: use a frontal, well-lit photo where the face is at "
                                   "least about 80 pixels wide, or tick 'already aligned'")
             idx = 0 if face_index is None else int(face_index)
@@ -261,8 +261,6 @@ class StudioSession:
         """``uint8 [C, H, W]`` of :meth:`current_latent` (with the projection's noise maps, if any)."""
         latent = self.current_latent()
         if self.projection is not None and self.projection.noise:
-            from latentstudio.studio.projection import _noise_swap
-
             with self.studio.lock, torch.no_grad(), _noise_swap(self.model.noise_buffers(), self.projection.noise):
                 return self.model.images(latent[None])[0]
         return self.studio.render(latent)
@@ -277,10 +275,6 @@ class StudioSession:
 
     def save_latent(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """The current (edited) latent as ``.npz`` (``latent [L, D]``, ``space``, sliders in ``meta``)."""
-        import json
-
-        from latentstudio.io.atomic import atomic_path
-
         latent = self.current_latent()
         space = "z" if self.model.spaces == ("z",) else ("w+" if self.source == "photo" else "w")
         meta = {"source": self.source, "magnitudes": self.magnitudes, "truncation": self.truncation,

@@ -27,6 +27,8 @@ from latentstudio.errors import DataError, LatentStudioError
 from latentstudio.evaluation.common import interleave_rows
 from latentstudio.io.images import to_float
 from latentstudio.models.draw import DRAW, DRAWConfig
+from latentstudio.models.draw.render import generation_frames, save_drawing
+from latentstudio.presets import merge
 from latentstudio.training.config import DataConfig, TrainConfig
 from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
 
@@ -86,8 +88,6 @@ def build_draw_run_config(spec: dict[str, Any], data) -> DRAWRunConfig:
         ConfigError: unknown or invalid fields (named). DataError: non-square images, or a
             class-conditional model on a dataset without labels.
     """
-    from latentstudio.presets import merge
-
     c, h, w = data.image_shape
     if h != w:
         raise DataError(f"dataset {data.name!r} has {h}x{w} images; DRAW here needs square images (crop or resize)")
@@ -174,9 +174,11 @@ def train_draw(
         DataError: dataset problems or a dataset that does not match ``run.model``;
         NonFiniteLossError: NaN/inf loss (the last good checkpoint is kept); LatentStudioError: bad resume.
     """
-    from latentstudio.models.draw.render import generation_frames, save_drawing
-    from latentstudio.training.callbacks import ImageGridCallback
-    from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
+    from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
+    from latentstudio.training.lit_module import (  # lazy: imports Lightning
+        GenerativeLitModule,
+        TensorDataModule,
+    )
 
     L = lightning()
     data = data if data is not None else load_train_data(run.data)

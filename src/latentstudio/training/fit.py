@@ -12,12 +12,14 @@ Layout of a run::
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from latentstudio.errors import DataError
 from latentstudio.io.images import to_float
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageConfig, SecondStageVAE, TwoStageVAE
@@ -79,8 +81,11 @@ def train_two_stage(
     Raises:
         DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume.
     """
-    from latentstudio.training.callbacks import ImageGridCallback
-    from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
+    from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
+    from latentstudio.training.lit_module import (  # lazy: imports Lightning
+        GenerativeLitModule,
+        TensorDataModule,
+    )
 
     L = lightning()
     if data is None:
@@ -162,8 +167,6 @@ def train_two_stage(
 
 
 def _check_data_matches(run: TwoStageRunConfig, data) -> None:
-    from latentstudio.errors import DataError
-
     m1 = run.model.stage1
     c, h, w = data.image_shape
     if (c, h, w) != (m1.image_channels, m1.image_size, m1.image_size):
@@ -203,9 +206,10 @@ def fit_second_stage(
     ``train_two_stage`` does the same inside a run; studies use this to fit a second stage to the
     latents of any first stage.
     """
-    import tempfile
-
-    from latentstudio.training.lit_module import GenerativeLitModule, TensorDataModule
+    from latentstudio.training.lit_module import (  # lazy: imports Lightning
+        GenerativeLitModule,
+        TensorDataModule,
+    )
 
     train = train or TrainConfig(epochs=10)
     d = posterior.mean.shape[1]

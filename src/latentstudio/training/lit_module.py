@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from latentstudio.errors import NonFiniteLossError
 from latentstudio.models.distributions import DiagonalGaussian
@@ -153,8 +154,6 @@ class TensorDataModule(L.LightningDataModule):
         self.seed = seed
 
     def train_dataloader(self):
-        from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
-
         ds = TensorDataset(*self.tensors)
         sampler = DistributedSampler(
             ds,

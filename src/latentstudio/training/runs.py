@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,7 @@ class _DropAdverts(logging.Filter):
 
 def lightning():
     """Import Lightning lazily (about 9 s) with its console noise filtered; returns the module."""
-    import warnings
-
-    import lightning as L
+    import lightning as L  # lazy: Lightning takes seconds to import
 
     # a deprecation inside Lightning itself, raised at every fit; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -147,8 +146,11 @@ def make_trainer(
         precision: Lightning precision string (e.g. ``"16-mixed"``); None = 32-bit.
     """
     L = lightning()
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.callbacks import ModelCheckpoint  # lazy: Lightning takes seconds to import
+    from lightning.pytorch.loggers import (  # lazy: Lightning takes seconds to import
+        CSVLogger,
+        TensorBoardLogger,
+    )
 
     stage_dir = Path(stage_dir)
     ckpt = ModelCheckpoint(

@@ -37,6 +37,7 @@ from latentstudio.data.strokes import SPLITS, StrokeSplits, augment, load_stroke
 from latentstudio.errors import LatentStudioError
 from latentstudio.evaluation.sketches import stroke_losses
 from latentstudio.io.atomic import append_jsonl
+from latentstudio.io.strokes_render import save_sketches
 from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
@@ -248,7 +249,7 @@ def lr_at(train: SketchTrainConfig, step: int) -> float:
 def _lit_module(model: SketchRNN, cfg: SketchRNNRunConfig):
     """Adam on ``model.loss`` with the reference's per-step learning-rate schedule; KL annealing follows
     the global step; a NaN gradient stops training before the optimiser step."""
-    from latentstudio.training.lit_module import GenerativeLitModule
+    from latentstudio.training.lit_module import GenerativeLitModule  # lazy: imports Lightning
 
     def configure(params):
         t = cfg.train
@@ -263,7 +264,6 @@ def _lit_module(model: SketchRNN, cfg: SketchRNNRunConfig):
 
 def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfig):
     L = lightning()
-    from latentstudio.io.strokes_render import save_sketches
 
     tensors = {s: splits.split(s).to_stroke5(cfg.model.max_seq_len) for s in ("valid", "test") if len(splits.split(s))}
     every = cfg.train.eval_every_n_steps

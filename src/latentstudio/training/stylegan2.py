@@ -23,24 +23,47 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from latentstudio.config import Config, require
-from latentstudio.errors import NonFiniteLossError
+from latentstudio.errors import ConfigError, NonFiniteLossError
 from latentstudio.evaluation.stylegan2 import (
     classifier_data,
     fid_extractor,
     generate_images,
     load_generator_images,
 )
-from latentstudio.models.stylegan2 import Discriminator, Generator, StyleGAN2Config, save_model
+from latentstudio.io.images import make_grid, save_image
+from latentstudio.metrics import BiasedMetricWarning, append_record, compute_fid, fid_key
+from latentstudio.metrics.records import MetricRecord
+from latentstudio.models.stylegan2 import (
+    DISCRIMINATOR_FILE,
+    Discriminator,
+    Generator,
+    StyleGAN2Config,
+    load_discriminator,
+    load_generator,
+    save_model,
+    z_from_seed,
+)
+from latentstudio.models.stylegan2.loss import StyleGAN2Loss
 from latentstudio.models.stylegan2.networks import images_to_float, images_to_uint8
 from latentstudio.training.config import DataConfig
-from latentstudio.training.runs import RUN_FILE, is_rank_zero, lightning, read_run, start_run
+from latentstudio.training.runs import (
+    RUN_FILE,
+    fit_module,
+    is_rank_zero,
+    lightning,
+    make_trainer,
+    read_run,
+    start_run,
+)
 
 KIND = "stylegan2"
 GRID_SEEDS = tuple(range(64))
@@ -172,8 +195,7 @@ def build_fid_extractor(run: StyleGAN2RunConfig, data, progress: bool = False):
 
 def _lit_module_class():
     L = lightning()
-    from latentstudio.models.stylegan2.loss import StyleGAN2Loss
-    from latentstudio.training.lit_module import step_seed
+    from latentstudio.training.lit_module import step_seed  # lazy: imports Lightning
 
     class _StyleGAN2Module(L.LightningModule):
         """G, D and the EMA generator trained with the four StyleGAN2 phases (manual optimisation).
@@ -210,7 +232,6 @@ def _lit_module_class():
 
         def on_fit_start(self) -> None:
             if self.trainer.world_size > 1:  # same weights everywhere (no DDP wrapper does it for us)
-                import torch.distributed as dist
 
                 for tensor in list(self.parameters()) + list(self.buffers()):
                     dist.broadcast(tensor.data, src=0)
@@ -232,8 +253,6 @@ def _lit_module_class():
             self.manual_backward(out.loss)
             params = [p for p in net.parameters() if p.grad is not None]
             if self.trainer.world_size > 1 and params:
-                import torch.distributed as dist
-
                 flat = torch.cat([p.grad.flatten() for p in params])
                 dist.all_reduce(flat)
                 flat /= self.trainer.world_size
@@ -321,7 +340,7 @@ def _lit_module_class():
 def _no_wrap_ddp_strategy():
     """Lightning's DDP strategy without the DistributedDataParallel wrapper (gradients are averaged by the
     module, one all-reduce per phase)."""
-    from lightning.pytorch.strategies import DDPStrategy
+    from lightning.pytorch.strategies import DDPStrategy  # lazy: Lightning takes seconds to import
 
     class _AllReduceDDP(DDPStrategy):
         def configure_ddp(self) -> None:  # keep the LightningModule unwrapped
@@ -332,12 +351,8 @@ def _no_wrap_ddp_strategy():
 
 def _callbacks(run: StyleGAN2RunConfig, train_dir: Path, data, progress: bool):
     L = lightning()
-    from latentstudio.io.images import make_grid, save_image
-    from latentstudio.metrics import append_record, compute_fid, fid_key
-    from latentstudio.metrics.records import MetricRecord
 
     t = run.train
-    from latentstudio.models.stylegan2 import z_from_seed
 
     grid_z = torch.cat([z_from_seed(s, run.model.z_dim) for s in GRID_SEEDS])
 
@@ -360,10 +375,6 @@ def _callbacks(run: StyleGAN2RunConfig, train_dir: Path, data, progress: bool):
                     exp.add_image("samples", grid, global_step=trainer.global_step)
 
         def _fid(self, trainer, module) -> None:
-            import warnings
-
-            from latentstudio.metrics import BiasedMetricWarning
-
             if self.extractor is None:
                 self.extractor = build_fid_extractor(run, data, progress=progress)
             n = min(t.metric_samples, len(data))
@@ -400,8 +411,6 @@ def _callbacks(run: StyleGAN2RunConfig, train_dir: Path, data, progress: bool):
 def _trainer(train_dir: Path, run: StyleGAN2RunConfig, callbacks, progress: bool):
     """A trainer laid out like :func:`latentstudio.training.runs.make_trainer`; with several devices it uses
     the all-reduce DDP strategy above instead of the DistributedDataParallel wrapper."""
-    from latentstudio.training.runs import make_trainer
-
     t = run.train
     precision = t.precision
     if precision == "auto":
@@ -457,10 +466,7 @@ def train_stylegan2(
     Raises:
         DataError: dataset problems; NonFiniteLossError: NaN/inf losses; LatentStudioError: bad resume.
     """
-    import warnings
-
-    from latentstudio.training.lit_module import TensorDataModule
-    from latentstudio.training.runs import fit_module
+    from latentstudio.training.lit_module import TensorDataModule  # lazy: imports Lightning
 
     L = lightning()
     # G_ema is kept in eval mode on purpose
@@ -497,9 +503,6 @@ def train_stylegan2(
 
 
 def _init_from(module, folder: str | Path, config: StyleGAN2Config) -> None:
-    from latentstudio.errors import ConfigError
-    from latentstudio.models.stylegan2 import DISCRIMINATOR_FILE, load_discriminator, load_generator
-
     G = load_generator(folder)
     if G.config != config:
         raise ConfigError(f"--init {folder}: its config differs from the run's model config; "

@@ -36,10 +36,12 @@ from latentstudio.models.base import (
     GenerativeModel,
     Knob,
     LatentSpace,
+    _check_n,
 )
 from latentstudio.models.distributions import DiagonalGaussian, standard_normal_log_prob
 from latentstudio.models.draw.attention import AttentionRead, AttentionWrite, PlainRead, PlainWrite
 from latentstudio.models.draw.config import DRAWConfig
+from latentstudio.models.draw.render import generation_frames
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
 from latentstudio.models.registry import register_model
 from latentstudio.types import Batch, LossOutput, check_images
@@ -154,9 +156,6 @@ class DRAW(GenerativeModel):
                      **knobs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` samples and their drawing: ``(images uint8 [n, C, H, W], frames uint8 [T, n, 3, 2H, 2W])``,
         the canvas after every step with the write boxes when the model attends (knobs as :meth:`sample`)."""
-        from latentstudio.models.base import _check_n
-        from latentstudio.models.draw.render import generation_frames
-
         n = _check_n(n)
         values = self.resolve_knobs(knobs)
         cond = self.condition_spec.make(condition, n)

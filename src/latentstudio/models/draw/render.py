@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
-from latentstudio.errors import ShapeError
-from latentstudio.io.images import make_grid, to_uint8
+from latentstudio.errors import RunExistsError, ShapeError
+from latentstudio.io.images import make_grid, save_image, to_uint8
+from latentstudio.io.media import write_gif
 
 #: Box colours (RGB): where the decoder writes (green) and where the encoder reads (red).
 WRITE_COLOR = (40, 220, 60)
@@ -155,8 +156,6 @@ def save_gif(
     Raises:
         RunExistsError: ``path`` exists and ``overwrite`` is False. ShapeError: bad frames.
     """
-    from latentstudio.io.media import write_gif
-
     if not frames:
         raise ShapeError("save_gif needs at least one frame")
     for f in frames:
@@ -223,9 +222,6 @@ def save_drawing(
     Raises:
         RunExistsError: a target exists and ``overwrite`` is False (checked before anything is written).
     """
-    from latentstudio.errors import RunExistsError
-    from latentstudio.io.images import save_image
-
     targets = [Path(t) for t in (png, gif) if t is not None]
     for t in targets:
         if t.exists() and not overwrite:

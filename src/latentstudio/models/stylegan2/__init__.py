@@ -17,8 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from latentstudio.errors import CheckpointError
+from latentstudio.io.atomic import atomic_dir
+from latentstudio.io.checkpoint import read_model_config, unwrap, write_model_files
 from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.networks import (
     NOISE_MODES,
@@ -71,8 +74,6 @@ def load_generator(path: str | Path, *, map_location: str | torch.device = "cpu"
         CheckpointError: missing/incomplete folder, or a folder holding another model type (named, with
             the fix: ``latentstudio convert`` for official ``.pkl`` / ``.pt`` files).
     """
-    from latentstudio.io.checkpoint import read_model_config
-
     folder = _model_dir(path)
     src = Path(path)
     if src.is_file():
@@ -92,10 +93,6 @@ def load_discriminator(path: str | Path, *, map_location: str | torch.device = "
     Raises:
         CheckpointError: the folder has no discriminator, or its tensors do not match the config.
     """
-    from safetensors.torch import load_file
-
-    from latentstudio.io.checkpoint import read_model_config
-
     folder = _model_dir(path)
     cfg = read_model_config(folder)
     f = folder / DISCRIMINATOR_FILE
@@ -127,11 +124,6 @@ def save_model(
     Raises:
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    from safetensors.torch import save_file
-
-    from latentstudio.io.atomic import atomic_dir
-    from latentstudio.io.checkpoint import unwrap, write_model_files
-
     path = Path(path)
     with atomic_dir(path, overwrite=overwrite) as tmp:
         write_model_files(tmp, generator, meta=meta)

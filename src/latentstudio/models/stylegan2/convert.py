@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentstudio.errors import CheckpointError, ConfigError
+from latentstudio.errors import CheckpointError, ConfigError, RunExistsError
 from latentstudio.io import safe_pickle
+from latentstudio.models.stylegan2 import save_model
 from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.networks import Discriminator, Generator
 
@@ -668,9 +669,6 @@ def convert_to_folder(
     Raises:
         UnsafePickleError, CheckpointError: see :func:`convert`. RunExistsError: ``out`` exists.
     """
-    from latentstudio.errors import RunExistsError
-    from latentstudio.models.stylegan2 import save_model
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunExistsError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) to replace it")

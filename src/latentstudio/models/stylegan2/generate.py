@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from latentstudio.errors import LatentStudioError
+from latentstudio.io import media
+from latentstudio.io.atomic import atomic_path
 from latentstudio.latents import slerp
 from latentstudio.models.stylegan2.networks import Generator, z_from_seed
 
@@ -133,8 +135,6 @@ def save_latents(path: str | Path, *, z: torch.Tensor | None = None, w: torch.Te
     Raises:
         RunExistsError: the file exists and ``overwrite`` is False.
     """
-    from latentstudio.io.atomic import atomic_path
-
     arrays = {}
     if z is not None:
         arrays["z"] = z.detach().cpu().numpy().astype(np.float32)
@@ -238,8 +238,6 @@ def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, ov
             encoder failure.
         RunExistsError: ``path`` exists and ``overwrite`` is False.
     """
-    from latentstudio.io import media
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):

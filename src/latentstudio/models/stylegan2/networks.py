@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from latentstudio.errors import CapabilityError, ShapeError
 from latentstudio.io.images import to_float, to_uint8
@@ -624,8 +625,6 @@ class Generator(GenerativeModel):
                           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` on CPU, in batches (``generator`` draws
         the noise of ``noise_mode="random"``)."""
-        from tqdm.auto import tqdm
-
         out = []
         for i in tqdm(range(0, ws.shape[0], batch_size), disable=not progress, desc="synthesis", leave=False):
             img = self.synthesis(ws[i : i + batch_size].to(self.device), noise_mode=noise_mode, generator=generator)

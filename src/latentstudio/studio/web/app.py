@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from latentstudio.errors import LatentStudioError
+from latentstudio.io.images import save_image
+from latentstudio.studio.projection import load_latent
 from latentstudio.studio.session import MAX_UPLOAD_BYTES, Studio, StudioSession, validate_upload
 
 __all__ = ["build_app", "serve"]
@@ -55,9 +57,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
         studio: the shared :class:`Studio`.
         workdir: where downloads are written (default: a new temporary folder).
     """
-    import gradio as gr
-
-    from latentstudio.io.images import save_image
+    import gradio as gr  # lazy: optional web extra, slow import
 
     work = Path(workdir or tempfile.mkdtemp(prefix="latentstudio-studio-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -147,8 +147,6 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
             return (sess, None, gr.update(), *no_change(f"Error: {exc}"))
 
     def on_latent_file(state, file, psi, mix_seed, mix_layers, mix_amount, *values):
-        from latentstudio.studio.projection import load_latent
-
         sess = session_of(state)
         if file is None:
             return (sess, *no_change("Choose a .npz latent file first."))
