@@ -24,12 +24,13 @@ _EXPORTS = {
     "encode": "latentstudio.api",
     "decode": "latentstudio.api",
     "interpolate": "latentstudio.api",
+    "data_split": "latentstudio.api",
     "evaluate": "latentstudio.api",
     "quickstart": "latentstudio.training.quickstart",
     "load_images": "latentstudio.data",
 }
 
-__all__ = ["__version__", "decode", "encode", "evaluate", "generate", "interpolate", "load", "load_images", "quickstart",
+__all__ = ["__version__", "data_split", "decode", "encode", "evaluate", "generate", "interpolate", "load", "load_images", "quickstart",
            "reconstruct", "train"]
 
 

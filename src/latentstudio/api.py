@@ -25,6 +25,7 @@ import torch
 
 from latentstudio.errors import ConfigError
 from latentstudio.evaluation import evaluate as run_evaluation
+from latentstudio.evaluation.common import model_split
 from latentstudio.latents import interpolation_path
 from latentstudio.models.base import ENCODE, GenerativeModel
 from latentstudio.models.distributions import DiagonalGaussian
@@ -33,7 +34,7 @@ from latentstudio.samplers import load_model_with_samplers
 from latentstudio.training.registry import TRAINERS
 from latentstudio.types import Sketches
 
-__all__ = ["decode", "encode", "evaluate", "generate", "interpolate", "load", "reconstruct", "resolve_model_dir",
+__all__ = ["data_split", "decode", "encode", "evaluate", "generate", "interpolate", "load", "reconstruct", "resolve_model_dir",
            "train"]
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:
@@ -196,6 +197,20 @@ def train(
     """
     return TRAINERS.get(family)(spec or {}, runs_root=runs_root, resume=resume, progress=progress,
                                 dry_run=dry_run, **options)
+
+
+def data_split(model: GenerativeModel, data: Any = None, split: str = "test"):
+    """The ``split`` of ``data`` (a ``DataSpec``, dict, dataset name or stroke file), or of the dataset
+    the model was trained on when ``data`` names none, in the form the model reads (sketch models:
+    strokes normalised by the model's scale factor).
+
+    Returns:
+        ``ImageData`` (``images uint8 [N, C, H, W]``, labels, attributes) or a ``StrokeSet`` (``sketches``).
+
+    Raises:
+        DataError: no dataset given and none recorded with the model; an empty split.
+    """
+    return model_split(model, data, split)
 
 
 def evaluate(model: GenerativeModel | str | Path, data: Any = None, **options: Any) -> Path:

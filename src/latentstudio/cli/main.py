@@ -34,7 +34,6 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
-from latentstudio.errors import DataError
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
 
@@ -212,28 +211,6 @@ def write_outputs(model, outputs, *, out: str | None, out_dir: str | None, nrow:
     return written
 
 
-def model_data(model, spec: dict[str, Any], split: str):
-    """The ``split`` of ``spec`` (a :func:`~latentstudio.cli.options.data_spec` dict), or of the dataset
-    the model was trained on when ``spec`` names none (``spec``'s root/limit/options still apply; see
-    :func:`latentstudio.evaluation.data_spec_for`). Sketch models read strokes normalised by their own
-    scale factor and cut to their sequence length.
-
-    Raises:
-        DataError: no dataset given and none recorded with the model; an empty split.
-    """
-    from latentstudio.evaluation import data_spec_for  # lazy: imports torch
-
-    base = data_spec_for(model, spec)
-    options: dict[str, Any] = {}
-    if base.kind == "strokes" and model.output_kind == "sketches":
-        options["scale_factor"] = float(model.scale_factor)
-        options["max_seq_len"] = int(model.config.max_seq_len)
-    data = base.load(split, **options)
-    if len(data) == 0:
-        raise DataError(f"the {split} split of {base.label} is empty")
-    return data
-
-
 def _conditions(model, data, cond_text: str | None):
     """The condition of data examples: ``--condition`` when given, else the data's own labels (conditional
     image models), else None."""
@@ -370,7 +347,7 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
     _suffix_check(model, out)
     if n < 1:
         raise click.BadParameter(f"--n must be >= 1, got {n}")
-    data = model_data(model, data_spec(data_name, data_root, data_option, download, strict, limit), split)
+    data = api.data_split(model, data_spec(data_name, data_root, data_option, download, strict, limit), split)
     data = data.subset(list(range(min(n, len(data)))))
     values = model_knobs(model, given_knobs(knobs))
     cond = _conditions(model, data, condition)
@@ -472,7 +449,7 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
     else:
         model.require(ENCODE)
         ia, ib = _two(pair or "0,1", "--pair")
-        data = model_data(model, data_spec(data_name, data_root, data_option, download, strict, limit), split)
+        data = api.data_split(model, data_spec(data_name, data_root, data_option, download, strict, limit), split)
         for i in (ia, ib):
             if not 0 <= i < len(data):
                 raise click.BadParameter(f"--pair: index {i} is outside the {split} split (0..{len(data) - 1})")

@@ -70,6 +70,28 @@ def load_split(spec: DataSpec | dict[str, Any] | str, split: str, **options: Any
     return s.load(split, **options)
 
 
+def model_split(model: Any, data: DataSpec | dict[str, Any] | str | None, split: str):
+    """The ``split`` of ``data``, or of the dataset the model was trained on when ``data`` names none
+    (its root/limit/options still apply; see :func:`data_spec_for`), in the model's own form: sketch
+    models read strokes normalised by their scale factor and cut to their sequence length.
+
+    Returns:
+        ``ImageData`` (images ``uint8 [N, C, H, W]``) or a ``StrokeSet`` (stroke-3 sketches).
+
+    Raises:
+        DataError: no dataset given and none recorded with the model; an empty split.
+    """
+    base = data_spec_for(model, data)
+    options: dict[str, Any] = {}
+    if base.kind == "strokes" and model.output_kind == "sketches":
+        options["scale_factor"] = float(model.scale_factor)
+        options["max_seq_len"] = int(model.config.max_seq_len)
+    out = base.load(split, **options)
+    if len(out) == 0:
+        raise DataError(f"the {split} split of {base.label} is empty")
+    return out
+
+
 def load_train_test(spec: DataSpec):
     """``(train, test, reference split name)``: the test split, or the training split for datasets without
     one (e.g. a folder without a split column)."""
