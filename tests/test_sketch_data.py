@@ -318,3 +318,59 @@ def test_svg_png_gif_rendering(tmp_path):
         save_sketches(tmp_path / "g.svg", [s3])
     with pytest.raises(Exception, match="unknown picture type"):
         save_sketches(tmp_path / "g.jpg", [s3])
+
+
+def _npz_with_pickle(path, payloads: dict[str, bytes], shapes: dict[str, int]) -> None:
+    """An .npz whose members are object-array .npy files holding the given raw pickles (any protocol)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for key, payload in payloads.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False,
+                                                       "shape": (shapes[key],)})
+            zf.writestr(f"{key}.npy", buf.getvalue() + payload)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_published_npz_encodings_load(tmp_path, protocol, dtype):
+    """Python 3 pickles at protocols 2-4 of int16 and float64 sketches (protocol 2 stores the arrays'
+    bytes through ``_codecs.encode(str, 'latin1')``)."""
+    import pickle
+
+    rng = np.random.default_rng(protocol)
+    sketches = []
+    for n in (5, 3, 7):
+        s = np.zeros((n, 3), dtype=dtype)
+        s[:, :2] = rng.integers(-20, 20, size=(n, 2))
+        s[-1, 2] = 1
+        sketches.append(s)
+    arr = np.empty(len(sketches), dtype=object)
+    for k, s in enumerate(sketches):
+        arr[k] = s
+    payload = pickle.dumps(arr, protocol=protocol)
+    path = tmp_path / f"p{protocol}.npz"
+    _npz_with_pickle(path, {"train": payload, "test": payload}, {"train": 3, "test": 3})
+    out = read_npz(path)
+    assert len(out["train"]) == 3
+    for got, want in zip(out["train"], sketches, strict=True):
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_hostile_codecs_call_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            import _codecs
+
+            return (_codecs.encode, ("x", "rot13"))
+
+    arr = np.empty(1, dtype=object)
+    arr[0] = Evil()
+    path = tmp_path / "evil.npz"
+    _npz_with_pickle(path, {"train": pickle.dumps(arr, protocol=2)}, {"train": 1})
+    with pytest.raises(DataError, match="_codecs.encode"):
+        read_npz(path)

@@ -31,6 +31,7 @@ from latentstudio.errors import LatentStudioError
 
 __all__ = [
     "Allowed",
+    "latin1_bytes",
     "PickleRefusedError",
     "RestrictedUnpickler",
     "load",
@@ -181,13 +182,27 @@ def numpy_scalar(dtype: Any, data: Any = None, *, check: Callable[..., np.dtype]
     return _NP_SCALAR(check(dtype), data) if data is not None else _NP_SCALAR(check(dtype))
 
 
+def latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles at protocol 2 use it for ``bytes`` (``encode(str, "latin1")``);
+    refuses any other argument (it could otherwise run an arbitrary codec).
+
+    Raises:
+        PickleRefusedError: a non-string or another codec.
+    """
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise PickleRefusedError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}): only the latin1 "
+                                 "bytes of protocol-2 pickles are allowed")
+    return text.encode("latin1")
+
+
 def numpy_globals(
     *,
     dtype: Callable[..., np.dtype] = np.dtype,
     scalars: bool = True,
     buffers: bool = True,
 ) -> dict[tuple[str, str], Callable[..., Any]]:
-    """An allow-list for numpy arrays: ``numpy.ndarray``, ``numpy.dtype`` and ``_reconstruct``.
+    """An allow-list for numpy arrays: ``numpy.ndarray``, ``numpy.dtype``, ``_reconstruct`` and the vetted
+    ``_codecs.encode`` that protocol-2 pickles written by Python 3 use for the arrays' bytes.
 
     Args:
         dtype: the constructor used for ``numpy.dtype`` records and to vet the dtypes of scalars and
@@ -198,7 +213,8 @@ def numpy_globals(
     Returns:
         ``{(module, name): callable}`` under both ``numpy.core`` and ``numpy._core`` module names.
     """
-    out: dict[tuple[str, str], Callable[..., Any]] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): dtype}
+    out: dict[tuple[str, str], Callable[..., Any]] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): dtype,
+                                                      ("_codecs", "encode"): latin1_bytes}
     for core in ("numpy.core", "numpy._core"):
         out[(f"{core}.multiarray", "_reconstruct")] = numpy_reconstruct
         if scalars:
