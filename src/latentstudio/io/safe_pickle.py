@@ -31,9 +31,9 @@ from latentstudio.errors import LatentStudioError
 
 __all__ = [
     "Allowed",
-    "latin1_bytes",
     "PickleRefusedError",
     "RestrictedUnpickler",
+    "latin1_bytes",
     "load",
     "numpy_frombuffer",
     "numpy_globals",
