@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from latentstudio.errors import ShapeError
+from latentstudio.errors import ConfigError, ShapeError
 from latentstudio.io.atomic import atomic_path
 
 
@@ -55,18 +55,37 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
     return tv_make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)
 
 
-def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write one ``uint8 [C, H, W]`` image (C = 1 or 3) as PNG, atomically.
+#: Image formats by file extension (Pillow's names); JPEG and WebP are written at quality 95.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_format(path: str | Path) -> str:
+    """Pillow's format name for ``path``'s extension.
 
     Raises:
-        RunExistsError: if ``path`` exists and ``overwrite`` is False.
+        ConfigError: an extension without an image format (the known ones are listed).
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in IMAGE_FORMATS:
+        raise ConfigError(f"{path}: unknown image type {ext or '(no extension)'!r}; use one of "
+                          f"{', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[ext]
+
+
+def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write one ``uint8 [C, H, W]`` image (C = 1 or 3) atomically, as PNG, JPEG or WebP by the extension.
+
+    Raises:
+        ConfigError: an extension that is not an image format. RunExistsError: if ``path`` exists and
+            ``overwrite`` is False.
     """
     if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] not in (1, 3):
         raise ShapeError(f"save_image expects uint8 [C, H, W] with C in (1, 3), got {image.dtype} {list(image.shape)}")
+    fmt = image_format(path)
     arr = image.cpu().numpy()
     pil = Image.fromarray(arr[0], mode="L") if arr.shape[0] == 1 else Image.fromarray(np.moveaxis(arr, 0, -1), "RGB")
     with atomic_path(path, overwrite=overwrite) as tmp:
-        pil.save(tmp, format="PNG")
+        pil.save(tmp, format=fmt, **({} if fmt == "PNG" else {"quality": 95}))
     return Path(path)
 
 

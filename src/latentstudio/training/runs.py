@@ -32,10 +32,15 @@ MODEL_DIR = "model"
 
 
 class _DropAdverts(logging.Filter):
-    """Drops Lightning's advertising tip from the console log (its other messages stay)."""
+    """Drops Lightning's advertising tip and its device banner ("GPU available: False ...", "TPU
+    available ...", which devices are used is in the run's config) from the console log; its other
+    messages stay."""
+
+    NOISE = ("litlogger", "GPU available:", "TPU available:", "HPU available:", "LOCAL_RANK:")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(n in message for n in self.NOISE)
 
 
 def lightning():
