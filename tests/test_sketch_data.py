@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import pickle
+import pickletools
+import struct
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -322,9 +325,6 @@ def test_svg_png_gif_rendering(tmp_path):
 
 def _npz_with_pickle(path, payloads: dict[str, bytes], shapes: dict[str, int]) -> None:
     """An .npz whose members are object-array .npy files holding the given raw pickles (any protocol)."""
-    import io
-    import zipfile
-
     with zipfile.ZipFile(path, "w") as zf:
         for key, payload in payloads.items():
             buf = io.BytesIO()
@@ -338,8 +338,6 @@ def _npz_with_pickle(path, payloads: dict[str, bytes], shapes: dict[str, int]) -
 def test_published_npz_encodings_load(tmp_path, protocol, dtype):
     """Python 3 pickles at protocols 2-4 of int16 and float64 sketches (protocol 2 stores the arrays'
     bytes through ``_codecs.encode(str, 'latin1')``)."""
-    import pickle
-
     rng = np.random.default_rng(protocol)
     sketches = []
     for n in (5, 3, 7):
@@ -360,11 +358,9 @@ def test_published_npz_encodings_load(tmp_path, protocol, dtype):
 
 
 def test_hostile_codecs_call_is_refused(tmp_path):
-    import pickle
-
     class Evil:
         def __reduce__(self):
-            import _codecs
+            import _codecs  # only this hostile object's reduction needs it
 
             return (_codecs.encode, ("x", "rot13"))
 
@@ -374,3 +370,107 @@ def test_hostile_codecs_call_is_refused(tmp_path):
     _npz_with_pickle(path, {"train": pickle.dumps(arr, protocol=2)}, {"train": 1})
     with pytest.raises(DataError, match="_codecs.encode"):
         read_npz(path)
+
+
+# ----------------------------------------------------------------------------- Python 2 pickles
+# Python 2 wrote numpy arrays at protocol 2 with byte strings (SHORT_BINSTRING / BINSTRING) for the
+# dtype codes and the arrays' raw bytes; Python 3 reads them with encoding='latin1'. These helpers
+# write that opcode stream directly, so the files are what Python 2 produced, not a Python 3 dump.
+
+
+def _py2_str(b: bytes) -> bytes:
+    return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
+
+def _py2_int(v: int) -> bytes:
+    return b"K" + bytes([v]) if 0 <= v < 256 else b"J" + struct.pack("<i", v)
+
+
+def _py2_dtype(dt: np.dtype) -> bytes:
+    code = {np.dtype(np.int16): b"i2", np.dtype(np.float64): b"f8", np.dtype(object): b"O8"}[dt]
+    order, flags = (b"|", 63) if dt == object else (b"<", 0)
+    state = (b"(" + _py2_int(3) + _py2_str(order) + b"NNN" + _py2_int(-1) + _py2_int(-1) + _py2_int(flags) + b"t")
+    return b"cnumpy\ndtype\n" + _py2_str(code) + _py2_int(0) + _py2_int(1) + b"\x87R" + state + b"b"
+
+
+def _py2_array(a: np.ndarray) -> bytes:
+    # _reconstruct(ndarray, (0,), 'b') then BUILD with (1, shape, dtype, fortran, data)
+    head = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2_int(0) + b"\x85" + _py2_str(b"b") + b"\x87R"
+    shape = b"(" + b"".join(_py2_int(n) for n in a.shape) + b"t"
+    data = (b"](" + b"".join(_py2_array(x) for x in a) + b"e") if a.dtype == object else _py2_str(a.tobytes())
+    return head + b"(" + _py2_int(1) + shape + _py2_dtype(a.dtype) + b"\x89" + data + b"tb"
+
+
+def py2_pickle(a: np.ndarray) -> bytes:
+    """``a`` (numeric or an object array of numeric arrays) as Python 2's protocol-2 pickle."""
+    return b"\x80\x02" + _py2_array(a) + b"."
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float64])
+def test_python2_npz_pickles_load(tmp_path, dtype):
+    rng = np.random.default_rng(7)
+    sketches = []
+    for n in (4, 90, 6):  # 90 points: the int16/float64 bytes exceed 255, so BINSTRING as well as SHORT_BINSTRING
+        s = np.zeros((n, 3), dtype=dtype)
+        s[:, :2] = rng.integers(-300, 300, size=(n, 2))
+        s[-1, 2] = 1
+        sketches.append(s)
+    payload = py2_pickle(_obj(sketches))
+    ops = {op.name for op, _, _ in pickletools.genops(payload)}
+    assert {"SHORT_BINSTRING", "BINSTRING"} <= ops and not ops & {"BINUNICODE", "SHORT_BINUNICODE"}  # Python 2 strings
+    assert "_codecs" not in payload.decode("latin1")
+    path = tmp_path / "py2.npz"
+    _npz_with_pickle(path, {"train": payload, "valid": payload, "test": payload}, {"train": 3, "valid": 3, "test": 3})
+    out = read_npz(path)
+    for got, want in zip(out["test"], sketches, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_python2_hostile_pickle_is_refused(tmp_path):
+    # a Python 2 style GLOBAL of os.system called through REDUCE inside the object array
+    evil = b"\x80\x02cos\nsystem\n" + _py2_str(b"echo pwned") + b"\x85R."
+    path = tmp_path / "evil2.npz"
+    _npz_with_pickle(path, {"train": evil}, {"train": 1})
+    with pytest.raises(DataError, match="refusing to load os.system"):
+        read_npz(path)
+
+
+def test_drop_points_reference_mode_moves_the_previous_point():
+    s3 = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 5, 0], [1, 1, 1]], dtype=np.float32)
+
+    class Rng:  # point 4 (eligible: the third consecutive pen-down pair) is the one drawn below prob
+        def random(self, n):
+            r = np.ones(n)
+            r[4] = 0.0
+            return r
+
+    paper = drop_points(s3, Rng(), prob=0.5, mode="paper")
+    ref = drop_points(s3, Rng(), prob=0.5, mode="reference")
+    want_paper = np.delete(s3, 4, 0)
+    want_paper[4, :2] = [1, 5]  # the next kept point absorbs the dropped offset: it stays in place
+    want_ref = np.delete(s3, 4, 0)
+    want_ref[3, :2] = [2, 0]  # the previous kept point absorbs it: it moves onto the dropped point
+    np.testing.assert_array_equal(paper, want_paper)
+    np.testing.assert_array_equal(ref, want_ref)
+    for out in (paper, ref):  # later points do not move in either mode
+        np.testing.assert_allclose(np.cumsum(out[:, :2], 0)[-2:], np.cumsum(s3[:, :2], 0)[-2:])
+    with pytest.raises(ValueError, match="mode"):
+        drop_points(s3, Rng(), 0.5, mode="magenta")
+
+
+def test_default_nmax_is_the_longest_sketch_of_all_splits(tmp_path):
+    def sk(n):
+        s = np.ones((n, 3))
+        s[::2, :2] = -1  # offsets with a spread (the scale factor is their std)
+        s[:, 2] = 0
+        s[-1, 2] = 1
+        return s
+
+    path = tmp_path / "long.npz"
+    np.savez(path, train=_obj([sk(10), sk(300)]), valid=_obj([sk(5)]), test=_obj([sk(320)]))
+    sp = load_strokes(path)
+    assert sp.max_seq_len == sp.longest == 320 and sum(sp.dropped.values()) == 0 and len(sp.test) == 1
+    cut = load_strokes(path, max_seq_len=250)
+    assert cut.dropped == {"train": 1, "valid": 0, "test": 1} and cut.dropped_share() == pytest.approx(0.5)
+    assert cut.total == {"train": 2, "valid": 1, "test": 1}

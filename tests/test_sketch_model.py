@@ -46,7 +46,10 @@ def batch():
 
 def test_reference_defaults():
     c = SketchRNNConfig()
-    assert (c.enc_hidden_size, c.dec_hidden_size, c.latent_dim, c.num_mixture, c.max_seq_len) == (256, 512, 128, 20, 250)
+    assert (c.enc_hidden_size, c.dec_hidden_size, c.latent_dim, c.num_mixture) == (256, 512, 128, 20)
+    assert c.max_seq_len is None and c.parity == "paper"  # Nmax comes from the data; the model needs it resolved
+    with pytest.raises(ConfigError, match="max_seq_len.*--set model.max_seq_len"):
+        SketchRNN(c)
     assert (c.kl_weight, c.kl_tolerance, c.kl_eta_min, c.kl_decay_rate) == (0.5, 0.2, 0.01, 0.99995)
     assert c.recurrent_dropout and c.recurrent_keep_prob == 0.9 and c.dec_model == "lstm"
     assert c.output_size == 123
@@ -385,3 +388,114 @@ def test_step_by_step_sampling_matches_the_sequence_forward(kind):
         h, state = layer.step(x[t], state, const)
         outs.append(h)
     torch.testing.assert_close(torch.stack(outs), full)
+
+
+# ----------------------------------------------------------------------------- reference parity
+
+
+def _hand_loss(model, x, ln, seed: int, step: int, *, nmax: int):
+    """L_s, L_p, L_KL and the total written out in numpy from the model's raw outputs (the reference's
+    formulas: density of each bivariate normal, -log(sum pi N + 1e-6) masked after the end, pen
+    cross-entropy over all Nmax steps, both summed and divided by N * Nmax; KL averaged over the batch
+    and the latent dimensions, floored at kl_tolerance, times w_KL - (w_KL - 0.01) R^step)."""
+    seen = {}
+    hooks = [getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o))
+             for name in ("enc_mu", "enc_logvar", "output")]
+    g = torch.Generator().manual_seed(seed)
+    out = model.loss(Batch(x, None, ln), step=step, generator=g)
+    for h in hooks:
+        h.remove()
+    y = seen["output"].detach().double().numpy()  # [T, N, 6M + 3]
+    tgt = x.transpose(0, 1).double().numpy()  # [T, N, 5]
+    pen_logits = y[..., :3]
+    pi, mx, my, lsx, lsy, r = np.split(y[..., 3:], 6, axis=-1)
+    pi = np.exp(pi - pi.max(-1, keepdims=True))
+    pi /= pi.sum(-1, keepdims=True)
+    sx, sy, rho = np.exp(lsx), np.exp(lsy), np.tanh(r)
+    dx, dy = tgt[..., :1] - mx, tgt[..., 1:2] - my
+    z = (dx / sx) ** 2 + (dy / sy) ** 2 - 2 * rho * dx * dy / (sx * sy)
+    dens = np.exp(-z / (2 * (1 - rho**2))) / (2 * np.pi * sx * sy * np.sqrt(1 - rho**2))
+    fs = 1.0 - tgt[..., 4]  # 0 on padding steps
+    l_s = -(np.log((pi * dens).sum(-1) + 1e-6) * fs).sum() / (x.shape[0] * nmax)
+    logq = pen_logits - pen_logits.max(-1, keepdims=True)
+    logq = logq - np.log(np.exp(logq).sum(-1, keepdims=True))
+    l_p = -(tgt[..., 2:] * logq).sum() / (x.shape[0] * nmax)
+    mu, lv = seen["enc_mu"].detach().double().numpy(), seen["enc_logvar"].detach().double().numpy()
+    kl = -0.5 * np.mean(1 + lv - mu**2 - np.exp(lv))
+    return out, l_s, l_p, kl
+
+
+@pytest.mark.parametrize("parity", ["paper", "reference"])
+def test_loss_equals_hand_computation(batch, parity):
+    _, x, ln = batch
+    model = SketchRNN(tiny_config(parity=parity, kl_tolerance=0.05)).eval()  # eval: no dropout masks
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    step = 700
+    out, l_s, l_p, kl = _hand_loss(model, x[:6], ln[:6], seed=11, step=step, nmax=T)
+    c = model.config
+    assert out.terms["l_s"].item() == pytest.approx(l_s, abs=1e-5)
+    assert out.terms["l_p"].item() == pytest.approx(l_p, abs=1e-5)
+    assert out.terms["kl_raw"].item() == pytest.approx(kl, abs=1e-5)
+    if parity == "reference":
+        w = c.kl_weight - (c.kl_weight - c.kl_eta_min) * c.kl_decay_rate**step
+        assert out.terms["kl"].item() == pytest.approx(max(kl, c.kl_tolerance), abs=1e-5)  # the floored KL is reported
+    else:
+        w = c.kl_weight * (1 - (1 - c.kl_eta_min) * c.kl_decay_rate**step)
+        assert out.terms["kl"].item() == pytest.approx(kl, abs=1e-5)
+    assert out.loss.item() == pytest.approx(l_s + l_p + w * max(kl, c.kl_tolerance), abs=1e-5)
+
+
+def test_losses_are_normalised_by_nmax_not_the_padding(batch):
+    sk, _, _ = batch
+    model = SketchRNN(tiny_config()).eval()
+    x, ln = pad_batch(sk[:5], T)
+    x2, _ = pad_batch(sk[:5], 2 * T)
+    a = evaluate(model, x, ln, seed=1)
+    b = evaluate(model, x2, ln, seed=1, nmax=T)
+    # the reference values use the data's Nmax whatever the padding; the raw ones divide by the padded length
+    assert b["ref_l_s"] == pytest.approx(a["ref_l_s"], rel=1e-5) and b["ref_l_p"] == pytest.approx(a["ref_l_p"], rel=1e-5)
+    assert b["l_s"] == pytest.approx(a["l_s"] / 2, rel=1e-5)
+    assert a["ref_kl"] == pytest.approx(max(a["kl"], model.config.kl_tolerance))
+    assert a["ref_recon"] == pytest.approx(a["recon"], rel=1e-5)  # padded to the model's Nmax = the data's
+
+
+def test_parity_reference_switches_every_item():
+    paper = SketchRNN(tiny_config(dec_model="hyper"))
+    ref = SketchRNN(tiny_config(dec_model="hyper", parity="reference"))
+    assert torch.count_nonzero(paper.output.bias) == 0
+    limit = math.sqrt(3.0 / ref.config.output_size)
+    assert 0 < ref.output.bias.abs().max().item() <= limit and ref.output.bias.std().item() > limit / 4
+    assert kl_weight(paper.config, 0) == pytest.approx(0.005) and kl_weight(ref.config, 0) == pytest.approx(0.01)
+    assert kl_weight(ref.config.replace(kl_schedule="paper"), 0) == pytest.approx(0.005)  # an explicit schedule wins
+    assert paper.decoder.hyper.keep_prob == 0.9 and ref.decoder.hyper.keep_prob == 1.0
+    e = ref.config.hyper_embed_size
+    torch.testing.assert_close(paper.decoder.scale_x.sum(1), torch.ones(4, 32))
+    torch.testing.assert_close(ref.decoder.scale_x.sum(1), torch.full((4, 32), 0.1))
+    assert ref.decoder.scale_h.flatten()[0].item() == pytest.approx(0.1 / e)
+    # temperature: sigma * sqrt(tau) (paper) vs sigma * tau^2 (reference sampler), one component, rho = 0
+    n = 20000
+    mix = StrokeMixture(torch.zeros(n, 1), torch.zeros(n, 1), torch.zeros(n, 1), torch.zeros(n, 1),
+                        torch.zeros(n, 1), torch.zeros(n, 1), torch.zeros(n, 3))
+    for rule, want in (("paper", math.sqrt(0.25)), ("reference", 0.25**2)):
+        xy, _ = mix.sample(0.25, generator=torch.Generator().manual_seed(0), rule=rule)
+        assert xy.std(0).numpy() == pytest.approx([want, want], rel=0.03)
+
+
+def test_input_and_output_dropout_keep_probability(batch):
+    _, x, ln = batch
+    base = {"recurrent_dropout": False}
+    plain = SketchRNN(tiny_config(**base))
+    for opts in ({"use_input_dropout": True, "input_dropout_prob": 0.5},
+                 {"use_output_dropout": True, "output_dropout_prob": 0.5}):
+        m = SketchRNN(tiny_config(**base, **opts))
+        m.load_state_dict(plain.state_dict())
+        b = Batch(x[:4], None, ln[:4])
+        ev = [mm.eval().loss(b, generator=torch.Generator().manual_seed(0)).loss for mm in (plain, m)]
+        assert ev[0].item() == pytest.approx(ev[1].item(), rel=1e-6)  # off in eval mode
+        tr = [mm.train().loss(b, generator=torch.Generator().manual_seed(0)).loss for mm in (plain, m)]
+        assert tr[0].item() != pytest.approx(tr[1].item(), rel=1e-3)  # on in training mode
+    with pytest.raises(ConfigError, match="input_dropout_prob.*KEEPING"):
+        tiny_config(input_dropout_prob=0.0)

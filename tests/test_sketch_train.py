@@ -12,7 +12,7 @@ from conftest import write_stroke_npz
 
 from latentstudio.data.strokes import synthetic_sketches
 
-TINY = {"model": {"max_seq_len": 32, "enc_hidden_size": 8, "dec_hidden_size": 16, "latent_dim": 4, "num_mixture": 2},
+TINY = {"model": {"enc_hidden_size": 8, "dec_hidden_size": 16, "latent_dim": 4, "num_mixture": 2},
         "train": {"batch_size": 16, "max_steps": 10, "eval_every_n_steps": 5, "log_every_n_steps": 2},
         "threads": 1}
 
@@ -77,7 +77,42 @@ def test_run_layout_clipping_export(tiny_npz, tmp_path):
     meta = read_meta(res.model_dir)
     model = load_model(res.model_dir)
     assert float(model.scale_factor) == pytest.approx(meta["scale_factor"]) and meta["scale_factor"] > 1
-    assert meta["steps"] == 10 and meta["test"]["n"] == 10 and set(meta["test"]) >= {"recon", "kl"}
+    assert meta["steps"] == 10 and meta["test"]["n"] == 10 and set(meta["test"]) >= {"recon", "kl", "ref_recon", "ref_kl"}
+    # Nmax was not set: it is the data's longest sketch, saved in run.json and with the model
+    longest = meta["dataset"]["nmax"]
+    assert 8 <= longest <= 30 and model.config.max_seq_len == longest
+    assert json.loads((res.run_dir / "run.json").read_text())["config"]["model"]["max_seq_len"] == longest
+    assert meta["dataset"]["dropped_longer_than_nmax"] == {"train": 0, "valid": 0, "test": 0}
+
+
+def test_user_nmax_drops_are_reported_and_limited(tiny_npz, capsys):
+    from latentstudio.config import apply_overrides
+    from latentstudio.errors import DataError
+    from latentstudio.models.sketch_rnn import SketchRNNConfig
+    from latentstudio.training.sketch_rnn import DROP_LIMIT, SketchRNNRunConfig, load_run_data, resolve_nmax
+
+    cfg = _cfg(tiny_npz)
+    splits = load_run_data(cfg)
+    assert resolve_nmax(cfg, splits).model.max_seq_len == splits.longest
+    lengths = sorted(len(s) for k in ("train", "valid", "test") for s in splits.split(k).sketches)
+    few = lengths[-2] - 1  # drops the two longest sketches: under the limit
+    many = lengths[len(lengths) // 2] - 1  # drops about half
+    assert 2 / len(lengths) <= DROP_LIMIT
+    small = cfg.replace(model=cfg.model.replace(max_seq_len=few))
+    out = resolve_nmax(small, load_run_data(small))
+    assert out.model.max_seq_len == few
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"drops {sum(1 for n in lengths if n > few)} of {len(lengths)} sketches" in err[0]
+    half = cfg.replace(model=cfg.model.replace(max_seq_len=many))
+    with pytest.raises(DataError, match="data.allow_dropped=true") as exc:
+        resolve_nmax(half, load_run_data(half))
+    assert "\n" not in str(exc.value)
+    # the --set machinery reaches the new fields
+    spec = apply_overrides(half.to_dict(), {"data.allow_dropped": "true", "model.parity": "reference"})
+    accepted = SketchRNNRunConfig.from_dict(spec)
+    assert accepted.model.parity == "reference" and isinstance(accepted.model, SketchRNNConfig)
+    assert resolve_nmax(accepted, load_run_data(accepted)).model.max_seq_len == many
+    assert "%" in capsys.readouterr().err
 
 
 
@@ -145,8 +180,11 @@ def test_cli_train_sample_explore_evaluate(tiny_npz, tmp_path):
     r = _invoke(["evaluate", "--model", str(run)])
     assert r.exit_code == 0, r.output
     records = [json.loads(s) for s in (run / "eval" / "metrics.jsonl").read_text().splitlines()]
-    assert {r["metric"] for r in records} == {"l_r", "l_s", "l_p", "l_kl", "kl_sum"}
+    assert {r["metric"] for r in records} == {"l_r", "l_s", "l_p", "l_kl", "kl_sum",
+                                              "ref_l_r", "ref_l_s", "ref_l_p", "ref_l_kl"}
     by = {r["metric"]: r for r in records}
+    assert by["ref_l_kl"]["value"] == pytest.approx(max(by["l_kl"]["value"], 0.2))  # the reference floors it
+    assert by["ref_l_r"]["value"] == pytest.approx(by["ref_l_s"]["value"] + by["ref_l_p"]["value"], rel=1e-5)
     assert all(r["units"] == "nats" and r["num_real"] == 10 and r["reference"] == "shapes/test" for r in records)
     assert by["l_r"]["value"] == pytest.approx(by["l_s"]["value"] + by["l_p"]["value"], rel=1e-5)
     text = (run / "eval" / "report.md").read_text()

@@ -84,7 +84,7 @@ DRAW: dict[str, dict[str, Any]] = {
 
 #: Starting points for ``latentstudio train sketch-rnn --preset``.
 SKETCH_RNN: dict[str, dict[str, Any]] = {
-    # the reference (magenta) hyperparameters
+    # the reference (magenta) hyperparameters; no preset fixes max_seq_len: Nmax is the data's longest sketch
     "default": {},
     # CPU budgets of about an hour: smaller LSTMs (encoder 2 x 128, decoder 256; z and the mixture
     # unchanged) and KL annealing over ~2,000 steps instead of ~100,000 (R = 0.999), so that samples
@@ -92,7 +92,7 @@ SKETCH_RNN: dict[str, dict[str, Any]] = {
     "cpu": {"model": {"enc_hidden_size": 128, "dec_hidden_size": 256, "kl_decay_rate": 0.999},
             "train": {"eval_every_n_steps": 250}},
     # seconds per step on tiny sets: for smoke tests and demos
-    "tiny": {"model": {"max_seq_len": 64, "enc_hidden_size": 32, "dec_hidden_size": 64, "latent_dim": 16,
+    "tiny": {"model": {"enc_hidden_size": 32, "dec_hidden_size": 64, "latent_dim": 16,
                        "num_mixture": 5, "hyper_size": 16, "hyper_embed_size": 4},
              "train": {"batch_size": 32, "max_steps": 300, "eval_every_n_steps": 100, "log_every_n_steps": 10}},
 }

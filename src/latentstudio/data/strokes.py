@@ -22,11 +22,13 @@ Loading rules:
   simplified set. Each stroke is simplified with Ramer-Douglas-Peucker (``epsilon`` 2.0 pixels)
   and the points are turned into offsets. ndjson files have no splits: a seeded permutation
   assigns ``split_fractions`` of the drawings to train/valid/test.
-- Sketches longer than ``max_seq_len`` (Nmax, 250) are dropped; offsets are clipped to
+- Nmax defaults to the longest sketch of the file (all splits, as the reference), so nothing is
+  dropped; with a smaller ``max_seq_len`` longer sketches are dropped and counted; offsets are clipped to
   +-1000 (the reference loader's guard against stray points); the normalising scale factor is
   the standard deviation of all training offsets (x and y pooled) and is applied to every split.
 - Training-only augmentation: a random per-axis scale in ``1 +- random_scale`` and random
-  dropping of interior pen-down points with probability ``drop_prob``.
+  dropping of interior pen-down points with probability ``drop_prob`` (``mode`` chooses which
+  neighbour absorbs a dropped offset, see :func:`drop_points`).
 """
 
 from __future__ import annotations
@@ -457,7 +459,10 @@ class StrokeSplits:
 
     Attributes:
         scale_factor: std of the raw training offsets; divide raw offsets by it (the model saves it).
+        max_seq_len: the Nmax the splits were cut at (the file's longest sketch when none was given).
         dropped: per split, how many sketches were longer than ``max_seq_len`` and dropped.
+        longest: points of the file's longest sketch over all splits (the reference's Nmax).
+        total: per split, sketches in the file before dropping.
     """
 
     train: StrokeSet
@@ -467,6 +472,13 @@ class StrokeSplits:
     max_seq_len: int
     dropped: dict[str, int]
     source: str
+    longest: int = 0
+    total: dict[str, int] = field(default_factory=dict)
+
+    def dropped_share(self) -> float:
+        """Dropped sketches over all sketches of the file (all splits), in [0, 1]."""
+        n = sum(self.total.values())
+        return sum(self.dropped.values()) / n if n else 0.0
 
     def split(self, name: str) -> StrokeSet:
         if name not in SPLITS:
@@ -502,7 +514,7 @@ def stroke_format(path: str | Path) -> str:
 def load_strokes(
     path: str | Path,
     *,
-    max_seq_len: int = NMAX,
+    max_seq_len: int | None = None,
     epsilon: float = 2.0,
     words: Iterable[str] | None = None,
     split_fractions: Sequence[float] = (0.9, 0.05, 0.05),
@@ -514,7 +526,8 @@ def load_strokes(
 
     Args:
         path: sketch-rnn ``.npz`` or Quick, Draw! ``.ndjson`` / ``.ndjson.gz``.
-        max_seq_len: Nmax; longer sketches are dropped (counted in ``dropped``).
+        max_seq_len: Nmax; longer sketches are dropped (counted in ``dropped``). None: the file's
+            longest sketch over all splits (nothing is dropped).
         epsilon: RDP tolerance for ndjson drawings (pixels).
         words: ndjson only: keep these classes.
         split_fractions: ndjson only: train/valid/test fractions of a seeded permutation.
@@ -537,6 +550,8 @@ def load_strokes(
         raw = {k: [sk[i] for i in v] for k, v in idx.items()}
         labels = {k: [lab[i] for i in v] for k, v in idx.items()}
     name = path.name.split(".")[0]
+    longest = max((len(s) for items in raw.values() for s in items), default=0)
+    max_seq_len = longest if max_seq_len is None else max_seq_len
     sets, dropped = {}, {}
     for split in SPLITS:
         items = raw.get(split, [])
@@ -559,6 +574,7 @@ def load_strokes(
     return StrokeSplits(
         train=sets["train"].scaled(factor), valid=sets["valid"].scaled(factor), test=sets["test"].scaled(factor),
         scale_factor=float(factor), max_seq_len=max_seq_len, dropped=dropped, source=str(path),
+        longest=longest, total={k: len(raw.get(k, [])) for k in SPLITS},
     )
 
 
@@ -580,7 +596,7 @@ def load_stroke_split(
     download: bool = False,
     strict: bool = False,
     path: str = "",
-    max_seq_len: int = NMAX,
+    max_seq_len: int | None = None,
     epsilon: float = 2.0,
     words: Sequence[str] = (),
     split_fractions: Sequence[float] = (0.9, 0.05, 0.05),
@@ -609,7 +625,7 @@ def load_stroke_split(
     file = Path(str(path)).expanduser()
     if not file.is_absolute() and not file.exists() and (Path(root) / file).exists():
         file = Path(root) / file
-    splits = load_strokes(file, max_seq_len=int(max_seq_len), epsilon=float(epsilon), words=list(words) or None,
+    splits = load_strokes(file, max_seq_len=None if max_seq_len is None else int(max_seq_len), epsilon=float(epsilon), words=list(words) or None,
                           split_fractions=tuple(float(f) for f in split_fractions), seed=int(split_seed),
                           limit=limit, scale_factor=None if scale_factor is None else float(scale_factor))
     return splits.split(split)
@@ -631,14 +647,32 @@ def random_scale(sketch: np.ndarray, rng: np.random.Generator, factor: float = 0
     return out
 
 
-def drop_points(sketch: np.ndarray, rng: np.random.Generator, prob: float = 0.1) -> np.ndarray:
-    """Randomly remove interior points of pen-down strokes, keeping the drawing's other points in place.
+def drop_points(sketch: np.ndarray, rng: np.random.Generator, prob: float = 0.1, mode: str = "paper") -> np.ndarray:
+    """Randomly remove interior points of pen-down strokes.
 
     A point may be removed when it and its predecessor are pen-down points and it is at least the
     third such point of its stroke (so strokes keep their first points and every pen lift); each
-    eligible point is removed with probability ``prob`` and the next kept point's offset absorbs
-    its offset, so absolute positions of kept points do not move.
+    eligible point is removed with probability ``prob``. Where its offset goes depends on ``mode``:
+
+    - ``paper``: the next kept point's offset absorbs it, so the absolute positions of all kept
+      points stay where they were;
+    - ``reference``: the previous kept point's offset absorbs it (the reference loader's rule), so
+      that point moves onto the removed point's position and the later points stay.
+
+    Args:
+        sketch: stroke-3 ``[L, 3]``.
+        rng: source of the per-point draws (one uniform number per point).
+        prob: removal probability of an eligible point.
+        mode: ``paper`` or ``reference``.
+
+    Returns:
+        stroke-3 ``float32 [L', 3]``, ``L' <= L``.
+
+    Raises:
+        ValueError: an unknown ``mode``.
     """
+    if mode not in ("paper", "reference"):
+        raise ValueError(f"mode must be 'paper' or 'reference', got {mode!r}")
     s = np.asarray(sketch, dtype=np.float32)
     if prob <= 0 or len(s) < 4:
         return s.copy()
@@ -654,6 +688,13 @@ def drop_points(sketch: np.ndarray, rng: np.random.Generator, prob: float = 0.1)
     drop = eligible & (rng.random(len(s)) < prob)
     if not drop.any():
         return s.copy()
+    if mode == "reference":
+        owner = np.cumsum(~drop) - 1  # each point's offset goes to the last kept point at or before it
+        out = np.zeros((int((~drop).sum()), 3), dtype=np.float64)
+        np.add.at(out[:, 0], owner, s[:, 0].astype(np.float64))
+        np.add.at(out[:, 1], owner, s[:, 1].astype(np.float64))
+        out[:, 2] = s[~drop, 2]
+        return out.astype(np.float32)
     xy = np.cumsum(s[:, :2].astype(np.float64), axis=0)[~drop]
     out = np.empty((len(xy), 3), dtype=np.float32)
     out[:, :2] = np.diff(xy, axis=0, prepend=np.zeros((1, 2)))
@@ -661,10 +702,11 @@ def drop_points(sketch: np.ndarray, rng: np.random.Generator, prob: float = 0.1)
     return out
 
 
-def augment(sketch: np.ndarray, rng: np.random.Generator, scale: float = 0.15, drop_prob: float = 0.1) -> np.ndarray:
-    """Training augmentation: :func:`random_scale` then :func:`drop_points`."""
+def augment(sketch: np.ndarray, rng: np.random.Generator, scale: float = 0.15, drop_prob: float = 0.1,
+            mode: str = "paper") -> np.ndarray:
+    """Training augmentation: :func:`random_scale` then :func:`drop_points` (``mode`` as there)."""
     out = random_scale(sketch, rng, scale) if scale > 0 else np.array(sketch, dtype=np.float32, copy=True)
-    return drop_points(out, rng, drop_prob) if drop_prob > 0 else out
+    return drop_points(out, rng, drop_prob, mode) if drop_prob > 0 else out
 
 
 # ----------------------------------------------------------------------------- tiny synthetic set

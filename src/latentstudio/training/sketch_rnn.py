@@ -34,7 +34,7 @@ import torch
 from latentstudio.config import Config, require
 from latentstudio.data.spec import DataSpec
 from latentstudio.data.strokes import SPLITS, StrokeSplits, augment, load_strokes, stroke3_to_stroke5
-from latentstudio.errors import LatentStudioError
+from latentstudio.errors import DataError, LatentStudioError
 from latentstudio.evaluation.sketches import stroke_losses
 from latentstudio.io.atomic import append_jsonl
 from latentstudio.io.strokes_render import save_sketches
@@ -51,6 +51,9 @@ EVAL_FILE = "eval.jsonl"
 SAMPLE_SEED = 1234
 SAMPLE_N = 16
 SAMPLE_TEMPERATURE = 0.5
+#: Above this share of the file's sketches dropped by a user-set ``model.max_seq_len``, training stops
+#: unless ``data.allow_dropped`` is true.
+DROP_LIMIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class SketchDataConfig(Config):
         split_fractions: ndjson: train/valid/test fractions.
         split_seed: ndjson: seed of the split permutation.
         limit: at most this many sketches per split.
+        allow_dropped: train even when a user-set ``model.max_seq_len`` drops more than
+            :data:`DROP_LIMIT` (5%) of the file's sketches (the count is printed either way).
     """
 
     path: str = ""
@@ -72,6 +77,7 @@ class SketchDataConfig(Config):
     split_fractions: tuple[float, ...] = (0.9, 0.05, 0.05)
     split_seed: int = 0
     limit: int | None = None
+    allow_dropped: bool = False
 
     def __post_init__(self) -> None:
         require(self.epsilon >= 0, "data.epsilon", "must be >= 0")
@@ -209,9 +215,9 @@ class StrokeDataset(torch.utils.data.Dataset):
     """Training sketches -> ``(stroke-5 float32 [Nmax, 5], length)`` with seeded augmentation."""
 
     def __init__(self, sketches: list[np.ndarray], max_len: int, seed: int, random_scale: float,
-                 drop_prob: float) -> None:
+                 drop_prob: float, drop_mode: str = "paper") -> None:
         self.sketches, self.max_len, self.seed = sketches, max_len, seed
-        self.random_scale, self.drop_prob = random_scale, drop_prob
+        self.random_scale, self.drop_prob, self.drop_mode = random_scale, drop_prob, drop_mode
 
     def __len__(self) -> int:
         return len(self.sketches)
@@ -219,7 +225,7 @@ class StrokeDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         idx, epoch = key if isinstance(key, tuple) else (key, 0)
         rng = np.random.default_rng((self.seed, epoch, idx))
-        s = augment(self.sketches[idx], rng, self.random_scale, self.drop_prob)
+        s = augment(self.sketches[idx], rng, self.random_scale, self.drop_prob, self.drop_mode)
         return torch.from_numpy(stroke3_to_stroke5(s, self.max_len)), len(s)
 
 
@@ -229,7 +235,7 @@ def _datamodule(train_set, cfg: SketchRNNRunConfig):
     class StrokeDataModule(L.LightningDataModule):
         def train_dataloader(self):
             ds = StrokeDataset(train_set.sketches, cfg.model.max_seq_len, cfg.seed, cfg.train.random_scale,
-                               cfg.train.drop_prob)
+                               cfg.train.drop_prob, cfg.model.parity)
             tr = self.trainer
             sampler = _StepBatchSampler(len(ds), cfg.train.batch_size, cfg.seed, lambda: tr.global_step,
                                         tr.global_rank, tr.world_size)
@@ -287,7 +293,8 @@ def _eval_callback(stage_dir: Path, splits: StrokeSplits, cfg: SketchRNNRunConfi
         def run(self, trainer, pl_module, step: int) -> None:
             model = pl_module.model
             for split, (x, ln) in tensors.items():
-                res = stroke_losses(model, x, ln, batch_size=cfg.train.eval_batch_size, seed=cfg.seed)
+                res = stroke_losses(model, x, ln, batch_size=cfg.train.eval_batch_size, seed=cfg.seed,
+                                    nmax=splits.longest or None)
                 rec = {"step": step, "split": split, "minutes": round((time.time() - self.start) / 60, 2), **res}
                 append_jsonl(stage_dir / EVAL_FILE, rec)
                 for lg in trainer.loggers:
@@ -362,13 +369,42 @@ def read_run_config(run_dir: str | Path) -> SketchRNNRunConfig:
 
 
 def load_run_data(cfg: SketchRNNRunConfig, scale_factor: float | None = None) -> StrokeSplits:
-    """The run's strokes, normalised (by the training split's factor unless ``scale_factor`` is given)."""
+    """The run's strokes, normalised (by the training split's factor unless ``scale_factor`` is given),
+    cut at ``model.max_seq_len`` (None: the file's longest sketch, nothing dropped)."""
     d = cfg.data
     if not d.path:
         raise LatentStudioError("no stroke file given: pass --data sketches.npz (or .ndjson)")
     return load_strokes(d.path, max_seq_len=cfg.model.max_seq_len, epsilon=d.epsilon, words=d.words or None,
                         split_fractions=d.split_fractions, seed=d.split_seed, limit=d.limit,
                         scale_factor=scale_factor)
+
+
+def resolve_nmax(cfg: SketchRNNRunConfig, splits: StrokeSplits, *, echo=None) -> SketchRNNRunConfig:
+    """``cfg`` with ``model.max_seq_len`` resolved against the loaded data.
+
+    Unset (None): the file's longest sketch over all splits (the reference's Nmax; nothing is
+    dropped). Set and smaller than the longest sketch: one line with the number and share of
+    dropped sketches goes to ``echo`` (default: stderr); above :data:`DROP_LIMIT` of the file the
+    run stops unless ``data.allow_dropped`` is true.
+
+    Raises:
+        DataError: too many sketches dropped (the message names ``data.allow_dropped``).
+    """
+    if cfg.model.max_seq_len is None:
+        return cfg.replace(model=cfg.model.replace(max_seq_len=int(splits.max_seq_len)))
+    n = sum(splits.dropped.values())
+    if n:
+        total = sum(splits.total.values())
+        share = splits.dropped_share()
+        per = ", ".join(f"{k} {v}" for k, v in splits.dropped.items())
+        line = (f"model.max_seq_len={cfg.model.max_seq_len} drops {n} of {total} sketches ({100 * share:.1f}%: {per}) "
+                f"longer than {cfg.model.max_seq_len} points; the longest has {splits.longest}")
+        if share > DROP_LIMIT and not cfg.data.allow_dropped:
+            raise DataError(f"{line}: above the {100 * DROP_LIMIT:.0f}% limit; leave model.max_seq_len unset (the data's "
+                            f"longest sketch) or accept it with --set data.allow_dropped=true")
+        if is_rank_zero():
+            (echo or (lambda m: print(m, file=sys.stderr)))(line)
+    return cfg
 
 
 def train_sketch_rnn(
@@ -382,7 +418,8 @@ def train_sketch_rnn(
     """Train sketch-rnn, evaluate on the test split and export ``model/``.
 
     Args:
-        cfg: the resolved configuration (written to ``run.json``).
+        cfg: the configuration; ``model.max_seq_len`` is resolved by :func:`resolve_nmax` and the result
+            written to ``run.json`` (and the model's ``config.json``).
         runs_root: parent of the numbered run directory.
         resume: an interrupted run directory to continue (its own config is required).
         progress: show Lightning's progress bar.
@@ -392,7 +429,7 @@ def train_sketch_rnn(
         :class:`SketchTrainResult`.
 
     Raises:
-        DataError: unreadable strokes; NonFiniteLossError: NaN loss or gradient (the last good
+        DataError: unreadable strokes, or a user-set Nmax dropping too many (:func:`resolve_nmax`); NonFiniteLossError: NaN loss or gradient (the last good
             checkpoint stays); LatentStudioError: bad resume.
     """
 
@@ -401,6 +438,7 @@ def train_sketch_rnn(
         torch.set_num_threads(cfg.threads)
     retain_freed_memory()
     splits = load_run_data(cfg)
+    cfg = resolve_nmax(cfg, splits)
     run_dir = start_run(KIND, cfg.to_dict(), runs_root=runs_root, resume=resume, dataset=splits.train.name,
                         devices=cfg.devices)
     stage_dir = run_dir / STAGE
@@ -420,7 +458,7 @@ def train_sketch_rnn(
     test: dict[str, float] = {}
     if len(splits.test):
         x, ln = splits.test.to_stroke5(cfg.model.max_seq_len)
-        test = stroke_losses(model, x, ln, batch_size=t.eval_batch_size, seed=cfg.seed)
+        test = stroke_losses(model, x, ln, batch_size=t.eval_batch_size, seed=cfg.seed, nmax=splits.longest or None)
     model_dir = run_dir / "model"
     if is_rank_zero():
         if t.eval_every_n_steps and steps % t.eval_every_n_steps:  # a final evaluation + samples at the last step
@@ -431,6 +469,7 @@ def train_sketch_rnn(
             "scale_factor": splits.scale_factor,
             "dataset": {"name": splits.train.name, "path": str(Path(cfg.data.path).expanduser().resolve()),
                         "sizes": {s: len(splits.split(s)) for s in SPLITS}, "dropped_longer_than_nmax": splits.dropped,
+                        "nmax": splits.longest, "max_seq_len": cfg.model.max_seq_len,
                         "fingerprint": splits.train.fingerprint(), "epsilon": cfg.data.epsilon},
             "data": cfg.data.to_spec().to_dict(),
             "test": test,

@@ -456,19 +456,26 @@ class HyperLSTMLayer(RecurrentLayer):
     recurrent projections and a per-step bias for each gate. The state is
     ``(h, c, hyper_h, hyper_c)``; a latent initialises ``[c, h]`` of the main cell and the hyper
     cell's state too (``state_size = 2 (H + hyper_size)``).
+
+    Args:
+        hyper_size / embed_size: the hyper cell's units and the embedding size.
+        hyper_dropout: recurrent dropout inside the hyper cell too (the reference has none there).
+        scale_init: the per-unit modulation scales of the x- and h-projections at initialisation
+            (1.0: the cell starts as a layer-norm LSTM; the reference starts them at 0.1).
     """
 
     ln_eps = 1e-3
 
     def __init__(self, input_size: int, hidden_size: int, *, hyper_size: int = 256, embed_size: int = 32,
-                 **kw) -> None:
+                 hyper_dropout: bool = True, scale_init: float = 1.0, **kw) -> None:
         super().__init__(input_size, hidden_size, **kw)
         if self.directions != 1:
             raise ValueError("HyperLSTMLayer runs one direction (it is a decoder cell)")
         h = hidden_size
         self.hyper_size = hyper_size
         self.embed_size = embed_size
-        self.hyper = LayerNormLSTMLayer(input_size + h, hyper_size, **kw)
+        hyper_kw = dict(kw, keep_prob=kw.get("keep_prob", 0.9) if hyper_dropout else 1.0)
+        self.hyper = LayerNormLSTMLayer(input_size + h, hyper_size, **hyper_kw)
         self.weight_ih = nn.Parameter(torch.empty(4 * h, input_size))
         self.weight_hh = nn.Parameter(torch.empty(h, 4 * h))
         self.bias = nn.Parameter(torch.zeros(4 * h))
@@ -483,10 +490,10 @@ class HyperLSTMLayer(RecurrentLayer):
         nn.init.zeros_(self.embed_h.weight)
         nn.init.ones_(self.embed_h.bias)
         nn.init.normal_(self.embed_b.weight, std=0.01)
-        # embeddings -> per-unit scales and bias: the scales start at 1 and the bias at 0, so the cell
-        # starts as a layer-norm LSTM and the hyper network learns to modulate it
-        self.scale_x = nn.Parameter(torch.full((4, embed_size, h), 1.0 / embed_size))
-        self.scale_h = nn.Parameter(torch.full((4, embed_size, h), 1.0 / embed_size))
+        # embeddings -> per-unit scales and bias: the scales start at scale_init (the embeddings start
+        # at 1) and the bias at 0, and the hyper network learns to modulate them
+        self.scale_x = nn.Parameter(torch.full((4, embed_size, h), scale_init / embed_size))
+        self.scale_h = nn.Parameter(torch.full((4, embed_size, h), scale_init / embed_size))
         self.bias_b = nn.Parameter(torch.zeros(4, embed_size, h))
         self.ln_gamma = nn.Parameter(torch.ones(1, 4 * h))
         self.ln_beta = nn.Parameter(torch.zeros(1, 4 * h))
@@ -560,11 +567,11 @@ class HyperLSTMLayer(RecurrentLayer):
 
 
 def make_layer(kind: str, input_size: int, hidden_size: int, **kw) -> RecurrentLayer:
-    """Build a cell by name (``lstm``, ``layer_norm``, ``hyper``); ``hyper_size``/``embed_size`` only
-    apply to ``hyper`` and ``impl`` only to ``lstm``."""
+    """Build a cell by name (``lstm``, ``layer_norm``, ``hyper``); ``hyper_size``, ``embed_size``,
+    ``hyper_dropout`` and ``scale_init`` only apply to ``hyper`` and ``impl`` only to ``lstm``."""
     if kind != "hyper":
-        kw.pop("hyper_size", None)
-        kw.pop("embed_size", None)
+        for name in ("hyper_size", "embed_size", "hyper_dropout", "scale_init"):
+            kw.pop(name, None)
     if kind == "lstm":
         return LSTMLayer(input_size, hidden_size, **kw)
     kw.pop("impl", None)

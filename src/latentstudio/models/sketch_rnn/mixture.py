@@ -73,13 +73,19 @@ class StrokeMixture:
         return -(F.log_softmax(self.pen_logits, dim=-1) * pen_onehot).sum(-1)
 
     def sample(self, temperature: float = 1.0, greedy: bool = False,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               generator: torch.Generator | None = None, rule: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
         """Draw one step: ``(offsets [..., 2], pen index [...] in {0, 1, 2})``.
 
-        Temperature tau (Ha & Eck, section 3.3): mixture and pen logits are divided by tau and the
-        component variances multiplied by tau. ``greedy`` takes the most likely pen state and
-        component and that component's mean.
+        Temperature tau: mixture and pen logits are divided by tau. ``rule="paper"`` (Ha & Eck,
+        section 3.3) multiplies the component variances by tau (sigma by sqrt(tau));
+        ``rule="reference"`` multiplies sigma by tau^2, as the reference sampler does. ``greedy``
+        takes the most likely pen state and component and that component's mean.
+
+        Raises:
+            ValueError: an unknown ``rule``.
         """
+        if rule not in ("paper", "reference"):
+            raise ValueError(f"rule must be 'paper' or 'reference', got {rule!r}")
         lead = self.pi_logits.shape[:-1]
         if greedy:
             pen = self.pen_logits.argmax(-1)
@@ -96,7 +102,7 @@ class StrokeMixture:
                                                          self.log_sigma_y, self.rho)]
         mx, my, lsx, lsy, rho = pick
         eps = torch.randn((*lead, 2), generator=generator, device=mx.device, dtype=mx.dtype)
-        s = math.sqrt(tau)
+        s = math.sqrt(tau) if rule == "paper" else tau * tau
         x = mx + lsx.exp() * s * eps[..., 0]
         y = my + lsy.exp() * s * (rho * eps[..., 0] + torch.sqrt(1.0 - rho * rho) * eps[..., 1])
         return torch.stack([x, y], dim=-1), pen

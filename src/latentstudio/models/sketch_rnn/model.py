@@ -8,17 +8,20 @@ i.e. ``sigma_hat`` is the log-variance). ``z`` initialises the decoder state thr
 
 Loss (section 3.2-3.3, eq. 5-6)::
 
-    L_s = -1/Nmax sum_{i <= L} log sum_j pi_j N(dx_i, dy_i | mu_j, Sigma_j)     (masked after the end)
-    L_p = -1/Nmax sum_{i <= Nmax} sum_k p_k,i log q_k,i                          (all Nmax steps)
-    L_KL = -1/(2 N_z) sum (1 + sigma_hat - mu^2 - exp(sigma_hat))               (averaged over dims)
-    loss = L_s + L_p + w_KL eta_step max(L_KL, KL_min),  eta_step = 1 - (1 - eta_min) R^step
+    L_s = -1/Nmax sum_{i <= L} log(sum_j pi_j N(dx_i, dy_i | mu_j, Sigma_j) + eps)   (masked after the end)
+    L_p = -1/Nmax sum_{i <= Nmax} sum_k p_k,i log q_k,i                              (all Nmax steps)
+    L_KL = -1/(2 N_z) sum (1 + sigma_hat - mu^2 - exp(sigma_hat))                   (averaged over dims)
+    loss = L_s + L_p + w(step) max(L_KL, KL_min)
 
-all averaged over the batch, in nats. The unconditional variant has no encoder: the decoder
-starts from a zero state and its input is ``S_{i-1}`` alone.
+all averaged over the batch, in nats. Nmax is ``config.max_seq_len``, the data's longest sketch
+unless set otherwise (the reference's normalisation); ``w(step)`` is :func:`kl_weight`. The
+unconditional variant has no encoder: the decoder starts from a zero state and its input is
+``S_{i-1}`` alone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,11 +30,11 @@ import torch
 from torch import nn
 
 from latentstudio.data.strokes import pad_batch, stroke3_to_stroke5, stroke5_to_stroke3
-from latentstudio.errors import DataError, ShapeError
+from latentstudio.errors import ConfigError, DataError, ShapeError
 from latentstudio.models.base import DECODE, ENCODE, RECONSTRUCT, GenerativeModel, Knob, LatentSpace
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.registry import register_model
-from latentstudio.models.sketch_rnn.cells import make_layer
+from latentstudio.models.sketch_rnn.cells import dropout_mask, make_layer
 from latentstudio.models.sketch_rnn.config import SketchRNNConfig
 from latentstudio.models.sketch_rnn.mixture import StrokeMixture
 from latentstudio.types import Batch, LossOutput, Sketches
@@ -42,10 +45,11 @@ START_TOKEN = (0.0, 0.0, 1.0, 0.0, 0.0)
 def kl_weight(config: SketchRNNConfig, step: int) -> float:
     """Weight of ``max(L_KL, KL_min)`` at optimisation ``step`` (0-based).
 
-    ``paper``: ``w_KL (1 - (1 - eta_min) R^step)``; ``reference``: ``w_KL - (w_KL - eta_min) R^step``.
+    ``paper``: ``w_KL (1 - (1 - eta_min) R^step)``; ``reference``: ``w_KL - (w_KL - eta_min) R^step``
+    (the schedule is ``config.kl_schedule``, or ``config.parity``'s when that is None).
     """
     r = config.kl_decay_rate ** max(int(step), 0)
-    if config.kl_schedule == "paper":
+    if config.schedule == "paper":
         return config.kl_weight * (1.0 - (1.0 - config.kl_eta_min) * r)
     return config.kl_weight - (config.kl_weight - config.kl_eta_min) * r
 
@@ -76,7 +80,16 @@ class SketchRNN(GenerativeModel):
     }
 
     def __init__(self, config: SketchRNNConfig) -> None:
+        """Build the model.
+
+        Raises:
+            ConfigError: ``max_seq_len`` is None (training resolves it from the data; set it to build
+                a model without data).
+        """
         super().__init__()
+        if config.max_seq_len is None:
+            raise ConfigError("max_seq_len: a sketch-rnn model needs Nmax; training sets it to the data's longest "
+                              "sketch, or set it (--set model.max_seq_len=N)")
         self.config = config
         c = config
         common = {"keep_prob": c.keep_prob, "mask_mode": c.dropout_mask, "forget_bias": c.forget_bias}
@@ -85,7 +98,8 @@ class SketchRNN(GenerativeModel):
             self.enc_mu = nn.Linear(2 * c.enc_hidden_size, c.latent_dim)
             self.enc_logvar = nn.Linear(2 * c.enc_hidden_size, c.latent_dim)
         dec_in = 5 + (c.latent_dim if c.conditional else 0)
-        extra = {"hyper_size": c.hyper_size, "embed_size": c.hyper_embed_size} if c.dec_model == "hyper" else {}
+        extra = {"hyper_size": c.hyper_size, "embed_size": c.hyper_embed_size, "hyper_dropout": not c.reference,
+                 "scale_init": 0.1 if c.reference else 1.0} if c.dec_model == "hyper" else {}
         self.decoder = make_layer(c.dec_model, dec_in, c.dec_hidden_size, directions=1, impl=c.rnn_impl,
                                   **common, **extra)
         if c.conditional:
@@ -101,7 +115,11 @@ class SketchRNN(GenerativeModel):
             nn.init.normal_(lin.weight, std=0.001)
             nn.init.zeros_(lin.bias)
         nn.init.xavier_uniform_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
+        if self.config.reference:  # a 1-D variable's Glorot-uniform limit: sqrt(6 / (n + n))
+            limit = math.sqrt(3.0 / self.output.out_features)
+            nn.init.uniform_(self.output.bias, -limit, limit)
+        else:
+            nn.init.zeros_(self.output.bias)
 
     # ------------------------------------------------------------------ contract
 
@@ -258,25 +276,62 @@ class SketchRNN(GenerativeModel):
             raise ValueError("a conditional sketch-rnn needs z to decode")
         if not self.config.conditional and z is not None:
             raise ValueError("an unconditional sketch-rnn takes no z")
+        c = self.config
         inp = self.decoder_inputs(strokes).transpose(0, 1)[:, None]  # [T, 1, N, 5]
         state = self.initial_state(z, n, strokes)
-        const = z[None] if self.config.conditional else None
+        const = z[None] if c.conditional else None
+        if self.training and c.input_keep_prob < 1.0:  # a fresh mask per step over [S_{i-1}, z]
+            if const is not None:
+                inp = torch.cat([inp, const[None].expand(inp.shape[0], -1, -1, -1)], dim=-1)
+                const = None
+            inp = inp * dropout_mask(inp.shape, c.input_keep_prob, generator=generator, device=inp.device,
+                                     dtype=inp.dtype)
         h = self.decoder(inp, state, const=const, generator=generator)[:, 0]  # [T, N, H]
-        c = self.config
+        if self.training and c.output_keep_prob < 1.0:  # the output layer's input only, not the recurrence
+            h = h * dropout_mask(h.shape, c.output_keep_prob, generator=generator, device=h.device, dtype=h.dtype)
         return StrokeMixture.from_output(self.output(h), c.num_mixture, c.sigma_min, c.rho_max)
 
     # ------------------------------------------------------------------ loss
 
-    def reconstruction_terms(self, strokes: torch.Tensor, lengths: torch.Tensor, mix: StrokeMixture
-                             ) -> dict[str, torch.Tensor]:
-        """``l_s`` and ``l_p`` per sketch (``[N]`` nats): sums over steps divided by Nmax (T)."""
+    def step_nll(self, strokes: torch.Tensor, lengths: torch.Tensor, mix: StrokeMixture
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-step negative log-likelihoods in nats: ``(offsets [N, T], pen [N, T])``.
+
+        The offset term ``-log(p(dx, dy) + eps)`` is 0 after each sketch's ``lengths`` real points;
+        the pen term covers every step (the padding's targets are end-of-sketch).
+        """
         tgt = strokes.transpose(0, 1)  # [T, N, 5]
         t_len = tgt.shape[0]
         nll = mix.offset_nll(tgt[..., 0], tgt[..., 1], self.config.log_eps)  # [T, N]
         real = (torch.arange(t_len, device=tgt.device)[:, None] < lengths.to(tgt.device)[None]).to(nll.dtype)
-        l_s = (nll * real).sum(0) / t_len
-        l_p = mix.pen_nll(tgt[..., 2:]).sum(0) / t_len
-        return {"l_s": l_s, "l_p": l_p}
+        return (nll * real).t(), mix.pen_nll(tgt[..., 2:]).t()
+
+    def reconstruction_terms(self, strokes: torch.Tensor, lengths: torch.Tensor, mix: StrokeMixture,
+                             nmax: int | None = None) -> dict[str, torch.Tensor]:
+        """``l_s`` and ``l_p`` per sketch (``[N]`` nats): sums over all T steps divided by ``nmax``
+        (default ``config.max_seq_len``, the reference's normalisation)."""
+        s_steps, p_steps = self.step_nll(strokes, lengths, mix)
+        nmax = nmax or self.config.max_seq_len
+        return {"l_s": s_steps.sum(1) / nmax, "l_p": p_steps.sum(1) / nmax}
+
+    def forward_terms(self, strokes: torch.Tensor, lengths: torch.Tensor,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One pass without reductions: ``s_steps``, ``p_steps`` (``[N, T]`` nats, see :meth:`step_nll`)
+        and, for conditional models, ``kl_dims`` (``[N, latent_dim]`` nats). Any padded length
+        ``T >= max(lengths)`` is accepted.
+
+        Raises:
+            ShapeError: strokes not ``[N, T, 5]`` or lengths out of range.
+        """
+        self._check_batch(strokes, lengths, full=False)
+        z, out = None, {}
+        if self.config.conditional:
+            q = self.posterior(strokes, lengths, generator)
+            z = q.sample(generator)
+            out["kl_dims"] = 0.5 * (q.mean.pow(2) + q.logvar.exp() - q.logvar - 1.0)  # [N, Nz]
+        mix = self.teacher_forced(strokes, z, generator)
+        out["s_steps"], out["p_steps"] = self.step_nll(strokes, lengths, mix)
+        return out
 
     def loss(self, batch: Batch, *, step: int = 0, generator: torch.Generator | None = None) -> LossOutput:
         """Training loss (module docstring) on one batch.
@@ -288,8 +343,10 @@ class SketchRNN(GenerativeModel):
             generator: draws z's noise and the dropout masks.
 
         Returns:
-            ``LossOutput(loss, terms)`` with ``recon`` (L_R), ``l_s``, ``l_p``, ``kl`` (L_KL, nats per
-            latent dimension), ``kl_sum`` (nats per sketch), ``kl_weight`` and ``loss``, batch means.
+            ``LossOutput(loss, terms)`` with ``recon`` (L_R), ``l_s``, ``l_p`` (sums over steps / Nmax),
+            ``kl`` (the reported L_KL: raw with ``parity=paper``, ``max(L_KL, kl_tolerance)`` with
+            ``parity=reference``), ``kl_raw`` and ``kl_floored`` (both, nats per latent dimension),
+            ``kl_sum`` (nats per sketch), ``kl_weight`` and ``loss``, batch means.
 
         Raises:
             ShapeError: strokes not ``[N, Nmax, 5]`` or lengths out of range.
@@ -299,23 +356,19 @@ class SketchRNN(GenerativeModel):
             raise ShapeError("a sketch batch needs lengths (int64 [N] real points per sketch)")
         self._check_batch(strokes, lengths)
         c = self.config
-        z, terms = None, {}
-        if c.conditional:
-            q = self.posterior(strokes, lengths, generator)
-            z = q.sample(generator)
-            kl_dims = 0.5 * (q.mean.pow(2) + q.logvar.exp() - q.logvar - 1.0)  # [N, Nz]
-            kl = kl_dims.mean()
-            terms["kl"] = kl
-            terms["kl_sum"] = kl_dims.sum(-1).mean()
-        mix = self.teacher_forced(strokes, z, generator)
-        rec = self.reconstruction_terms(strokes, lengths, mix)
-        l_s, l_p = rec["l_s"].mean(), rec["l_p"].mean()
+        parts = self.forward_terms(strokes, lengths, generator)
+        terms: dict[str, torch.Tensor] = {}
+        l_s = parts["s_steps"].sum(1).mean() / c.max_seq_len
+        l_p = parts["p_steps"].sum(1).mean() / c.max_seq_len
         recon = l_s + l_p
         total = recon
         if c.conditional:
+            kl_raw = parts["kl_dims"].mean()
+            kl_floored = torch.clamp(kl_raw, min=c.kl_tolerance)
             w = kl_weight(c, step)
-            total = recon + w * torch.clamp(terms["kl"], min=c.kl_tolerance)
-            terms["kl_weight"] = torch.tensor(w)
+            total = recon + w * kl_floored
+            terms.update({"kl": kl_floored if c.reference else kl_raw, "kl_raw": kl_raw, "kl_floored": kl_floored,
+                          "kl_sum": parts["kl_dims"].sum(-1).mean(), "kl_weight": torch.tensor(w)})
         terms.update({"l_s": l_s, "l_p": l_p, "recon": recon, "loss": total})
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
@@ -383,7 +436,7 @@ class SketchRNN(GenerativeModel):
         for t in range(p_len, max_len):
             h, state = self.decoder.step(prev, state, const)
             mix = StrokeMixture.from_output(self.output(h[0]), c.num_mixture, c.sigma_min, c.rho_max)
-            xy, pen = mix.sample(temperature, greedy, generator)
+            xy, pen = mix.sample(temperature, greedy, generator, rule=c.parity)
             nxt = torch.zeros(n, 5, device=device, dtype=like.dtype)
             nxt[:, :2] = xy
             nxt[torch.arange(n), 2 + pen] = 1.0
