@@ -53,10 +53,26 @@ def test_unknown_dataset_is_one_line_error(tmp_path):
 
 def test_missing_data_root_names_files_and_fixes(tmp_path):
     res = CliRunner().invoke(
-        cli, ["train", "two-stage-vae", "--data", "mnist", "--data-root", str(tmp_path / "nowhere"), "--dry-run"]
+        cli, ["train", "two-stage-vae", "--data", "mnist", "--data-root", str(tmp_path / "nowhere"),
+              "--runs-root", str(tmp_path / "runs")]
     )
     assert res.exit_code == 1
     assert "train-images-idx3-ubyte" in res.output and "--download" in res.output and "--data-root" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_dry_run_without_the_data_uses_the_published_shape(tmp_path):
+    args = ["--data", "mnist", "--data-root", str(tmp_path / "nowhere"), "--dry-run"]
+    for family, size in (("two-stage-vae", '"image_size": 32'), ("draw", '"image_size": 32')):
+        res = CliRunner().invoke(cli, ["train", family, *args])
+        assert res.exit_code == 0, res.output
+        assert size in res.output and "published shape 1x32x32" in res.output
+    res = CliRunner().invoke(cli, ["train", "draw", *args, "--data-option", "pad=0"])
+    assert res.exit_code == 0 and '"image_size": 28' in res.output
+    # a dataset whose shape only its files tell: one line naming the flags that make it readable
+    res = CliRunner().invoke(cli, ["train", "two-stage-vae", "--data", "folder", "--dry-run"])
+    assert res.exit_code == 1 and "--data-option path=" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_bad_override_and_bad_model_dir(tmp_path):

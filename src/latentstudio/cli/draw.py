@@ -18,6 +18,7 @@ from latentstudio.cli.options import (
     run_options,
     seed_option,
     spec_options,
+    train_command,
 )
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
@@ -42,7 +43,7 @@ def _train_command():
                   help="Conditional DRAW on the one-hot class label.")
     @click.option("--binarize", type=click.Choice(["none", "threshold"]), default=None,
                   help="Threshold the training images at 0.5 (binarised MNIST). Default: the preset's.")
-    @click.option("--epochs", type=int, default=None, help="Training epochs (default: the preset's).")
+    @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Training epochs (default: the preset's).")
     @click.option("--max-minutes", type=float, default=None, help="Stop training after this wall-clock budget.")
     @seed_option
     @run_options
@@ -63,7 +64,6 @@ def _train_command():
           latentstudio train draw --data mnist --data-option pad=0 --condition class --steps 8 --epochs 5
           latentstudio train draw --resume runs/00001-draw-mnist
         """
-        from latentstudio import api  # lazy: imports torch
         from latentstudio.training.draw import DRAWRunConfig  # lazy: imports torch
 
         spec = merge(get_preset("draw", preset), read_config_file(config_file))
@@ -78,8 +78,8 @@ def _train_command():
         })
         if overrides:
             spec = apply_overrides(merge(DRAWRunConfig().to_dict(), spec), parse_pairs(overrides, "--set"))
-        result = api.train("draw", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
-                           dry_run=dry_run)
+        result = train_command("draw", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
+                               dry_run=dry_run)
         echo_train_result(result, dry_run, "" if dry_run else f"\ndrawing: {result.run_dir / 'canvas.gif'}")
 
     return train_draw

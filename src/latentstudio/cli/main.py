@@ -22,6 +22,7 @@ from latentstudio.cli.options import (
     apply_overrides,
     data_options,
     data_spec,
+    debug_option,
     echo_train_result,
     friendly_errors,
     given_knobs,
@@ -33,6 +34,7 @@ from latentstudio.cli.options import (
     run_options,
     seed_option,
     spec_options,
+    train_command,
 )
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
@@ -42,6 +44,7 @@ __all__ = ["cli", "main"]
 
 @click.group(cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="latentstudio")
+@debug_option
 def cli() -> None:
     """Train, sample and evaluate latent-variable generative models.
 
@@ -73,7 +76,7 @@ def train() -> None:
               help="Conditional VAE on the class label (one-hot) or on attributes (CelebA's 40, +-1).")
 @click.option("--latent-dim", type=int, default=None,
               help="Latent size of both stages (model.stage1/stage2.latent_dim; default: the preset's).")
-@click.option("--epochs", type=int, default=None, help="Epochs of each stage (default: the preset's).")
+@click.option("--epochs", type=click.IntRange(min=0), default=None, help="Epochs of each stage (default: the preset's).")
 @seed_option
 @run_options
 @friendly_errors
@@ -90,8 +93,6 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
       latentstudio train two-stage-vae --data mnist --data-root ~/data --condition class --epochs 5
       latentstudio train two-stage-vae --resume runs/00002-two-stage-vae-mnist
     """
-    from latentstudio import api  # lazy: imports torch
-
     spec = merge(get_preset("two-stage-vae", preset), read_config_file(config_file))
     stages = {"stage1": {"epochs": epochs}, "stage2": {"epochs": epochs}} if epochs is not None else {}
     latent = {"latent_dim": latent_dim} if latent_dim is not None else {}
@@ -104,8 +105,8 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
         from latentstudio.training.config import TwoStageRunConfig  # lazy: imports torch
 
         spec = apply_overrides(merge(TwoStageRunConfig().to_dict(), spec), parse_pairs(overrides, "--set"))
-    result = api.train("two-stage-vae", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
-                       dry_run=dry_run)
+    result = train_command("two-stage-vae", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
+                           dry_run=dry_run)
     echo_train_result(result, dry_run)
 
 
@@ -230,7 +231,8 @@ def sample_options(fn):
     opts = [
         click.option("--model", "model_path", required=True, type=click.Path(exists=True),
                      help="Model directory or run directory (any family)."),
-        click.option("--n", "n", type=int, default=64, show_default=True, help="Number of samples (one generator)."),
+        click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Number of samples (one generator)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generator of --n."),
         click.option("--seeds", default=None,
                      help="One sample per seed, e.g. 0-63,100 (overrides --n/--seed; StyleGAN2: the official rule)."),
@@ -241,7 +243,7 @@ def sample_options(fn):
                      help="Grid: .png for images; .svg, .png or .gif for sketches (default samples.png / .svg)."),
         click.option("--out-dir", type=click.Path(file_okay=False), default=None,
                      help="Write one file per sample here (000000.png / 000000.svg ...)."),
-        click.option("--nrow", type=int, default=None, help="Samples per grid row (default: about square)."),
+        click.option("--nrow", type=click.IntRange(min=1), default=None, help="Samples per grid row (default: about square)."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto."),
         click.option("--overwrite", is_flag=True, help="Replace existing output files."),
     ]
@@ -315,11 +317,12 @@ def _sample_steps(model, n, seed, seed_list, cond, knobs):
 @data_options(default=None)
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
               help="Split of the data (valid: stroke files only).")
-@click.option("--n", "n", type=int, default=32, show_default=True, help="Number of examples to reconstruct.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Number of examples to reconstruct.")
 @click.option("--condition", default=None, help="Condition of every example (default: the data's own labels).")
 @knob_options
 @seed_option
-@click.option("--nrow", type=int, default=8, show_default=True, help="Examples per row.")
+@click.option("--nrow", type=click.IntRange(min=1), default=8, show_default=True, help="Examples per row.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Rows alternate originals and reconstructions: .png for images; .svg, .png or .gif for "
                    "sketches (default reconstructions.png / .svg).")
@@ -345,8 +348,6 @@ def reconstruct(model_path, data_name, data_root, data_option, download, strict,
     model = load_model(model_path)
     model.require(RECONSTRUCT)
     _suffix_check(model, out)
-    if n < 1:
-        raise click.BadParameter(f"--n must be >= 1, got {n}")
     data = api.data_split(model, data_spec(data_name, data_root, data_option, download, strict, limit), split)
     data = data.subset(list(range(min(n, len(data)))))
     values = model_knobs(model, given_knobs(knobs))
@@ -401,7 +402,8 @@ def _two(text: str, flag: str) -> tuple[int, int]:
               help="Ends: examples A,B of the split, encoded (default 0,1 for families with an encoder).")
 @click.option("--seeds", default=None,
               help="Ends: two latents A,B of the default space drawn from its prior with these seeds.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Decoded outputs (ends included).")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Decoded outputs (ends included).")
 @click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
 @click.option("--space", default=None, help="Latent space (default: the model's first; StyleGAN2: z, w or w+).")
 @click.option("--condition", default=None, help="Condition of every output (conditional models).")
@@ -500,7 +502,8 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
 @data_options(default=None)
 @click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier", show_default=True,
               help="Features for FID/KID/IS: a classifier trained here (fid_clf) or standard Inception (fid).")
-@click.option("--n-samples", type=int, default=None, help="Generated samples per setting (default: test-set size).")
+@click.option("--n-samples", type=click.IntRange(min=1), default=None,
+              help="Generated samples per setting (default: test-set size).")
 @click.option("--samplers", default=None, help="VAE family: comma-separated samplers (default: all fitted).")
 @click.option("--truncation-psi", type=float, default=None, help="StyleGAN2: truncation psi of the samples.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -583,7 +586,7 @@ def generate(ctx, latents_file, latent_space, mix_seeds, mix_styles, save_latent
 def quickstart(runs_root, seed, no_progress):
     """Train a two-stage VAE on the bundled real digits, sample three ways, evaluate.
 
-    Needs no download (scikit-learn ships the 8x8 digits); about 3-4 minutes on 2 CPU cores.
+    Needs no download (scikit-learn ships the 8x8 digits); about 4 minutes on 2 CPU cores.
     Prints where the report is.
 
     \b

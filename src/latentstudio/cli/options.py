@@ -7,13 +7,14 @@ import functools
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from latentstudio.config import apply_overrides as config_overrides
-from latentstudio.errors import ConfigError, LatentStudioError
+from latentstudio.errors import ConfigError, DataError, LatentStudioError
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -109,7 +110,7 @@ def data_options(fn=None, *, default: str | None = "digits"):
                      help="Dataset option, e.g. path=faces.zip for folder, pad=0 for mnist (repeatable)."),
         click.option("--download", is_flag=True, help="Fetch the dataset with torchvision's downloader if missing."),
         click.option("--strict", is_flag=True, help="An unreadable image is an error (default: skip and count)."),
-        click.option("--limit", type=int, default=None, help="Use only the first N examples."),
+        click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N examples."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -214,11 +215,83 @@ def rewrite_deprecated(group: click.Group, args: list[str]) -> list[str]:
     return out
 
 
+#: Set to 1 to see the traceback of an error (as ``latentstudio --debug``).
+DEBUG_ENV = "LATENTSTUDIO_DEBUG"
+_DEBUG_KEY = "latentstudio.debug"
+
+
+def debug_enabled() -> bool:
+    """True with ``latentstudio --debug ...`` or ``LATENTSTUDIO_DEBUG=1``: errors keep their traceback and
+    warnings are shown as Python shows them."""
+    if os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(_DEBUG_KEY))
+
+
+_PY_THEN_FLAG = re.compile(r"\b[a-z_]+=(?:\[[^\]]*\]|'[^']*'|\S+?),? \((?:CLI:? )?(--[a-z][^)]*)\)")
+_CLI_PAREN = re.compile(r"\(CLI:? (--[a-z][^)]*)\)")
+_PY_PAREN = re.compile(r" ?\((?:Python: [^)]*|[a-z_]+=[^()]*)\)")
+_PY_SPLIT = re.compile(r"\bsplit='(\w+)'")
+_PY_INNER = re.compile(r"; Python: [^;)]*")
+_PY_CALL = re.compile(r",? (?:or )?[\w.]+\([^()]*\) in Python")
+
+
+def cli_message(text: str) -> str:
+    """A library message as the command line says it: one line, flags instead of Python spellings
+    (``pass overwrite=True (CLI: --overwrite)`` -> ``pass --overwrite``; ``(download=True)`` dropped)."""
+    text = " ".join(str(text).split())
+    text = _PY_THEN_FLAG.sub(r"\1", text)
+    text = _CLI_PAREN.sub(r"(\1)", text)
+    text = _PY_PAREN.sub("", _PY_INNER.sub("", text))
+    text = _PY_CALL.sub("", text)
+    return _PY_SPLIT.sub(r"--split \1", text)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the command line: ``Warning: <first line>`` on stderr, once per text."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    seen: set[str] = _one_line_warning.__dict__.setdefault("seen", set())
+    if text in seen:
+        return
+    seen.add(text)
+    click.echo(f"Warning: {cli_message(text)}", err=True)
+
+
 class VerbGroup(click.Group):
-    """The root group: accepts the deprecated flag spellings (see :func:`rewrite_deprecated`)."""
+    """The root group: accepts the deprecated flag spellings (see :func:`rewrite_deprecated`), prints every
+    error a user can cause as one ``Error: ...`` line (exit 1) and every warning as one ``Warning: ...``
+    line; ``--debug`` (or ``LATENTSTUDIO_DEBUG=1``) shows tracebacks and warnings as Python does."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, rewrite_deprecated(self, list(args)))
+
+    def invoke(self, ctx: click.Context):
+        if debug_enabled():
+            return super().invoke(ctx)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            _one_line_warning.__dict__["seen"] = set()
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except LatentStudioError as exc:
+                raise click.ClickException(cli_message(str(exc))) from None
+            except Exception as exc:  # noqa: BLE001 - an unforeseen failure: one line; --debug shows where
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise click.ClickException(f"{type(exc).__name__}: {first} (unexpected; rerun with "
+                                           f"--debug or {DEBUG_ENV}=1 for the traceback)") from None
+
+
+def debug_option(fn):
+    """``--debug`` of the root group: show the traceback of an error."""
+    def remember(ctx: click.Context, _param, value: bool) -> None:
+        ctx.meta[_DEBUG_KEY] = bool(value)
+
+    return click.option("--debug", is_flag=True, expose_value=False, callback=remember,
+                        help=f"Show the traceback of an error and warnings as Python prints them "
+                             f"(also {DEBUG_ENV}=1).")(fn)
 
 
 # ----------------------------------------------------------------------------- train commands
@@ -242,6 +315,64 @@ def spec_options(*, presets: str, preset_default: str, set_example: str, preset_
         return fn
 
     return decorate
+
+
+#: Image shape (C, H, W at the default options), classes and attributes of the datasets whose layout is fixed:
+#: a dry run resolves its config from these when the files are not on disk.
+_KNOWN_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "mnist": (1, 28, 10, 0), "fashion-mnist": (1, 28, 10, 0), "cifar10": (3, 32, 10, 0), "celeba": (3, 64, 0, 40),
+}
+
+
+def shape_stand_in(data: dict[str, Any]):
+    """A few blank images with the shape, classes and attributes the dataset of spec ``data`` would have (mnist and
+    fashion-mnist with their ``pad``, celeba with its ``image_size``), or None when only the files tell."""
+    known = _KNOWN_SHAPES.get(str(data.get("name")))
+    if known is None:
+        return None
+    import torch  # lazy: slow import (CLI start-up)
+
+    from latentstudio.data.base import ImageData  # lazy: imports torch
+
+    c, side, classes, attributes = known
+    options = data.get("options") or {}
+    try:
+        if classes and c == 1:
+            side += 2 * int(options.get("pad", 2))
+        elif attributes:
+            side = int(options.get("image_size", side))
+    except (TypeError, ValueError):
+        return None
+    n = max(classes, 2)
+    return ImageData(
+        images=torch.zeros(n, c, side, side, dtype=torch.uint8),
+        labels=torch.arange(n) % classes if classes else None,
+        class_names=[str(i) for i in range(classes)] if classes else None,
+        attributes=torch.ones(n, attributes) if attributes else None,
+        name=str(data["name"]), source="published shape (dry run without the files)")
+
+
+def train_command(family: str, spec: dict[str, Any], *, runs_root, resume, progress: bool, dry_run: bool, **options):
+    """``api.train``; a dry run whose dataset is not on disk resolves with the dataset's published shape
+    (:func:`shape_stand_in`) or fails with one line naming the flags that make the data readable."""
+    from latentstudio import api  # lazy: imports torch
+
+    try:
+        return api.train(family, spec, runs_root=runs_root, resume=resume, progress=progress, dry_run=dry_run,
+                         **options)
+    except DataError as exc:
+        if not dry_run or resume:
+            raise
+        data = (spec or {}).get("data") or {}
+        stand_in = shape_stand_in(data)
+        if stand_in is None:
+            raise DataError(f"{exc} (--dry-run reads the data for its image shape: point --data-root or "
+                            "--data-option path=... at it, or pass --download)") from None
+        c, h, w = stand_in.image_shape
+        click.echo(f"Note: {data['name']} is not on disk; the dry run uses its published shape {c}x{h}x{w}",
+                   err=True)
+        return api.train(family, spec, runs_root=runs_root, resume=resume, progress=progress, dry_run=dry_run,
+                         data=stand_in, **options)
 
 
 def seed_option(fn):
@@ -273,14 +404,17 @@ def drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def friendly_errors(fn):
-    """Turn library errors into ``click.ClickException`` (one line, exit 1)."""
+    """Turn library errors into ``click.ClickException`` (one line, exit 1; with ``--debug`` the error
+    keeps its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except LatentStudioError as exc:
-            raise click.ClickException(str(exc)) from None
+            if debug_enabled():
+                raise
+            raise click.ClickException(cli_message(str(exc))) from None
 
     return wrapper
 

@@ -21,6 +21,7 @@ Every value is one stamped record of ``<out_dir>/metrics.jsonl``
 from __future__ import annotations
 
 import functools
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,37 @@ def evaluate(
         if isinstance(v, str) and ev.options[k] is not None:
             given[k] = _override_value(ev.options[k], v, f"{model.model_type} evaluation option {k}")
     check_extractor_name(extractor)
-    return ev.run(model, data, extractor=extractor, n_samples=n_samples, out_dir=out_dir, seed=seed,
-                  download_weights=download_weights, progress=progress, **given)
+    folders = _report_folders(model, out_dir)
+    before = {f: set(f.iterdir()) if f.is_dir() else None for f in folders}
+    try:
+        return ev.run(model, data, extractor=extractor, n_samples=n_samples, out_dir=out_dir, seed=seed,
+                      download_weights=download_weights, progress=progress, **given)
+    except BaseException:
+        _remove_empty_new(before)
+        raise
+
+
+def _report_folders(model: Any, out_dir: str | Path | None) -> list[Path]:
+    """The folders an evaluation may create: ``out_dir``, or ``<run>/eval`` (where the numbered report goes)."""
+    if out_dir is not None:
+        return [Path(out_dir)]
+    meta = getattr(model, "meta", None) or {}
+    path = getattr(model, "path", None)
+    if meta.get("run_dir"):
+        return [Path(meta["run_dir"]) / "eval"]
+    return [Path(path).parent / "eval"] if path else []
+
+
+def _remove_empty_new(before: dict[Path, set[Path] | None]) -> None:
+    """After a failed evaluation: remove the folders it created that hold no file (so no empty numbered
+    ``eval/NNNNN-...`` folder is left); folders with results and folders that were there before stay."""
+    for folder, children in before.items():
+        if not folder.is_dir():
+            continue
+        new = [folder] if children is None else [c for c in folder.iterdir() if c not in children and c.is_dir()]
+        for f in new:
+            if not any(p.is_file() for p in f.rglob("*")):
+                shutil.rmtree(f, ignore_errors=True)
 
 
 __all__ = [

@@ -8,6 +8,7 @@ provenance lines, tables of those records and pictures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,23 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+#: A spread below this fraction of the value (or of 1e-6 for values near 0) is rounding noise, not spread.
+STD_RELATIVE_FLOOR = 1e-6
+
+
+def meaningful_std(value: Any, std: Any) -> bool:
+    """True when ``std`` is a spread worth showing beside ``value``: a number, not NaN, and at least
+    :data:`STD_RELATIVE_FLOOR` of ``max(|value|, 1e-6)`` (KID over identical subsets gives 1e-14 noise)."""
+    if not isinstance(std, int | float) or math.isnan(std) or not std:
+        return False
+    scale = abs(value) if isinstance(value, int | float) and not math.isnan(value) else 0.0
+    return abs(std) >= STD_RELATIVE_FLOOR * max(scale, 1e-6)
+
+
 def fmt_value(row: dict[str, Any]) -> str:
-    """``value ± std`` of a record (the std only when it has one)."""
-    return fmt(row["value"]) + (f" ± {fmt(row['std'])}" if row.get("std") else "")
+    """``value ± std`` of a record (the std only when it is meaningful, see :func:`meaningful_std`)."""
+    std = row.get("std")
+    return fmt(row["value"]) + (f" ± {fmt(std)}" if meaningful_std(row["value"], std) else "")
 
 
 class Recorder:

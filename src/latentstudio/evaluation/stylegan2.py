@@ -55,8 +55,8 @@ def load_generator_images(spec: DataSpec, model_config, split: str = "train"):
     if (h, w) != (m.resolution, m.resolution) or c != m.img_channels:
         raise DataError(
             f"dataset {data.name!r} has images [{c}, {h}, {w}] but the model expects "
-            f"[{m.img_channels}, {m.resolution}, {m.resolution}]; set --resolution / model.img_channels to match "
-            "or pass --data-option image_size=N"
+            f"[{m.img_channels}, {m.resolution}, {m.resolution}]; use data of that shape (celeba, folder: "
+            f"--data-option image_size={m.resolution})"
         )
     return data
 

@@ -259,9 +259,9 @@ def _missing_message() -> str:
         f"FID Inception-v3 weights not found. Put the file {INCEPTION_WEIGHTS_FILE} at "
         f"{folder / INCEPTION_WEIGHTS_FILE} (torch-fidelity release: {INCEPTION_WEIGHTS_URL}); the identical "
         f"pytorch-fid copy {PYTORCH_FID_WEIGHTS_FILE} ({PYTORCH_FID_WEIGHTS_URL}) is accepted at "
-        f"{folder / PYTORCH_FID_WEIGHTS_FILE}. The folder is $TORCH_HOME/hub/checkpoints. Pass --download "
-        f"(download=True) to fetch it, or use the 'classifier' extractor (fid_clf, not comparable with "
-        f"published FIDs)."
+        f"{folder / PYTORCH_FID_WEIGHTS_FILE}. The folder is $TORCH_HOME/hub/checkpoints. Fetch it with "
+        f"--download-weights (of `latentstudio evaluate` and the study commands; Python: download=True), or use "
+        f"the 'classifier' extractor (--extractor classifier: fid_clf, not comparable with published FIDs)."
     )
 
 

@@ -142,8 +142,9 @@ def _vgg16_features(download: bool) -> nn.Sequential:
         if not download:
             raise ExtractorWeightsMissing(
                 f"VGG16 ImageNet weights not found: put {VGG16_WEIGHTS_FILE} at {path} ($TORCH_HOME/hub/checkpoints; "
-                "https://download.pytorch.org/models/vgg16-397923af.pth), or pass download=True "
-                "(CLI --download-weights), or use the offline 'pyramid-l2' distance (not LPIPS)"
+                "https://download.pytorch.org/models/vgg16-397923af.pth), or fetch it with --download-weights "
+                "(of `latentstudio evaluate`; Python: download=True), or use the offline 'pyramid-l2' distance "
+                "(not LPIPS)"
             )
         from torchvision.models import VGG16_Weights  # lazy: torchvision (~1.1 s); downloads only
 

@@ -110,7 +110,7 @@ class GenerativeLitModule(L.LightningModule):
         self.log("loss", out.loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         for name in self.prog_bar_terms:
             if name in out.terms:
-                self.log(name, out.terms[name], prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
+                self.log(name, out.terms[name].detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
         return out.loss
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -49,10 +49,27 @@ def lightning():
 
     # a deprecation inside Lightning itself, raised at every fit; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # small datasets: fewer batches per epoch than the logging interval (the CSV log still gets the epoch values)
+    warnings.filterwarnings("ignore", message=r".*log_every_n_steps.*")
+    # resuming a stage: the CSV logger rewrites its metrics file, which holds every earlier row
+    warnings.filterwarnings("ignore", message=r".*Previous log files in this directory will be deleted.*")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_DropAdverts())
     return L
+
+
+def progress_bar():
+    """Lightning's TQDM progress bar without the logger's version (``v_num``), which means nothing to a user."""
+    from lightning.pytorch.callbacks import TQDMProgressBar  # lazy: Lightning takes seconds to import
+
+    class ProgressBar(TQDMProgressBar):
+        def get_metrics(self, trainer, pl_module):
+            metrics = super().get_metrics(trainer, pl_module)
+            metrics.pop("v_num", None)
+            return metrics
+
+    return ProgressBar()
 
 
 def is_rank_zero() -> bool:
@@ -181,7 +198,7 @@ def make_trainer(
         strategy="ddp" if devices > 1 else "auto",
         use_distributed_sampler=False,
         logger=loggers,
-        callbacks=[*callbacks, ckpt],
+        callbacks=[*callbacks, ckpt, *([progress_bar()] if progress else [])],
         log_every_n_steps=log_every_n_steps,
         gradient_clip_val=grad_clip,
         gradient_clip_algorithm=grad_clip_algorithm if grad_clip else None,
