@@ -155,6 +155,8 @@ def trained_on(meta: dict[str, Any]) -> str:
     if not ds:
         return "training data not recorded" + (f", seed {meta['seed']}" if meta.get("seed") is not None else "")
     size = ds.get("size", ds.get("sizes"))
+    if isinstance(size, dict):  # examples per split of a stroke file
+        size = ", ".join(f"{v} {k}" for k, v in size.items())
     text = (f"trained on {ds.get('name')} {ds.get('split', '')}".rstrip() + f" ({size} examples, fingerprint "
             f"`{ds.get('fingerprint')}`")
     if meta.get("binarize"):

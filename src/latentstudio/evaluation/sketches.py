@@ -155,7 +155,7 @@ def evaluate_sketches(
                    extra={"units": "nats", "seed": seed, "definition": DEFINITION})
     for k, metric in METRIC_NAMES.items():
         if k in res:
-            rec.add(metric, res[k], str(model.path))
+            rec.add(metric, res[k], "test sketches")
     provenance = [f"- model: `{model.path}`", f"- {trained_on(model.meta)}",
                   f"- reference: {test.name}/test ({res['n']} sketches, {test.source}); seed {seed}",
                   "- units: nats; z drawn from q(z | S) (conditional models)",
