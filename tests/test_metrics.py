@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 import warnings
 from datetime import datetime
 
@@ -384,14 +383,9 @@ def digits_classifier(tmp_path_factory):
     train, test = _digits_splits()
     with pytest.MonkeyPatch.context() as m:
         m.setenv("LATENTSTUDIO_CACHE", str(cache))
-        t0 = time.perf_counter()
         clf = get_classifier(train, test=test, progress=False)
-        train_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
         again = get_classifier(train, progress=False)
-        load_s = time.perf_counter() - t0
-    return {"clf": clf, "again": again, "train": train, "test": test, "cache": cache,
-            "train_s": train_s, "load_s": load_s}
+    return {"clf": clf, "again": again, "train": train, "test": test, "cache": cache}
 
 
 def test_classifier_trains_to_high_accuracy(digits_classifier):
@@ -409,8 +403,7 @@ def test_classifier_trains_to_high_accuracy(digits_classifier):
 
 def test_classifier_second_call_loads_from_cache(digits_classifier):
     clf, again = digits_classifier["clf"], digits_classifier["again"]
-    assert again.loaded_from_cache
-    assert digits_classifier["load_s"] < digits_classifier["train_s"] / 3
+    assert again.loaded_from_cache  # no training: counted in test_classifier_cache_trains_once_and_keys_on_the_recipe
     assert again.weights_hash == clf.weights_hash and again.folder == clf.folder
     x = digits_classifier["test"].images[:50]
     torch.testing.assert_close(again(x), clf(x))
