@@ -110,3 +110,11 @@ def test_attribute_conditional_training_and_sampling(tmp_path, small_digits):
 
     with pytest.raises(LatentStudioError, match="unconditional"):
         VAE(VAEConfig(latent_dim=2, base_dim=2, fc_dim=2, num_scale=1, image_size=4)).sample(2, condition=3)
+
+
+def test_resuming_a_run_of_another_family_names_its_command(tmp_path):
+    run = tmp_path / "00000-draw-digits"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"kind": "draw", "config": {}}))
+    with pytest.raises(LatentStudioError, match=r"is a 'draw' run, not a 'two-stage-vae' run.*train draw --resume"):
+        api.train("two-stage-vae", {}, resume=run, progress=False)

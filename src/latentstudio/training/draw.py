@@ -23,14 +23,20 @@ import torch
 
 from latentstudio.config import Config, require
 from latentstudio.data.images import binarize_images
-from latentstudio.errors import DataError, LatentStudioError
+from latentstudio.errors import DataError
 from latentstudio.evaluation.common import interleave_rows
 from latentstudio.io.images import to_float
 from latentstudio.models.draw import DRAW, DRAWConfig
 from latentstudio.models.draw.render import generation_frames, save_drawing
 from latentstudio.presets import merge
 from latentstudio.training.config import DataConfig, TrainConfig
-from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
+from latentstudio.training.runs import (
+    fit_module,
+    is_rank_zero,
+    lightning,
+    read_run_config,
+    start_run,
+)
 
 KIND = "draw"
 GRID_SEED = 1234
@@ -104,10 +110,7 @@ def read_draw_run_config(run_dir: str | Path) -> DRAWRunConfig:
     Raises:
         LatentStudioError: not a DRAW run.
     """
-    kind, config = read_run(run_dir)
-    if kind != KIND:
-        raise LatentStudioError(f"{run_dir} is a {kind!r} run, not a DRAW run")
-    return DRAWRunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+    return read_run_config(run_dir, KIND, DRAWRunConfig)
 
 
 def train_draw_spec(

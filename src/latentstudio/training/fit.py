@@ -25,8 +25,9 @@ from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageConfig, SecondStageVAE, TwoStageVAE
 from latentstudio.presets import merge
 from latentstudio.samplers import GMMSampler
+from latentstudio.training import runs
 from latentstudio.training.config import DataConfig, TrainConfig, TwoStageRunConfig
-from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
+from latentstudio.training.runs import fit_module, is_rank_zero, lightning, start_run
 
 GRID_SEED = 1234
 GRID_N = 64
@@ -50,8 +51,7 @@ def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoSt
 
 def read_run_config(run_dir: str | Path) -> TwoStageRunConfig:
     """The :class:`TwoStageRunConfig` saved in ``run_dir/run.json``."""
-    _, config = read_run(run_dir)
-    return TwoStageRunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+    return runs.read_run_config(run_dir, "two-stage-vae", TwoStageRunConfig)
 
 
 def train_two_stage(

@@ -143,6 +143,20 @@ def read_run(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
         raise LatentStudioError(f"{path} is not a valid run file ({exc}); it should hold 'kind' and 'config'") from None
 
 
+def read_run_config(run_dir: str | Path, kind: str, config_class: type):
+    """The ``config_class`` saved in ``run_dir/run.json`` of a ``kind`` run (e.g. ``"draw"``).
+
+    Raises:
+        LatentStudioError: not a run folder, a run of another family (its resume command named), or a
+            config that does not validate.
+    """
+    saved_kind, config = read_run(run_dir)
+    if saved_kind != kind:
+        raise LatentStudioError(f"{run_dir} is a {saved_kind!r} run, not a {kind!r} run; resume it with "
+                                f"`latentstudio train {saved_kind} --resume {run_dir}`")
+    return config_class.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+
+
 def make_trainer(
     stage_dir: str | Path,
     *,

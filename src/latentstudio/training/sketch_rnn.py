@@ -41,7 +41,8 @@ from latentstudio.io.strokes_render import save_sketches
 from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
-from latentstudio.training.runs import RUN_FILE, fit_module, is_rank_zero, lightning, read_run, start_run
+from latentstudio.training import runs
+from latentstudio.training.runs import fit_module, is_rank_zero, lightning, start_run
 
 log = logging.getLogger(__name__)
 
@@ -364,8 +365,7 @@ def train_spec(
 
 def read_run_config(run_dir: str | Path) -> SketchRNNRunConfig:
     """The :class:`SketchRNNRunConfig` saved in ``run_dir/run.json``."""
-    _, config = read_run(run_dir)
-    return SketchRNNRunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+    return runs.read_run_config(run_dir, KIND, SketchRNNRunConfig)
 
 
 def load_run_data(cfg: SketchRNNRunConfig, scale_factor: float | None = None) -> StrokeSplits:

@@ -54,14 +54,13 @@ from latentstudio.models.stylegan2 import (
 )
 from latentstudio.models.stylegan2.loss import StyleGAN2Loss
 from latentstudio.models.stylegan2.networks import images_to_float, images_to_uint8
+from latentstudio.training import runs
 from latentstudio.training.config import DataConfig
 from latentstudio.training.runs import (
-    RUN_FILE,
     fit_module,
     is_rank_zero,
     lightning,
     make_trainer,
-    read_run,
     start_run,
 )
 
@@ -434,8 +433,7 @@ def _trainer(train_dir: Path, run: StyleGAN2RunConfig, callbacks, progress: bool
 
 def read_run_config(run_dir: str | Path) -> StyleGAN2RunConfig:
     """The :class:`StyleGAN2RunConfig` saved in ``run_dir/run.json``."""
-    _, config = read_run(run_dir)
-    return StyleGAN2RunConfig.from_dict(config, source=str(Path(run_dir) / RUN_FILE))
+    return runs.read_run_config(run_dir, KIND, StyleGAN2RunConfig)
 
 
 def train_stylegan2(
