@@ -43,8 +43,15 @@ def complete(model: SketchRNN, partial: np.ndarray, n: int = 8, *, temperature: 
 
 
 def truncate(sketch: np.ndarray, keep: float) -> np.ndarray:
-    """The first points of a sketch: ``keep`` points (int) or that fraction of them (float in (0, 1))."""
+    """The first points of a sketch: ``keep`` points (int) or that fraction of them (float in (0, 1)).
+
+    Raises:
+        DataError: a sketch of fewer than 2 points (nothing to keep and complete), or ``keep`` outside
+            ``1 .. L - 1`` points.
+    """
     n = len(sketch)
+    if n < 2:
+        raise DataError(f"a sketch of {n} point{'s' if n != 1 else ''} cannot be completed; pick one of 2 or more points")
     k = int(keep) if isinstance(keep, int) or float(keep) >= 1 else max(1, math.ceil(float(keep) * n))
     if not 1 <= k < n:
         raise DataError(f"cannot keep {k} of a sketch's {n} points; keep between 1 and {n - 1}")
