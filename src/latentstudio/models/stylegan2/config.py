@@ -35,6 +35,10 @@ class StyleGAN2Config(Config):
         mbstd_group_size: minibatch-stddev group size of the discriminator (4; batch sizes not
             divisible by it use the largest common divisor).
         mbstd_num_channels: minibatch-stddev feature channels (1).
+        c_dim: number of classes of a class-conditional generator (0: unconditional). The mapping
+            network then embeds the one-hot label (``mapping.embed``, ``c_dim -> w_dim``), normalises it
+            and concatenates it with the normalised z, as the stylegan2-ada networks do. Conditional
+            generators sample and convert; they are not trained here.
     """
 
     resolution: int = 256
@@ -49,6 +53,7 @@ class StyleGAN2Config(Config):
     conv_clamp: float | None = None
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
+    c_dim: int = 0
 
     def __post_init__(self) -> None:
         r = self.resolution
@@ -72,6 +77,8 @@ class StyleGAN2Config(Config):
         require(self.conv_clamp is None or self.conv_clamp > 0, "conv_clamp", "must be > 0 or null")
         require(self.mbstd_group_size >= 1, "mbstd_group_size", "must be >= 1")
         require(self.mbstd_num_channels >= 1, "mbstd_num_channels", "must be >= 1")
+        require(isinstance(self.c_dim, int) and self.c_dim >= 0, "c_dim",
+                f"must be an int >= 0 (0: unconditional), got {self.c_dim!r}")
         require(
             self.channels(4) % self.mbstd_num_channels == 0,
             "mbstd_num_channels",

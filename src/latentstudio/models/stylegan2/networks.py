@@ -11,6 +11,7 @@ the TensorFlow / rosinality checkpoints map onto it one to one (see
 :mod:`latentstudio.models.stylegan2.convert`)::
 
     mapping.fc{i}.weight [w_dim, in]     mapping.fc{i}.bias [w_dim]     mapping.w_avg [w_dim]
+    mapping.embed.weight [w_dim, c_dim]  mapping.embed.bias [w_dim]      (class-conditional only; fc0 in = z_dim + w_dim)
     synthesis.b4.const [C, 4, 4]
     synthesis.b{r}.conv0 / conv1 : weight [O, I, 3, 3], bias [O], noise_strength [], noise_const [r, r],
                                    affine.weight [I, w_dim], affine.bias [I], resample_filter [4, 4]
@@ -34,8 +35,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from latentstudio.errors import CapabilityError, ShapeError
-from latentstudio.io.images import to_float, to_uint8
-from latentstudio.models.base import DECODE, ENCODE, NLL, RECONSTRUCT, GenerativeModel, Knob, LatentSpace
+from latentstudio.io.images import to_float
+from latentstudio.models.base import (
+    DECODE,
+    ENCODE,
+    NLL,
+    RECONSTRUCT,
+    ConditionSpec,
+    GenerativeModel,
+    Knob,
+    LatentSpace,
+)
 from latentstudio.models.registry import register_model
 from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.loss import StyleGAN2Loss
@@ -421,8 +431,12 @@ class SynthesisBlock(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """z -> w: pixel norm, ``mapping_layers`` dense layers with leaky ReLU (lr multiplier 0.01),
-    broadcast to ``num_ws`` styles, optional truncation towards ``w_avg``.
+    """z (and a class label) -> w: pixel norm, ``mapping_layers`` dense layers with leaky ReLU (lr multiplier
+    0.01), broadcast to ``num_ws`` styles, optional truncation towards ``w_avg``.
+
+    Class-conditional networks (``c_dim > 0``) also have ``embed``, a dense layer ``c_dim -> w_dim`` (lr
+    multiplier 1, no activation); its output is pixel-normed and concatenated after the pixel-normed z,
+    so ``fc0`` reads ``z_dim + w_dim`` features (the stylegan2-ada mapping network).
 
     Buffer ``w_avg [w_dim]``: running mean of w during training (decay ``w_avg_beta``).
     """
@@ -430,9 +444,13 @@ class MappingNetwork(nn.Module):
     def __init__(self, config: StyleGAN2Config) -> None:
         super().__init__()
         self.z_dim, self.w_dim, self.num_ws = config.z_dim, config.w_dim, config.num_ws
+        self.c_dim = config.c_dim
         self.num_layers = config.mapping_layers
         self.w_avg_beta = config.w_avg_beta
-        features = [config.z_dim] + [config.w_dim] * config.mapping_layers
+        embed_features = config.w_dim if self.c_dim else 0
+        if self.c_dim:
+            self.embed = FullyConnectedLayer(self.c_dim, embed_features)
+        features = [config.z_dim + embed_features] + [config.w_dim] * config.mapping_layers
         for i in range(config.mapping_layers):
             layer = FullyConnectedLayer(features[i], features[i + 1], lrelu=True,
                                         lr_multiplier=config.mapping_lr_multiplier)
@@ -452,7 +470,8 @@ class MappingNetwork(nn.Module):
 
         Args:
             z: ``float [N, z_dim]`` (standard normal draws).
-            c: conditioning labels; must be None (these networks are unconditional).
+            c: class-conditional networks: labels ``float [N, c_dim]`` (one-hot rows); unconditional
+                networks: None (or an empty tensor).
             truncation_psi: ``w' = w_avg + psi (w - w_avg)``; 1 = no truncation, 0 = ``w_avg``.
             truncation_cutoff: truncate only the first ``cutoff`` styles (None: all).
             update_w_avg: update the running ``w_avg`` with this batch (training only).
@@ -461,12 +480,20 @@ class MappingNetwork(nn.Module):
             ``float [N, num_ws, w_dim]``.
 
         Raises:
-            ShapeError: ``z`` is not ``[N, z_dim]``. ValueError: a label ``c`` was passed.
+            ShapeError: ``z`` is not ``[N, z_dim]``; a label for an unconditional network, or a conditional
+                network's label missing or not ``[N, c_dim]``.
         """
-        if c is not None and c.numel() > 0:
-            raise ValueError("this StyleGAN2 generator is unconditional: pass c=None")
         check_shape(z, [None, self.z_dim], "z")
         x = normalize_2nd_moment(z.to(torch.float32))
+        if self.c_dim:
+            if c is None:
+                raise ShapeError(f"this StyleGAN2 generator is class-conditional ({self.c_dim} classes): pass "
+                                 f"c, one-hot labels [N, {self.c_dim}] (sample/sample_seeds: condition=CLASS)")
+            check_shape(c, [z.shape[0], self.c_dim], "c")
+            y = normalize_2nd_moment(self.embed(c.to(device=x.device, dtype=torch.float32)))
+            x = torch.cat([x, y], dim=1)
+        elif c is not None and c.numel() > 0:
+            raise ShapeError("this StyleGAN2 generator is unconditional: pass c=None")
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg:
@@ -549,7 +576,10 @@ class Generator(GenerativeModel):
 
     Contract: latent spaces ``z [z_dim]``, ``w [w_dim]`` and ``w+ [num_ws, w_dim]``; sampling knobs
     ``truncation_psi``, ``truncation_cutoff`` and ``noise_mode``; :meth:`sample_seeds` draws z exactly
-    as the official ``generate.py`` (``np.random.RandomState(seed)``). Outputs ``uint8 [N, C, R, R]``.
+    as the official ``generate.py`` (``np.random.RandomState(seed)``). Outputs ``uint8 [N, C, R, R]``
+    with the official rounding (:func:`images_to_uint8`). Class-conditional generators (``c_dim > 0``,
+    e.g. converted stylegan2-ada snapshots) have ``condition_spec`` ``class`` with ``c_dim`` classes:
+    ``sample(n, condition=3)``, ``sample_seeds(seeds, condition=[...])`` (None: classes 0, 1, ... in turn).
     :meth:`loss` is the generator's adversarial objective against a discriminator attached with
     :meth:`attach_discriminator`; no encoder (photos are projected, see :mod:`latentstudio.studio`).
     """
@@ -575,7 +605,7 @@ class Generator(GenerativeModel):
         self.config = config
         self.z_dim, self.w_dim, self.num_ws = config.z_dim, config.w_dim, config.num_ws
         self.img_resolution, self.img_channels = config.resolution, config.img_channels
-        self.c_dim = 0
+        self.c_dim = config.c_dim
         self.mapping = MappingNetwork(config)
         self.synthesis = SynthesisNetwork(config)
         self._adversary: tuple[StyleGAN2Loss, ...] = ()  # a tuple keeps D out of the state dict
@@ -590,6 +620,11 @@ class Generator(GenerativeModel):
     def device(self) -> torch.device:
         return self.mapping.w_avg.device
 
+    @property
+    def condition_spec(self) -> ConditionSpec:
+        """``class`` with ``c_dim`` classes for class-conditional generators, else none."""
+        return ConditionSpec("class", self.c_dim) if self.c_dim else ConditionSpec()
+
     # ------------------------------------------------------------------ contract
     @classmethod
     def example_config(cls, **overrides: Any) -> StyleGAN2Config:
@@ -598,7 +633,12 @@ class Generator(GenerativeModel):
         return StyleGAN2Config(**{**base, **overrides})
 
     def prepare_for_training(self) -> None:
-        """Attach a fresh :class:`Discriminator` of the same config when none is attached."""
+        """Attach a fresh :class:`Discriminator` of the same config when none is attached.
+
+        Raises:
+            CapabilityError: a class-conditional generator (sampling only).
+        """
+        self._require_unconditional()
         if not self._adversary:
             self.attach_discriminator(Discriminator(self.config).to(self.device))
 
@@ -615,10 +655,14 @@ class Generator(GenerativeModel):
         return Batch(torch.randint(0, 256, (n, c, r, r), generator=generator, dtype=torch.uint8))
 
     def map_latents(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                    batch_size: int = MAP_BATCH) -> torch.Tensor:
-        """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the model's device."""
-        return torch.cat([self.mapping(z[i : i + batch_size].to(self.device), truncation_psi=truncation_psi,
-                                       truncation_cutoff=truncation_cutoff)
+                    batch_size: int = MAP_BATCH, c: torch.Tensor | None = None) -> torch.Tensor:
+        """``z float [N, z_dim]`` (and, class-conditional generators, labels ``c float [N, c_dim]``) ->
+        ``w+ float [N, num_ws, w_dim]`` (truncated), on the model's device."""
+        if c is not None:
+            check_shape(c, [z.shape[0], None], "c")
+        return torch.cat([self.mapping(z[i : i + batch_size].to(self.device),
+                                       None if c is None else c[i : i + batch_size].to(self.device),
+                                       truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
                           for i in range(0, z.shape[0], batch_size)])
 
     def synthesize_images(self, ws: torch.Tensor, noise_mode: str = "const", batch_size: int = SYNTH_BATCH,
@@ -632,8 +676,9 @@ class Generator(GenerativeModel):
         return torch.cat(out)
 
     def _images_from_z(self, z: torch.Tensor, *, truncation_psi: float, truncation_cutoff: int | None,
-                       noise_mode: str, generator: torch.Generator | None) -> torch.Tensor:
-        ws = self.map_latents(z, truncation_psi, truncation_cutoff)
+                       noise_mode: str, generator: torch.Generator | None,
+                       c: torch.Tensor | None = None) -> torch.Tensor:
+        ws = self.map_latents(z, truncation_psi, truncation_cutoff, c=c)
         noise_g = None
         if noise_mode == "random":
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -644,32 +689,36 @@ class Generator(GenerativeModel):
                 truncation_psi: float, truncation_cutoff: int | None, noise_mode: str) -> torch.Tensor:
         z = torch.randn(n, self.z_dim, generator=generator)
         return self._images_from_z(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                                   noise_mode=noise_mode, generator=generator)
+                                   noise_mode=noise_mode, generator=generator, c=condition)
 
     def sample_seeds(self, seeds: Sequence[int], *, condition: Any = None, **knobs: Any) -> torch.Tensor:
         """One image per seed with the official rule ``z = np.random.RandomState(seed).randn(z_dim)``, so a
         seed gives the image of the official ``generate.py`` for the same weights (noise ``random`` draws
-        its noise from a generator seeded with the first seed)."""
+        its noise from a generator seeded with the first seed). Class-conditional generators take the
+        class of every seed from ``condition`` (one int for all, a list of ints, or None: 0, 1, ... in
+        turn), as the official ``--class``."""
         if len(seeds) == 0:
             return super().sample_seeds(seeds)
         v = self.resolve_knobs(knobs)
-        self.condition_spec.make(condition, len(seeds))
+        c = self.condition_spec.make(condition, len(seeds))
         z = torch.cat([z_from_seed(s, self.z_dim) for s in seeds])
         with torch.no_grad():
-            return self._images_from_z(z, generator=torch.Generator().manual_seed(int(seeds[0])), **v)
+            return self._images_from_z(z, generator=torch.Generator().manual_seed(int(seeds[0])), c=c, **v)
 
     def decode(self, z: torch.Tensor, *, space: str | None = None, condition: Any = None,
                generator: torch.Generator | None = None, **knobs: Any) -> torch.Tensor:
-        """Images ``uint8 [N, C, R, R]`` of latents of ``space``: ``z [N, z_dim]`` (mapped and truncated),
-        ``w [N, w_dim]`` or ``w+ [N, num_ws, w_dim]`` (truncated towards ``w_avg`` by ``truncation_psi``)."""
+        """Images ``uint8 [N, C, R, R]`` of latents of ``space``: ``z [N, z_dim]`` (mapped and truncated;
+        class-conditional generators map them with the classes of ``condition``), ``w [N, w_dim]`` or
+        ``w+ [N, num_ws, w_dim]`` (truncated towards ``w_avg`` by ``truncation_psi``; the class is already
+        in them)."""
         s = self.latent_space(space)
         v = self.resolve_knobs(knobs)
-        self.condition_spec.make(condition, 1)
         x = torch.as_tensor(z, dtype=torch.float32)
         check_shape(x, [None, *s.shape], s.name)
+        c = self.condition_spec.make(condition, x.shape[0])
         with torch.no_grad():
             if s.name == "z":
-                return self._images_from_z(x, generator=generator, **v)
+                return self._images_from_z(x, generator=generator, c=c, **v)
             ws = x[:, None].expand(-1, self.num_ws, -1) if s.name == "w" else x
             ws = ws.to(self.device)
             if v["truncation_psi"] != 1:
@@ -683,7 +732,12 @@ class Generator(GenerativeModel):
     def attach_discriminator(self, discriminator: nn.Module, *, pl_interval: int = PL_INTERVAL,
                              **loss_options: Any) -> StyleGAN2Loss:
         """Pair the generator with ``discriminator`` so that :meth:`loss` can be computed; ``loss_options``
-        as :class:`~latentstudio.models.stylegan2.loss.StyleGAN2Loss`. Returns that loss object."""
+        as :class:`~latentstudio.models.stylegan2.loss.StyleGAN2Loss`. Returns that loss object.
+
+        Raises:
+            CapabilityError: a class-conditional generator (sampling only).
+        """
+        self._require_unconditional()
         self._adversary = (StyleGAN2Loss(self, discriminator, **loss_options),)
         self._pl_interval = int(pl_interval)
         return self._adversary[0]
@@ -697,8 +751,10 @@ class Generator(GenerativeModel):
             batch: ``x`` real images ``uint8 [N, C, R, R]`` (only N is used by the generator's phase).
 
         Raises:
-            CapabilityError: no discriminator attached (``latentstudio train stylegan2`` attaches one).
+            CapabilityError: no discriminator attached (``latentstudio train stylegan2`` attaches one), or a
+                class-conditional generator.
         """
+        self._require_unconditional()
         if not self._adversary:
             raise CapabilityError("a StyleGAN2 generator trains against a discriminator: call "
                                   "attach_discriminator(D) first (latentstudio train stylegan2 does this)")
@@ -712,6 +768,11 @@ class Generator(GenerativeModel):
             out = LossOutput(out.loss + pl.loss, {**out.terms, **pl.terms})
         return out
 
+    def _require_unconditional(self) -> None:
+        if self.c_dim:
+            raise CapabilityError(f"this StyleGAN2 generator is class-conditional ({self.c_dim} classes): it samples "
+                                  "(sample --condition CLASS) but is not trained or fine-tuned here")
+
     def forward(
         self,
         z: torch.Tensor,
@@ -722,19 +783,24 @@ class Generator(GenerativeModel):
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """``z float [N, z_dim]`` -> images ``float32 [N, C, R, R]`` in about [-1, 1] (see the two halves)."""
+        """``z float [N, z_dim]`` (and labels ``c float [N, c_dim]`` for class-conditional generators) -> images
+        ``float32 [N, C, R, R]`` in about [-1, 1] (see the two halves)."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode, generator=generator)
 
     @torch.no_grad()
     def estimate_w_avg(self, n: int = 10_000, seed: int = 0, batch_size: int = 1000) -> torch.Tensor:
-        """Set ``w_avg`` to the mean of w over ``n`` seeded z draws (for checkpoints that lack it); returns it."""
+        """Set ``w_avg`` to the mean of w over ``n`` seeded z draws (for checkpoints that lack it; classes
+        drawn uniformly for class-conditional generators); returns it."""
         g = torch.Generator(device="cpu").manual_seed(seed)
         total = torch.zeros(self.w_dim, dtype=torch.float64)
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             z = torch.randn(m, self.z_dim, generator=g).to(self.device)
-            total += self.mapping(z)[:, 0].double().sum(0).cpu()
+            c = None
+            if self.c_dim:
+                c = F.one_hot(torch.randint(0, self.c_dim, (m,), generator=g), self.c_dim).float().to(self.device)
+            total += self.mapping(z, c)[:, 0].double().sum(0).cpu()
         self.mapping.w_avg.copy_((total / n).to(self.mapping.w_avg))
         return self.w_avg
 
@@ -845,9 +911,13 @@ def z_from_seed(seed: int, z_dim: int) -> torch.Tensor:
 
 
 def images_to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """Generator output ``float [N, C, H, W]`` in [-1, 1] -> ``uint8 [N, C, H, W]`` (``round(127.5 x + 127.5)``,
-    clamped)."""
-    return to_uint8((img.detach().float() + 1) / 2)
+    """Generator output ``float [N, C, H, W]`` in [-1, 1] -> ``uint8 [N, C, H, W]`` with the official rule
+    ``(x * 127.5 + 128).clamp(0, 255)`` truncated to an integer (in float32), i.e. ``floor(127.5 x + 128)``:
+    ``127.5 x + 127.5`` rounded half up, not half to even. So converted official weights give the official
+    PNGs byte for byte. NaNs become 0.
+    """
+    x = img.detach().to(torch.float32) * 127.5 + 128
+    return torch.nan_to_num(x, nan=0.0).clamp(0, 255).to(torch.uint8)
 
 
 def images_to_float(img_u8: torch.Tensor) -> torch.Tensor:
