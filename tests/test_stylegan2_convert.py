@@ -20,7 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from latentstudio.errors import CheckpointError
+from latentstudio.errors import CheckpointError, ConfigError
 from latentstudio.models.stylegan2 import (
     Discriminator,
     Generator,
@@ -34,9 +34,9 @@ from latentstudio.models.stylegan2.convert import UnsafePickleError, convert, de
 CFG = StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, channel_base=128, channel_max=16, mapping_layers=2)
 
 
-def _nets(seed: int = 0):
+def _nets(seed: int = 0, cfg: StyleGAN2Config = CFG):
     torch.manual_seed(seed)
-    G, D = Generator(CFG), Discriminator(CFG)
+    G, D = Generator(cfg), Discriminator(cfg)
     with torch.no_grad():  # non-trivial values everywhere (biases and strengths start at 0 / 1)
         for p in [*G.parameters(), *D.parameters()]:
             p.add_(torch.randn_like(p) * 0.1)
@@ -220,12 +220,12 @@ def _persistent_tree(module: torch.nn.Module, fn, init_kwargs=None):
     return _Persistent(fn, type(module).__name__, state)
 
 
-def _write_ada(path, G, D, fake):
+def _write_ada(path, G, D, fake, c_dim: int = 0):
     fn, EasyDict = fake
-    gkw = {"z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+    gkw = {"z_dim": 16, "c_dim": c_dim, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
            "mapping_kwargs": EasyDict(num_layers=2),
            "synthesis_kwargs": EasyDict(channel_base=128, channel_max=16, num_fp16_res=0, conv_clamp=256)}
-    dkw = {"c_dim": 0, "img_resolution": 16, "img_channels": 3, "epilogue_kwargs": EasyDict(mbstd_group_size=4)}
+    dkw = {"c_dim": c_dim, "img_resolution": 16, "img_channels": 3, "epilogue_kwargs": EasyDict(mbstd_group_size=4)}
     data = {"G": _persistent_tree(G, fn, gkw), "D": _persistent_tree(D, fn, dkw),
             "G_ema": _persistent_tree(G, fn, gkw), "augment_pipe": None,
             "training_set_kwargs": EasyDict(path="ffhq.zip", resolution=16)}
@@ -247,6 +247,104 @@ def test_ada_pytorch_pickle_every_tensor_lands_in_place(tmp_path, fake_persisten
     _assert_same(res.discriminator, D)
     assert res.info["embedded_source_chars_ignored"] > 0
     assert not (tmp_path / "PWNED").exists()
+
+
+# ---------------------------------------------------------------------- class-conditional stylegan2-ada
+
+CCFG = CFG.replace(c_dim=5)
+
+
+def _conditional_discriminator(D: Discriminator, c_dim: int, cmap_dim: int = 16, layers: int = 8) -> torch.nn.Module:
+    """The official conditional discriminator's layout: a label ``mapping`` (embed + ``layers`` dense layers
+    to ``cmap_dim``) and an ``out`` layer of ``cmap_dim`` outputs (projection onto the mapped label)."""
+    from latentstudio.models.stylegan2.networks import FullyConnectedLayer
+
+    mapping = torch.nn.Module()
+    mapping.embed = FullyConnectedLayer(c_dim, cmap_dim)
+    for i in range(layers):
+        setattr(mapping, f"fc{i}", FullyConnectedLayer(cmap_dim, cmap_dim, lrelu=True, lr_multiplier=0.01))
+    D.mapping = mapping
+    D.b4.out = FullyConnectedLayer(D.b4.out.in_features, cmap_dim)
+    return D
+
+
+def _official_mapping(sd: dict[str, torch.Tensor], z: torch.Tensor, c: torch.Tensor, layers: int,
+                      lr_multiplier: float = 0.01) -> torch.Tensor:
+    """The stylegan2-ada mapping network written out from its definition, on the raw source tensors:
+    ``x = [norm(z), norm(embed(c))]``, then ``layers`` equalized-lr dense layers with leaky ReLU (gain sqrt 2);
+    ``norm`` is the second-moment normalisation, ``embed`` a dense layer (lr multiplier 1, no activation)."""
+    def norm(x):
+        return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+    def dense(x, w, b, lr, act):
+        y = x @ (w * (lr / math.sqrt(w.shape[1]))).t() + b * lr
+        return torch.nn.functional.leaky_relu(y, 0.2) * math.sqrt(2) if act else y
+
+    e = dense(c, sd["mapping.embed.weight"], sd["mapping.embed.bias"], 1.0, False)
+    x = torch.cat([norm(z), norm(e)], dim=1)
+    for i in range(layers):
+        x = dense(x, sd[f"mapping.fc{i}.weight"], sd[f"mapping.fc{i}.bias"], lr_multiplier, True)
+    return x
+
+
+def test_ada_class_conditional_snapshot_converts_and_generates_per_class(tmp_path, fake_persistence, monkeypatch):
+    from latentstudio.cli.main import cli
+    from latentstudio.models.base import ConditionSpec
+    from latentstudio.models.stylegan2 import images_to_uint8
+
+    monkeypatch.chdir(tmp_path)
+    G, D = _nets(7, CCFG)
+    D = _conditional_discriminator(D, CCFG.c_dim)
+    src = {k: v.clone() for k, v in G.state_dict().items()}
+    assert src["mapping.embed.weight"].shape == (16, 5) and src["mapping.fc0.weight"].shape == (16, 32)
+    path = tmp_path / "cifar10-like.pkl"
+    _write_ada(path, G, D, fake_persistence, c_dim=5)
+    for name in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util"):
+        sys.modules.pop(name)
+    with pytest.warns(UserWarning, match="class-conditional snapshot"):
+        res = convert(path)
+    got = res.generator
+    assert got.config == CCFG.replace(conv_clamp=256) and got.condition_spec == ConditionSpec("class", 5)
+    _assert_same(got, G)
+    assert res.discriminator is None and "not converted" in res.info["discriminator"] and res.info["classes"] == 5
+    # per class: the official formula on the file's own tensors, then the official image rule
+    seeds, psi = [0, 1, 2], 0.7
+    z = torch.cat([z_from_seed(s, 16) for s in seeds])
+    per_class = []
+    for k in range(5):
+        c = torch.nn.functional.one_hot(torch.full((3,), k), 5).float()
+        with torch.no_grad():
+            w = _official_mapping(src, z, c, CCFG.mapping_layers)
+            w = src["mapping.w_avg"].lerp(w, psi)  # truncation towards the tracked mean
+            torch.testing.assert_close(got.mapping(z, c, truncation_psi=psi)[:, 0], w, rtol=1e-5, atol=1e-5)
+            want = images_to_uint8(G.synthesis(w[:, None].repeat(1, got.num_ws, 1), noise_mode="const"))
+        images = got.sample_seeds(seeds, condition=k, truncation_psi=psi)
+        diff = (images.int() - want.int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01, k
+        per_class.append(images)
+    assert all(not torch.equal(per_class[0], other) for other in per_class[1:])  # the class changes the image
+    # sample(n, condition=...) and the default (classes in turn)
+    assert torch.equal(got.sample_seeds(seeds, condition=[0, 1, 2], truncation_psi=psi)[2], per_class[2][2])
+    assert torch.equal(got.sample_seeds(seeds, truncation_psi=psi)[1], per_class[1][1])
+    out = got.sample(4, generator=torch.Generator().manual_seed(0), condition=3)
+    assert out.shape == (4, 3, 16, 16) and out.dtype == torch.uint8
+    with pytest.raises(ConfigError, match="class condition must be in 0..4"):
+        got.sample(1, condition=5)
+    # the model folder, and the CLI per class (the existing --condition flag)
+    runner = CliRunner()
+    res_cli = runner.invoke(cli, ["convert", str(path), "--out", str(tmp_path / "m")])
+    assert res_cli.exit_code == 0, res_cli.output
+    assert not (tmp_path / "m" / "discriminator.safetensors").exists()
+    res_cli = runner.invoke(cli, ["sample", "--model", str(tmp_path / "m"), "--seeds", "0-2", "--condition", "3",
+                                  "--truncation-psi", "0.7", "--out-dir", str(tmp_path / "class3")])
+    assert res_cli.exit_code == 0, res_cli.output
+    from PIL import Image
+
+    written = sorted((tmp_path / "class3").glob("*.png"))
+    assert len(written) == 3
+    for i, f in enumerate(written):
+        png = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+        assert torch.equal(png, per_class[3][i])
 
 
 def test_stylegan3_generator_is_refused_clearly(tmp_path, fake_persistence):

@@ -544,7 +544,7 @@ def read_torch_zip(
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise malformed(f"{path}: not a readable zip file ({str(exc).splitlines()[0]:.120})") from None
+        raise malformed(f"{path}: not a readable zip file, truncated or corrupt ({str(exc).splitlines()[0]:.120})") from None
     with zf:
         records = _zip_records(path, zf, malformed, max_bytes)
         pkls = [n for n in records if n.endswith("/data.pkl") and n.count("/") == 1]
@@ -598,7 +598,9 @@ def read_torch_file(
     size = path.stat().st_size
     if size > max_bytes:
         raise malformed(f"{path}: the file is {size} bytes, more than the {max_bytes} accepted (file size)")
-    if zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+        zipped = f.read(4) == b"PK\x03\x04"
+    if zipped or zipfile.is_zipfile(path):
         return read_torch_zip(path, allowed, error=error, refusal=refusal, malformed=malformed, max_bytes=max_bytes)
     data = path.read_bytes()
     return read_legacy_torch(data, allowed, source=str(path), error=error, refusal=refusal, malformed=malformed,

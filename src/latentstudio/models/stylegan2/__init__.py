@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from latentstudio.errors import CheckpointError
 from latentstudio.io.atomic import atomic_dir
-from latentstudio.io.checkpoint import read_model_config, unwrap, write_model_files
+from latentstudio.io.checkpoint import read_model_config, read_weights, unwrap, write_model_files
 from latentstudio.models.stylegan2.config import StyleGAN2Config
 from latentstudio.models.stylegan2.networks import (
     NOISE_MODES,
@@ -91,7 +91,8 @@ def load_discriminator(path: str | Path, *, map_location: str | torch.device = "
     """Load ``discriminator.safetensors`` of a StyleGAN2 model folder (eval mode).
 
     Raises:
-        CheckpointError: the folder has no discriminator, or its tensors do not match the config.
+        CheckpointError: the folder has no discriminator, a malformed file, or tensors that do not match the
+            config (one line naming the file and the tensor).
     """
     folder = _model_dir(path)
     cfg = read_model_config(folder)
@@ -101,10 +102,12 @@ def load_discriminator(path: str | Path, *, map_location: str | torch.device = "
                               "source had a discriminator; trained runs always do)")
     config = StyleGAN2Config.from_dict(cfg["config"], source=str(folder / "config.json"))
     d = Discriminator(config)
+    state = read_weights(f, expected=d.state_dict(), device=map_location)  # sizes checked before loading
     try:
-        d.load_state_dict(load_file(str(f), device=str(map_location)), strict=True)
+        d.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{f} does not match the config in {folder / 'config.json'}: {exc}") from None
+        raise CheckpointError(f"{f} does not match the config in {folder / 'config.json'}: "
+                              f"{str(exc).splitlines()[0]}") from None
     return d.eval()
 
 

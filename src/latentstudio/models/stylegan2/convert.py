@@ -647,9 +647,9 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file")
-    if zipfile.is_zipfile(path):
-        return "rosinality"
     head = _head(path)
+    if zipfile.is_zipfile(path) or head.startswith(b"PK\x03\x04"):  # torch.save zip (maybe truncated)
+        return "rosinality"
     if head.startswith(checkpoint.LEGACY_HEAD):  # torch.save without zip (torch < 1.6)
         return "rosinality"
     if b"dnnlib.tflib.network" in head:

@@ -12,6 +12,10 @@ function returns ``uint8 [N, C, R, R]``.
 - interpolation: linear in W (``lerp``), spherical in Z (``slerp``, which keeps the norm of
   Gaussian draws typical);
 - videos: GIF (Pillow) or MP4 (H.264 through PyAV), written by :mod:`latentstudio.io.media`.
+
+Class-conditional generators map z with a class: every function that maps z takes ``condition``
+(one class for all, a list with one class per latent, or None: classes 0, 1, ... in turn), as
+``Generator.sample_seeds``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,9 +52,15 @@ def map_z(
     truncation_psi: float = 1.0,
     truncation_cutoff: int | None = None,
     batch_size: int = 256,
+    condition: Any = None,
 ) -> torch.Tensor:
-    """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the generator's device."""
-    return G.map_latents(z, truncation_psi, truncation_cutoff, batch_size)
+    """``z float [N, z_dim]`` -> ``w+ float [N, num_ws, w_dim]`` (truncated), on the generator's device.
+
+    Raises:
+        ConfigError: a condition for an unconditional generator, or a class out of range.
+    """
+    c = G.condition_spec.make(condition, z.shape[0])
+    return G.map_latents(z, truncation_psi, truncation_cutoff, batch_size, c=c)
 
 
 @torch.no_grad()
@@ -70,7 +81,7 @@ def synthesize(
 
 
 def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation_psi: float = 1.0,
-                 truncation_cutoff: int | None = None) -> torch.Tensor:
+                 truncation_cutoff: int | None = None, condition: Any = None) -> torch.Tensor:
     """Read latents from ``.npy`` / ``.npz`` and return ``w+ float32 [N, num_ws, w_dim]``.
 
     Accepted contents:
@@ -81,7 +92,8 @@ def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation
       unless ``space="z"``.
     - ``.npy``: 3-D arrays are W+; 1-D/2-D arrays are W unless ``space="z"``.
 
-    Truncation applies to z latents only (saved w latents are used as they are).
+    Truncation applies to z latents only (saved w latents are used as they are); so does ``condition``
+    (the class of class-conditional generators, see :func:`map_z`).
 
     Raises:
         LatentStudioError: unreadable file, unknown keys, or shapes that do not match the generator
@@ -114,7 +126,7 @@ def load_latents(path: str | Path, G: Generator, space: str = "auto", truncation
         t = t.reshape(1, -1) if t.ndim == 1 else t
         if t.ndim != 2 or t.shape[1] != G.z_dim:
             raise LatentStudioError(f"{path}: z latents must be {want_z}, got {list(arr.shape)}")
-        return map_z(G, t, truncation_psi, truncation_cutoff).cpu()
+        return map_z(G, t, truncation_psi, truncation_cutoff, condition=condition).cpu()
     if t.ndim == 2 and t.shape == (G.num_ws, G.w_dim) and G.num_ws != G.w_dim:
         t = t[None]
     if t.ndim == 1:
@@ -154,12 +166,14 @@ def style_mix(
     mix_styles: Sequence[int],
     truncation_psi: float = 1.0,
     noise_mode: str = "const",
+    condition: Any = None,
 ) -> torch.Tensor:
     """Style-mixing table as one image list: ``uint8 [(R+1)(C+1), C_img, H, W]`` in row-major order.
 
     Cell (0, 0) is blank, row 0 holds the column images, column 0 the row images, and cell (i, j) is
     row seed i with the styles ``mix_styles`` taken from column seed j (coarse styles 0-3 carry pose and
-    face shape, middle 4-7 features, fine 8+ colours and micro-structure at 1024x1024).
+    face shape, middle 4-7 features, fine 8+ colours and micro-structure at 1024x1024). ``condition``: the
+    class of the whole table (class-conditional generators; default 0).
 
     Raises:
         LatentStudioError: a style index outside ``0..num_ws-1``.
@@ -168,8 +182,9 @@ def style_mix(
     if bad or not mix_styles:
         raise LatentStudioError(f"style indices must lie in 0..{G.num_ws - 1} (num_ws of this generator), got "
                                 f"{list(mix_styles)}")
-    w_rows = map_z(G, seeds_to_z(row_seeds, G.z_dim), truncation_psi)
-    w_cols = map_z(G, seeds_to_z(col_seeds, G.z_dim), truncation_psi)
+    cond = _single_class(G, condition)
+    w_rows = map_z(G, seeds_to_z(row_seeds, G.z_dim), truncation_psi, condition=cond)
+    w_cols = map_z(G, seeds_to_z(col_seeds, G.z_dim), truncation_psi, condition=cond)
     idx = torch.as_tensor(list(mix_styles))
     cells = []
     for i in range(len(row_seeds)):
@@ -195,12 +210,14 @@ def interpolation_latents(
     space: str = "w",
     truncation_psi: float = 1.0,
     loop: bool = True,
+    condition: Any = None,
 ) -> torch.Tensor:
     """Styles ``w+ [T, num_ws, w_dim]`` of a walk through the latents of ``seeds`` (keyframes).
 
     ``space="w"``: the keyframes' w are interpolated linearly; ``space="z"``: their z spherically, each
     frame then mapped (and truncated). ``loop`` returns to the first seed; ``T = transitions *
-    frames_per_transition`` (+1 without loop, to end on the last keyframe).
+    frames_per_transition`` (+1 without loop, to end on the last keyframe). ``condition``: the class of the
+    whole walk (class-conditional generators; default 0).
 
     Raises:
         LatentStudioError: fewer than 2 seeds, < 1 frame per transition, unknown space.
@@ -212,10 +229,11 @@ def interpolation_latents(
     if space not in ("w", "z"):
         raise LatentStudioError(f"interpolation space must be 'w' (lerp) or 'z' (slerp), got {space!r}")
     z = seeds_to_z(seeds, G.z_dim)
+    cond = _single_class(G, condition)
     keys = list(range(len(seeds))) + ([0] if loop else [])
     ts = torch.arange(frames_per_transition, dtype=torch.float32) / frames_per_transition
     if space == "w":
-        wk = map_z(G, z, truncation_psi).cpu()
+        wk = map_z(G, z, truncation_psi, condition=cond).cpu()
         frames = [torch.lerp(wk[a], wk[b], t) for a, b in itertools.pairwise(keys) for t in ts]
         if not loop:
             frames.append(wk[keys[-1]])
@@ -223,7 +241,17 @@ def interpolation_latents(
     zs = [slerp(z[a], z[b], t) for a, b in itertools.pairwise(keys) for t in ts]
     if not loop:
         zs.append(z[keys[-1]])
-    return map_z(G, torch.stack(zs), truncation_psi).cpu()
+    return map_z(G, torch.stack(zs), truncation_psi, condition=cond).cpu()
+
+
+def _single_class(G: Generator, condition: Any) -> Any:
+    """The class of a whole table or walk: ``condition`` (an int), class 0 for a class-conditional generator
+    without one, None for an unconditional one (a given condition is then refused by :func:`map_z`)."""
+    if condition is None:
+        return 0 if G.c_dim else None
+    if not isinstance(condition, int | np.integer) or isinstance(condition, bool):
+        raise LatentStudioError(f"one class for all the latents is expected here (an int), got {condition!r:.40}")
+    return int(condition)
 
 
 def write_video(frames: torch.Tensor, path: str | Path, fps: float = 30.0, *, overwrite: bool = False,
