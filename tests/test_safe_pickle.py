@@ -79,3 +79,66 @@ def test_ndarray_subclasses_and_persistent_ids_are_refused():
     _Persist(buf).dump(["x"])
     with pytest.raises(safe_pickle.PickleRefusedError, match="persistent ids"):
         safe_pickle.load(buf.getvalue(), {}, source="p.pkl")
+
+
+# ----------------------------------------------------------------------------- sizes before allocation
+
+
+def test_declared_lengths_are_checked_before_the_unpickler_allocates():
+    """A 14-byte pickle declaring a terabyte: one line, no MemoryError (the standard unpickler allocates first)."""
+    import struct
+
+    tb = 1 << 40
+    for code, name in ((b"\x8e", "BINBYTES8"), (b"\x8d", "BINUNICODE8"), (b"\x96", "BYTEARRAY8")):
+        data = b"\x80\x04" + code + struct.pack("<Q", tb) + b"abc"
+        with pytest.raises(safe_pickle.MalformedPickleError,
+                           match=rf"^w\.pkl: pickle field {name} at byte 2 declares {tb} bytes but only 3 remain"):
+            safe_pickle.load(data, {}, source="w.pkl", malformed=safe_pickle.MalformedPickleError)
+    frame = b"\x80\x04\x95" + struct.pack("<Q", tb) + b"N."
+    with pytest.raises(DataError, match=rf"pickle field FRAME at byte 2 declares {tb} bytes"):
+        safe_pickle.load(frame, {}, error=DataError)
+    with pytest.raises(DataError, match=r"declares 4294967295 bytes"):
+        safe_pickle.load(b"\x80\x03B\xff\xff\xff\xffab.", {}, error=DataError)  # BINBYTES, unsigned 4-byte length
+
+
+def test_size_scan_finds_truncation_and_garbage_and_pickle_ends(tmp_path):
+    good = pickle.dumps({"a": np.arange(3)}, protocol=4)
+    with pytest.raises(DataError, match=r"FRAME at byte 2 declares \d+ bytes but only \d+ remain"):
+        safe_pickle.load(good[:-1], safe_pickle.numpy_globals(), error=DataError)
+    with pytest.raises(DataError, match="without its STOP opcode"):
+        safe_pickle.load(pickle.dumps([1, 2], protocol=2)[:-1], {}, error=DataError)
+    with pytest.raises(DataError, match=r"byte 0 \(0xff\) is not a pickle opcode"):
+        safe_pickle.load(b"\xff\xd8\xff\xe0 JFIF", {}, error=DataError)
+    with pytest.raises(DataError, match=r"pickle field BINFLOAT at byte 0 is cut off"):
+        safe_pickle.load(b"GIF89a", {}, error=DataError)
+    with pytest.raises(DataError, match=r"pickle field GLOBAL at byte \d+ has no end of line"):
+        safe_pickle.load(b"\x80\x02cnumpy\nndarr", {}, error=DataError)
+    two = pickle.dumps(1, protocol=2) + pickle.dumps("x", protocol=4)
+    end = safe_pickle.check_sizes(two)
+    assert safe_pickle.load_at(two, 0, {}) == (1, end) and safe_pickle.load_at(two, end, {}) == ("x", len(two))
+    # the file size cap
+    path = tmp_path / "big.pkl"
+    path.write_bytes(good)
+    with pytest.raises(DataError, match=rf"big\.pkl: the file is {len(good)} bytes, more than the 10 accepted"):
+        safe_pickle.load(path, safe_pickle.numpy_globals(), error=DataError, max_bytes=10)
+
+
+def test_persistent_ids_resolved_by_the_caller_and_its_errors_name_the_source():
+    import io
+
+    class _P(pickle.Pickler):
+        def persistent_id(self, obj):
+            return f"ref {obj}" if isinstance(obj, str) and obj.startswith("@") else None
+
+    buf = io.BytesIO()
+    _P(buf, protocol=2).dump(["@a", "b"])
+
+    def resolve(pid):
+        if pid == "ref @a":
+            return 42
+        raise safe_pickle.MalformedPickleError(f"unknown reference {pid.split()[1]}")
+
+    assert safe_pickle.load(buf.getvalue(), {}, persistent=resolve) == [42, "b"]
+    with pytest.raises(DataError, match=r"^f\.pkl: unknown reference @z$"):
+        safe_pickle.load(buf.getvalue().replace(b"@a", b"@z"), {}, source="f.pkl", error=DataError,
+                         persistent=resolve)

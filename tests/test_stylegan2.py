@@ -324,3 +324,74 @@ def test_cli_evaluate_fid_kid_and_ppl(tmp_path):
     # no VGG weights in the test environment: PPL falls back to the labelled pyramid distance
     assert recs["ppl"]["extractor"] == "pyramid-l2" and recs["ppl"]["comparable_with_papers"] is False
     assert (tmp_path / "eval" / "report.md").is_file() and (tmp_path / "eval" / "samples.png").is_file()
+
+
+# ----------------------------------------------------------------------------- uint8 rule, conditional G
+
+
+def test_uint8_rule_is_the_official_one_at_exact_half_levels():
+    """``(x * 127.5 + 128).clamp(0, 255)`` truncated, in float32: a half level k + 0.5 of ``127.5 x + 127.5``
+    gives k + 1 for even and odd k alike (round half to even would give k for even k)."""
+    from latentstudio.io.images import to_uint8
+    from latentstudio.models.stylegan2 import images_to_uint8
+
+    f32 = np.float32
+    xs, want = [], []
+    for k in range(255):  # float32 inputs whose float32 value of x * 127.5 + 128 is exactly k + 1
+        x = f32((k - 127) / 127.5)
+        for _ in range(8):
+            v = x * f32(127.5) + f32(128)
+            if v == k + 1:
+                xs.append(x)
+                want.append(k + 1)
+                break
+            x = np.nextafter(x, f32(np.inf) if v < k + 1 else f32(-np.inf), dtype=f32)
+    evens = [w - 1 for w in want if (w - 1) % 2 == 0]
+    assert len(xs) > 200 and len(evens) > 100
+    x = torch.from_numpy(np.array(xs, dtype=f32)).reshape(1, 1, 1, -1)
+    got = images_to_uint8(x).reshape(-1)
+    assert got.tolist() == want
+    # the generic image rule (round half to even) differs exactly there: the StyleGAN2 path must not use it
+    generic = to_uint8((x + 1) / 2).reshape(-1).int()
+    assert (generic != got.int()).sum() > 50
+    # ends, out of range, NaN; and random values against a numpy float32 transcription of the rule
+    edge = torch.tensor([-1.0, 1.0, -3.0, 3.0, float("nan"), 0.0, float("inf"), -float("inf")]).reshape(1, 1, 1, -1)
+    assert images_to_uint8(edge).reshape(-1).tolist() == [0, 255, 0, 255, 0, 128, 255, 0]
+    r = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.8
+    ref = np.floor(np.clip(r.numpy() * f32(127.5) + f32(128), 0, 255)).astype(np.uint8)
+    assert torch.equal(images_to_uint8(r), torch.from_numpy(ref))
+
+
+def test_class_conditional_generator_samples_per_class():
+    from latentstudio.errors import CapabilityError
+    from latentstudio.models.base import ConditionSpec
+
+    cfg = SMALL.replace(c_dim=4)
+    G = _g(9, cfg)
+    assert G.condition_spec == ConditionSpec("class", 4) and _g(9).condition_spec == ConditionSpec()
+    assert G.mapping.embed.weight.shape == (8, 4) and G.mapping.fc0.weight.shape == (8, 16)
+    # the unconditional layout is unchanged (no embed, fc0 reads z only)
+    assert "mapping.embed.weight" not in _g(9).state_dict() and _g(9).mapping.fc0.weight.shape == (8, 8)
+    z = torch.cat([z_from_seed(s, 8) for s in (3, 4)])
+    by_class = [G.sample_seeds([3, 4], condition=k) for k in range(4)]
+    for k in range(4):
+        c = F.one_hot(torch.full((2,), k), 4).float()
+        with torch.no_grad():
+            want = G.synthesize_images(G.mapping(z, c))
+        assert torch.equal(by_class[k], want)
+    assert not torch.equal(by_class[0], by_class[1])
+    assert torch.equal(G.sample_seeds([3, 4], condition=[2, 0])[0], by_class[2][0])
+    assert torch.equal(G.decode(z, space="z", condition=1), by_class[1])
+    n = G.sample(3, generator=torch.Generator().manual_seed(1), condition=2)
+    assert n.shape == (3, 3, 16, 16)
+    with pytest.raises(ShapeError, match=r"class-conditional \(4 classes\): pass c"):
+        G.mapping(z)
+    with pytest.raises(ConfigError, match="unconditional"):
+        _g(9).sample_seeds([1], condition=2)
+    with pytest.raises(CapabilityError, match="class-conditional"):
+        G.prepare_for_training()
+    # generate.py: a class for the z it maps (a walk and a mixing table keep one class)
+    w = gen.map_z(G, z, condition=3)
+    torch.testing.assert_close(w, G.mapping(z, F.one_hot(torch.full((2,), 3), 4).float()))
+    assert gen.interpolation_latents(G, [3, 4], 2, condition=1).shape == (4, G.num_ws, 8)
+    assert gen.style_mix(G, [3], [4], [0, 1]).shape == (4, 3, 16, 16)

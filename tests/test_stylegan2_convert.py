@@ -343,7 +343,7 @@ def test_ada_class_conditional_snapshot_converts_and_generates_per_class(tmp_pat
     written = sorted((tmp_path / "class3").glob("*.png"))
     assert len(written) == 3
     for i, f in enumerate(written):
-        png = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+        png = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
         assert torch.equal(png, per_class[3][i])
 
 
@@ -408,18 +408,19 @@ def _rosinality_state(G: Generator, D: Discriminator):
     return g, d
 
 
-def _write_rosinality(path, G, D, *, latent_avg=True):
+def _write_rosinality(path, G, D, *, latent_avg=True, legacy=False):
     g, d = _rosinality_state(G, D)
     ckpt = {"g_ema": g, "g": g, "d": d, "args": argparse.Namespace(size=16, latent=16, n_mlp=2)}
     if latent_avg:
         ckpt["latent_avg"] = G.mapping.w_avg.clone()
-    torch.save(ckpt, path)
+    torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
 
 
-def test_rosinality_every_tensor_lands_in_place(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy-torch-save"])
+def test_rosinality_every_tensor_lands_in_place(tmp_path, legacy):
     G, D = _nets(3)
     path = tmp_path / "550000.pt"
-    _write_rosinality(path, G, D)
+    _write_rosinality(path, G, D, legacy=legacy)
     assert detect_format(path) == "rosinality"
     res = convert(path)
     assert res.generator.config == CFG
