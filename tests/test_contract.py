@@ -10,6 +10,8 @@ uninterrupted one bit for bit, and a NaN keeps the last good checkpoint.
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import numpy as np
 import pytest
@@ -326,3 +328,51 @@ def test_every_family_loads_through_the_registry(tmp_path):
     for family in FAMILIES:
         make(family).save_pretrained(tmp_path / family)
         assert load_model(tmp_path / family).model_type == family
+
+
+class BatchCounter(L.Callback):
+    """Training batches of every fit a trainer runs (two-stage: one entry per stage)."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def on_train_start(self, trainer, pl_module):
+        self.batches.append(0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batches[-1] += 1
+
+
+def _with_budget(family: str, spec: dict, **budget) -> dict:
+    spec = dict(spec)
+    for key in ("stage1", "stage2") if family == "two-stage-vae" else ("train",):
+        spec[key] = {**spec[key], **budget}
+    return spec
+
+
+@pytest.mark.parametrize("family", TRAINERS.names())
+def test_every_trainer_stops_at_max_steps_and_names_its_run_first(family, tmp_path, digits_u8, capfd):
+    spec, extra = train_case(family, tmp_path, digits_u8)
+    counter = BatchCounter()
+    res = api.train(family, _with_budget(family, spec, max_steps=2), runs_root=tmp_path / "runs", progress=True,
+                    callbacks=[counter], **extra)
+    assert counter.batches == ([2, 2] if family == "two-stage-vae" else [2])
+    out, err = capfd.readouterr()
+    # the run folder is said before the first step; the bar counts the whole budget (2 batches), not an epoch
+    assert err.lstrip().startswith(f"run directory: {res.run_dir}")
+    assert "2/2" in out
+
+
+@pytest.mark.parametrize("family", TRAINERS.names())
+def test_every_trainer_honours_the_time_cap(family, tmp_path, digits_u8):
+    spec, extra = train_case(family, tmp_path, digits_u8)
+    # thousands of planned batches against a cap of a fraction of a second (each fit gets at least 1 s)
+    spec = _with_budget(family, spec, epochs=1000, max_steps=5000, max_minutes=1e-4)
+    if family == "two-stage-vae":
+        spec["max_minutes"] = 1e-4
+    counter = BatchCounter()
+    res = api.train(family, spec, runs_root=tmp_path / "runs", progress=False, callbacks=[counter], **extra)
+    assert counter.batches and all(0 < b < 5000 for b in counter.batches)
+    if family == "two-stage-vae":
+        meta = json.loads((res.model_dir / "meta.json").read_text())
+        assert meta["stopped_by_cap"]["stage 1"] and meta["stopped_by_cap"]["stage 2"]

@@ -7,6 +7,7 @@ import click
 
 from latentstudio.cli.options import (
     apply_overrides,
+    budget_options,
     data_options,
     data_spec,
     drop_none,
@@ -43,14 +44,13 @@ def _train_command():
                   help="Conditional DRAW on the one-hot class label.")
     @click.option("--binarize", type=click.Choice(["none", "threshold"]), default=None,
                   help="Threshold the training images at 0.5 (binarised MNIST). Default: the preset's.")
-    @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Training epochs (default: the preset's).")
-    @click.option("--max-minutes", type=float, default=None, help="Stop training after this wall-clock budget.")
+    @budget_options(epochs_help="Training epochs (default: the preset's).")
     @seed_option
     @run_options
     @friendly_errors
     def train_draw(data_name, data_root, data_option, download, strict, limit, preset, config_file, overrides,
                    attention, steps, latent_dim, read_n, write_n, lstm_dim, decoder, condition, binarize, epochs,
-                   max_minutes, seed, devices, accelerator, runs_root, resume, dry_run, no_progress):
+                   max_steps, max_minutes, seed, devices, accelerator, runs_root, resume, dry_run, no_progress):
         """DRAW (Gregor et al. 2015): a recurrent canvas drawn in T steps, with or without attention.
 
         Writes a numbered run directory with checkpoints, TensorBoard/CSV logs, per-epoch sample and
@@ -73,7 +73,8 @@ def _train_command():
             model.update(enc_dim=lstm_dim, dec_dim=lstm_dim)
         spec = merge(spec, {
             "data": data_spec(data_name, data_root, data_option, download, strict, limit),
-            "model": model, "train": drop_none({"epochs": epochs, "max_minutes": max_minutes}), "seed": seed,
+            "model": model, "train": drop_none({"epochs": epochs, "max_steps": max_steps, "max_minutes": max_minutes}),
+            "seed": seed,
             "devices": devices, "accelerator": accelerator, **drop_none({"binarize": binarize}),
         })
         if overrides:

@@ -20,9 +20,11 @@ from latentstudio.cli import draw, sketch, studies, studio, stylegan2
 from latentstudio.cli.options import (
     VerbGroup,
     apply_overrides,
+    budget_options,
     data_options,
     data_spec,
     debug_option,
+    drop_none,
     echo_train_result,
     friendly_errors,
     given_knobs,
@@ -76,12 +78,16 @@ def train() -> None:
               help="Conditional VAE on the class label (one-hot) or on attributes (CelebA's 40, +-1).")
 @click.option("--latent-dim", type=int, default=None,
               help="Latent size of both stages (model.stage1/stage2.latent_dim; default: the preset's).")
-@click.option("--epochs", type=click.IntRange(min=0), default=None, help="Epochs of each stage (default: the preset's).")
+@budget_options(epochs_help="Epochs of each stage (default: the preset's; --set stage2.epochs=N for stage 2 alone).",
+                steps_help="Optimizer steps of each stage (default: none, the epochs decide).",
+                cap_help="Wall-clock safety cap in minutes on the whole run: stage 1 stops at 3/4 of it, stage 2 "
+                         "and the GMM at the cap, each at the next step (results are budgeted by --epochs / "
+                         "--max-steps).")
 @seed_option
 @run_options
 @friendly_errors
 def train_two_stage(data_name, data_root, data_option, download, strict, limit, preset, config_file, overrides,
-                    condition, latent_dim, epochs, seed, devices, accelerator, runs_root, resume, dry_run, no_progress):
+                    condition, latent_dim, epochs, max_steps, max_minutes, seed, devices, accelerator, runs_root, resume, dry_run, no_progress):
     """Two-Stage VAE (Dai & Wipf 2019): stage 1 on images, stage 2 on its latents, GMM ex post.
 
     Writes a numbered run directory with checkpoints, TensorBoard/CSV logs, per-epoch sample and
@@ -91,15 +97,17 @@ def train_two_stage(data_name, data_root, data_option, download, strict, limit, 
     Examples:
       latentstudio train two-stage-vae --data digits
       latentstudio train two-stage-vae --data mnist --data-root ~/data --condition class --epochs 5
+      latentstudio train two-stage-vae --data mnist --data-root ~/data --preset cpu --max-minutes 30
       latentstudio train two-stage-vae --resume runs/00002-two-stage-vae-mnist
     """
     spec = merge(get_preset("two-stage-vae", preset), read_config_file(config_file))
-    stages = {"stage1": {"epochs": epochs}, "stage2": {"epochs": epochs}} if epochs is not None else {}
+    stage = drop_none({"epochs": epochs, "max_steps": max_steps})
+    stages = {"stage1": stage, "stage2": stage} if stage else {}
     latent = {"latent_dim": latent_dim} if latent_dim is not None else {}
     spec = merge(spec, {
         "data": data_spec(data_name, data_root, data_option, download, strict, limit),
         "model": {"stage1": {"condition": condition, **latent}, "stage2": latent}, **stages,
-        "seed": seed, "devices": devices, "accelerator": accelerator,
+        "seed": seed, "devices": devices, "accelerator": accelerator, **drop_none({"max_minutes": max_minutes}),
     })
     if overrides:
         from latentstudio.training.config import TwoStageRunConfig  # lazy: imports torch

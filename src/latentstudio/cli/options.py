@@ -90,6 +90,25 @@ def run_options(fn):
     return fn
 
 
+def budget_options(*, epochs_help: str, steps_help: str = "Optimizer steps (default: the preset's); whichever "
+                   "of --epochs and --max-steps ends first.", cap_help: str = "Wall-clock safety cap in minutes: "
+                   "training stops at the next step once reached (results are budgeted by --epochs / --max-steps)."):
+    """``--epochs``, ``--max-steps`` (the budget in work) and ``--max-minutes`` (a safety cap), the same on
+    every ``train`` command (parameters ``epochs``, ``max_steps``, ``max_minutes``; None when not given)."""
+
+    def decorate(fn):
+        options = [
+            click.option("--epochs", type=click.IntRange(min=1), default=None, help=epochs_help),
+            click.option("--max-steps", type=click.IntRange(min=1), default=None, help=steps_help),
+            click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None, help=cap_help),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
 # ----------------------------------------------------------------------------- data options
 
 

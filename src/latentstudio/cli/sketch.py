@@ -9,6 +9,7 @@ import click
 
 from latentstudio.cli.options import (
     apply_overrides,
+    budget_options,
     drop_none,
     friendly_errors,
     parse_int_list,
@@ -100,16 +101,16 @@ def _fmt_tau(tau: float, greedy: bool) -> str:
               help="Decoder cell (default: the preset's, lstm).")
 @click.option("--unconditional", is_flag=True, help="Decoder only (no encoder, no latent).")
 @click.option("--latent-dim", type=int, default=None, help="Latent size (default: the preset's).")
-@click.option("--max-steps", type=int, default=None, help="Optimisation steps (default: the preset's).")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this wall-clock budget.")
+@budget_options(epochs_help="Passes over the training split (default: none; --max-steps, the preset's, decides).",
+                steps_help="Optimizer steps (default: the preset's); whichever of --epochs and --max-steps ends first.")
 @click.option("--epsilon", type=float, default=None, help="ndjson: RDP simplification tolerance in pixels (2.0).")
 @click.option("--words", default=None, help="ndjson: comma-separated classes to keep, e.g. cat,pig.")
 @click.option("--limit", type=int, default=None, help="Use at most N sketches per split.")
 @seed_option
 @click.option("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine).")
 @run_options
-def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, latent_dim, max_steps,
-                         max_minutes, epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume,
+def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, unconditional, latent_dim, epochs,
+                         max_steps, max_minutes, epsilon, words, limit, seed, threads, devices, accelerator, runs_root, resume,
                          dry_run, no_progress):
     """sketch-rnn (Ha & Eck 2017): bidirectional-LSTM encoder, mixture-density LSTM decoder.
 
@@ -122,7 +123,7 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
     \b
     Examples:
       latentstudio train sketch-rnn --data aaron_sheep.npz
-      latentstudio train sketch-rnn --data cat.ndjson --preset cpu --max-minutes 60 --threads 1
+      latentstudio train sketch-rnn --data cat.ndjson --preset cpu --max-steps 5000 --threads 1
       latentstudio train sketch-rnn --data sheep.npz --dec-model layer_norm --set train.batch_size=64
       latentstudio train sketch-rnn --resume runs/00003-sketch-rnn-aaron-sheep
     """
@@ -139,13 +140,16 @@ def train_sketch_rnn_cmd(data_path, preset, config_file, overrides, dec_model, u
         if unconditional:
             model["conditional"] = False
         spec = merge(read_config_file(config_file), {
-            "data": data, "model": model, "train": drop_none({"max_steps": max_steps, "max_minutes": max_minutes}),
+            "data": data, "model": model, "train": drop_none({"epochs": epochs, "max_steps": max_steps,
+                                                      "max_minutes": max_minutes}),
             "seed": seed, "threads": threads, "devices": devices, "accelerator": accelerator,
         })
         spec["preset"] = preset
         if overrides:
             resolved = api.train("sketch-rnn", spec, dry_run=True)
             spec = apply_overrides(resolved.to_dict(), parse_pairs(overrides, "--set"))
+    else:  # a resumed run keeps its config; only its wall-clock cap may change
+        spec = {"train": drop_none({"max_minutes": max_minutes})}
     result = api.train("sketch-rnn", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
                        dry_run=dry_run)
     if dry_run:

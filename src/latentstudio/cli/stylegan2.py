@@ -8,6 +8,7 @@ import click
 
 from latentstudio.cli.options import (
     apply_overrides,
+    budget_options,
     data_options,
     data_spec,
     drop_none,
@@ -25,12 +26,12 @@ from latentstudio.presets import merge, preset
 
 
 def _run_spec(preset_name, config_file, resolution, data, seed, devices, accelerator, extractor, classifier_label,
-              max_minutes, kimg, epochs, mirror, overrides) -> dict:
+              max_minutes, kimg, epochs, mirror, overrides, max_steps=None) -> dict:
     from latentstudio.training.stylegan2 import StyleGAN2RunConfig  # lazy: imports torch
 
     p = preset("stylegan2", preset_name)
     spec = merge({"model": p["model"], "train": p["train"]}, read_config_file(config_file))
-    train = drop_none({"max_minutes": max_minutes, "total_kimg": kimg, "epochs": epochs})
+    train = drop_none({"max_minutes": max_minutes, "total_kimg": kimg, "epochs": epochs, "max_steps": max_steps})
     if mirror:
         train["mirror"] = True
     model = {"resolution": resolution} if resolution else {}
@@ -49,9 +50,11 @@ def _run_spec(preset_name, config_file, resolution, data, seed, devices, acceler
 @spec_options(presets="tiny (CPU), cifar, paper256, paper512, paper1024, config-f", preset_default="tiny",
               set_example="train.r1_gamma=1 or model.channel_max=256")
 @click.option("--resolution", type=int, default=None, help="Image side (power of two, 16..1024); default: the preset's.")
-@click.option("--kimg", type=float, default=None, help="Stop after this many thousand training images.")
-@click.option("--epochs", type=int, default=None, help="Stop after this many epochs (default: the preset's).")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this wall-clock budget.")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Thousands of training images (work); whichever of --kimg, --epochs, --max-steps ends first.")
+@budget_options(epochs_help="Passes over the training images (default: the preset's).",
+                steps_help="Batches (one G and one D update each); whichever of --kimg, --epochs, --max-steps ends "
+                           "first.")
 @click.option("--mirror", is_flag=True, help="Random horizontal flips of the training images.")
 @click.option("--extractor", type=click.Choice(["classifier", "inception"]), default="classifier", show_default=True,
               help="Features of the periodic FID: project classifier (fid_clf) or Inception (fid).")
@@ -63,7 +66,7 @@ def _run_spec(preset_name, config_file, resolution, data, seed, devices, acceler
 @run_options
 @friendly_errors
 def train_stylegan2(data_name, data_root, data_option, download, strict, limit, preset, config_file, overrides,
-                    resolution, kimg, epochs, max_minutes, mirror, extractor, classifier_label, init_from, seed,
+                    resolution, kimg, epochs, max_steps, max_minutes, mirror, extractor, classifier_label, init_from, seed,
                     devices, accelerator, runs_root, resume, dry_run, no_progress):
     """StyleGAN2 (Karras et al. 2020): non-saturating loss, lazy R1, path length, style mixing, EMA.
 
@@ -73,7 +76,7 @@ def train_stylegan2(data_name, data_root, data_option, download, strict, limit, 
 
     \b
     Examples:
-      latentstudio train stylegan2 --data celeba --data-root ~/data --resolution 32 --max-minutes 40 \\
+      latentstudio train stylegan2 --data celeba --data-root ~/data --resolution 32 --kimg 200 \\
           --classifier-label Male
       latentstudio train stylegan2 --data folder --data-option path=faces.zip --preset paper256 \\
           --accelerator gpu --devices 2 --mirror
@@ -84,7 +87,9 @@ def train_stylegan2(data_name, data_root, data_option, download, strict, limit, 
     if not resume:
         data = data_spec(data_name, data_root, data_option, download, strict, limit)
         spec = _run_spec(preset, config_file, resolution, data, seed, devices, accelerator, extractor,
-                         classifier_label, max_minutes, kimg, epochs, mirror, overrides)
+                         classifier_label, max_minutes, kimg, epochs, mirror, overrides, max_steps)
+    else:  # a resumed run keeps its config; only its wall-clock cap may change
+        spec = {"train": drop_none({"max_minutes": max_minutes})}
     result = api.train("stylegan2", spec, runs_root=runs_root, resume=resume, progress=not no_progress,
                        dry_run=dry_run, init_from=init_from)
     echo_train_result(result, dry_run)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio import metrics as M
 from latentstudio.data.spec import DataSpec
@@ -14,6 +19,39 @@ from latentstudio.errors import ConfigError, DataError
 from latentstudio.io.run_dir import create_run_dir
 
 EXTRACTOR_NAMES = ("classifier", "inception")
+#: Images per ``model.sample`` call when an evaluation draws its samples (one progress step each).
+SAMPLE_CHUNK = 1000
+
+
+@contextmanager
+def phase(description: str, enabled: bool = True) -> Iterator[None]:
+    """Say on stderr what a phase without a progress bar is doing, and how long it took."""
+    t0 = time.perf_counter()
+    if enabled:
+        tqdm.write(f"{description} ...", file=sys.stderr)
+    yield
+    if enabled:
+        tqdm.write(f"{description}: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+
+def sample_with_progress(model: Any, n: int, *, seed: int, condition: Any = None, progress: bool = True,
+                         what: str = "", **knobs: Any) -> Any:
+    """``model.sample`` of ``n`` items in chunks of ``SAMPLE_CHUNK`` (one generator, seeded with ``seed``,
+    so the result depends only on ``seed`` and the chunk size), with a progress bar.
+
+    ``condition``: None, or a list / tensor with one row per item (sliced per chunk).
+    Returns ``uint8 [n, C, H, W]`` images.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    parts = []
+    desc = f"sampling {n} images" + (f" ({what})" if what else "")
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        for i in range(0, n, SAMPLE_CHUNK):
+            m = min(SAMPLE_CHUNK, n - i)
+            c = None if condition is None else condition[i : i + m]
+            parts.append(model.sample(m, generator=gen, condition=c, **knobs))
+            bar.update(m)
+    return torch.cat(parts)
 
 
 def _run_data(run_dir: Any) -> dict[str, Any] | None:

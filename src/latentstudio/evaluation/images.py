@@ -22,6 +22,7 @@ them with the sample grids.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio import metrics as M
 from latentstudio.data.images import binarize_images
@@ -41,7 +43,9 @@ from latentstudio.evaluation.common import (
     interleave_rows,
     load_extractor,
     load_train_test,
+    phase,
     report_dir,
+    sample_with_progress,
 )
 from latentstudio.evaluation.report import (
     Recorder,
@@ -216,6 +220,13 @@ def _sources(ev: ImageEval) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
     model, test, rec, n, seed = ev.model, ev.test, ev.rec, ev.n, ev.seed
+    sources = _sources(ev)
+    if ev.progress:
+        extras = [w for w, cap in (("reconstructions", RECONSTRUCT), ("latent statistics", ENCODE), ("NLL", NLL))
+                  if model.supports(cap)]
+        tqdm.write(f"evaluating: {n} samples from each of {', '.join(s for s, _, _ in sources)}, scored against "
+                   f"{len(test)} test images with {ev.ext.name} features" + (f"; {', '.join(extras)}" if extras else ""),
+                   file=sys.stderr)
     f_real = M.extract_features(test.images, ev.ext, progress=ev.progress)
 
     def image_metrics(images: torch.Tensor, source: str, **extra: Any) -> None:
@@ -227,7 +238,6 @@ def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
     class_cond = spec_c.kind == "class"
     sample_pictures: list[tuple[str, str]] = []
     seconds: dict[str, float] = {}
-    sources = _sources(ev)
     labels = torch.arange(n) % spec_c.dim if class_cond else None
     for name, knobs, extra in sources:
         if class_cond:
@@ -237,7 +247,8 @@ def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
         else:
             condition = None
         t0 = time.perf_counter()
-        images = model.sample(n, generator=torch.Generator().manual_seed(seed), condition=condition, **knobs)
+        images = sample_with_progress(model, n, seed=seed, condition=condition, progress=ev.progress, what=name,
+                                      **knobs)
         seconds[name] = time.perf_counter() - t0
         image_metrics(images, name, **extra)
         if class_cond and hasattr(ev.ext, "predict"):
@@ -251,7 +262,8 @@ def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
 
     recon_pictures: list[tuple[str, str]] = []
     if model.supports(RECONSTRUCT):
-        recon = model.reconstruct(ev.test_images, condition=ev.cond_test)
+        with phase(f"reconstructing the {len(ev.test_images)} test images", ev.progress):
+            recon = model.reconstruct(ev.test_images, condition=ev.cond_test)
         image_metrics(recon, "reconstruction")
         x, x_hat = to_float(ev.test_images), to_float(recon)
         rec.add(M.KEY_RECON_MSE, float(M.reconstruction_error(x, x_hat, "mse").mean()), "reconstruction", len(test))
@@ -270,8 +282,10 @@ def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
         xb = binarize_images(test.images[:k])  # binarised at 0.5, as the NLL benchmarks use
         cb = None if ev.cond_test is None else ev.cond_test[:k]
         t0 = time.perf_counter()
-        nll = model.nll(xb, condition=cb, num_samples=int(ev.options["nll_samples"]),
-                        generator=torch.Generator(device=model.device).manual_seed(seed))
+        with phase(f"test NLL of {k} images by importance sampling (K = {int(ev.options['nll_samples'])})",
+                   ev.progress):
+            nll = model.nll(xb, condition=cb, num_samples=int(ev.options["nll_samples"]),
+                            generator=torch.Generator(device=model.device).manual_seed(seed))
         rec.add(M.KEY_NLL, float(nll.mean()), "test (binarised)", k, unit="nats", k=int(ev.options["nll_samples"]),
                 stderr=float(nll.std() / math.sqrt(k)) if k > 1 else None, seconds=round(time.perf_counter() - t0, 1))
     return _write(ev, family, sample_pictures, recon_pictures + ev.recon_pictures, seconds)

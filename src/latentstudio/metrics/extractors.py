@@ -525,7 +525,8 @@ def _train_net(train_data, recipe: dict[str, Any], progress: bool) -> tuple[Clas
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps)
         net.train()
         correct = seen = 0
-        with progress_bar(steps, f"training classifier on {train_data.name}", progress) as bar:
+        with progress_bar(steps, f"training the fid_clf classifier on {train_data.name} ({steps} steps, cached for "
+                          "later runs)", progress) as bar:
             for epoch in range(epochs):
                 perm = torch.randperm(n, generator=gen)
                 correct = seen = 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any, Self
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from latentstudio.config import require
 from latentstudio.errors import ConfigError
@@ -64,6 +67,7 @@ class GMMSampler(LatentSampler):
         self.weights: torch.Tensor | None = None
         self.means: torch.Tensor | None = None
         self.covariances: torch.Tensor | None = None
+        self.stopped_early = False
 
     def config_dict(self) -> dict[str, Any]:
         return {
@@ -86,14 +90,23 @@ class GMMSampler(LatentSampler):
         latents: DiagonalGaussian | torch.Tensor,
         generator: torch.Generator | None = None,
         labels: torch.Tensor | None = None,
+        *,
+        progress: bool = False,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Self:
         """Fit by EM on ``mu`` or on sampled ``z`` (``fit_on``).
+
+        EM runs one iteration at a time (scikit-learn's warm start, the same iterations as one
+        ``fit`` call), so a progress bar can follow it and a run's wall-clock cap can end it early.
 
         Args:
             latents: posterior ``[N, D]`` (required for ``fit_on="sample"``) or a ``[N, D]`` tensor
                 of codes, used as they are.
             generator: noise for ``fit_on="sample"``.
             labels: ``int64 [N]`` classes in ``0..num_classes-1``; required iff ``num_classes > 0``.
+            progress: show a progress bar of EM iterations.
+            should_stop: called after every iteration; True ends EM there (the mixture of that
+                iteration is kept; ``stopped_early`` is then True).
 
         Raises:
             ConfigError: fewer latents (of a class) than components, a plain tensor with
@@ -107,28 +120,54 @@ class GMMSampler(LatentSampler):
             x = latents
         x = x.detach().cpu().double()
         require(x.ndim == 2 and x.shape[1] == self.latent_dim, "latents", f"expected [N, {self.latent_dim}]")
+        self.stopped_early = False
+        parts = [(x, "")]
         if self.num_classes == 0:
             require(labels is None, "labels", "this GMM has num_classes=0; pass no labels")
-            self.weights, self.means, self.covariances = self._em(x)
-            return self
-        require(labels is not None and labels.shape == (x.shape[0],), "labels", f"expected int64 [{x.shape[0]}]")
-        require(0 <= int(labels.min()) and int(labels.max()) < self.num_classes, "labels",
-                f"must lie in 0..{self.num_classes - 1}")
-        fits = [self._em(x[labels.cpu() == c], f" of class {c}") for c in range(self.num_classes)]
-        self.weights, self.means, self.covariances = (torch.stack(t) for t in zip(*fits, strict=True))
+        else:
+            require(labels is not None and labels.shape == (x.shape[0],), "labels", f"expected int64 [{x.shape[0]}]")
+            require(0 <= int(labels.min()) and int(labels.max()) < self.num_classes, "labels",
+                    f"must lie in 0..{self.num_classes - 1}")
+            parts = [(x[labels.cpu() == c], f" of class {c}") for c in range(self.num_classes)]
+        for part, what in parts:
+            require(part.shape[0] >= self.n_components, "n_components",
+                    f"{self.n_components} > {part.shape[0]} latents{what}")
+        what = f"fitting the GMM ({self.n_components} components, {x.shape[0]} latents" + (
+            ", one mixture per class)" if self.num_classes else ")")
+        with tqdm(total=self.max_iter * len(parts), desc=what, unit="EM it", disable=not progress, leave=False) as bar:
+            fits = [self._em(part, bar, should_stop) for part, _ in parts]
+        if self.num_classes == 0:
+            self.weights, self.means, self.covariances = fits[0]
+        else:
+            self.weights, self.means, self.covariances = (torch.stack(t) for t in zip(*fits, strict=True))
         return self
 
-    def _em(self, x: torch.Tensor, what: str = "") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _em(self, x: torch.Tensor, bar, should_stop) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from sklearn.exceptions import ConvergenceWarning  # lazy: scikit-learn takes ~1 s to import
         from sklearn.mixture import GaussianMixture  # lazy: scikit-learn takes ~1 s to import
 
-        require(x.shape[0] >= self.n_components, "n_components", f"{self.n_components} > {x.shape[0]} latents{what}")
         gm = GaussianMixture(
             n_components=self.n_components,
             covariance_type=self.covariance_type,
             reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
+            max_iter=1,
+            warm_start=True,
             random_state=self.seed,
-        ).fit(x.numpy())
+        )
+        start = bar.n
+        with warnings.catch_warnings():
+            # one iteration per call "does not converge" by design; convergence is read below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(self.max_iter):
+                gm.fit(x.numpy())
+                bar.update()
+                if gm.converged_:
+                    break
+                if should_stop is not None and should_stop():
+                    self.stopped_early = True
+                    break
+        bar.n = start + self.max_iter  # the remaining iterations of this mixture are not needed
+        bar.refresh()
         return (torch.from_numpy(gm.weights_).float(), torch.from_numpy(gm.means_).float(),
                 torch.from_numpy(gm.covariances_).float())
 

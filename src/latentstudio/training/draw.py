@@ -104,13 +104,13 @@ def build_draw_run_config(spec: dict[str, Any], data) -> DRAWRunConfig:
     return DRAWRunConfig.from_dict(merge(spec, {"model": m}), source="draw run config")
 
 
-def read_draw_run_config(run_dir: str | Path) -> DRAWRunConfig:
-    """The :class:`DRAWRunConfig` saved in ``run_dir/run.json``.
+def read_draw_run_config(run_dir: str | Path, caps_from: dict | None = None) -> DRAWRunConfig:
+    """The :class:`DRAWRunConfig` saved in ``run_dir/run.json`` (``max_minutes`` caps from ``caps_from``).
 
     Raises:
         LatentStudioError: not a DRAW run.
     """
-    return read_run_config(run_dir, KIND, DRAWRunConfig)
+    return read_run_config(run_dir, KIND, DRAWRunConfig, caps_from)
 
 
 def train_draw_spec(
@@ -125,14 +125,14 @@ def train_draw_spec(
 ):
     """Train DRAW from a run-config dict (see :func:`build_draw_run_config`).
 
-    With ``resume`` the run's own ``run.json`` is used (``spec`` is ignored); with ``dry_run`` the
+    With ``resume`` the run's own ``run.json`` is used (only ``spec``'s ``max_minutes`` caps apply); with ``dry_run`` the
     resolved :class:`DRAWRunConfig` is returned and nothing is trained or written.
 
     Returns:
         :class:`DRAWTrainResult`, or the resolved config under ``dry_run``.
     """
     if resume is not None:
-        run = read_draw_run_config(resume)
+        run = read_draw_run_config(resume, spec)
         data = data if data is not None else load_train_data(run.data)
     else:
         d = DataConfig.from_dict(spec.get("data", {}), source="data")
@@ -214,9 +214,10 @@ def train_draw(
     grids = ImageGridCallback(run_dir / "train", samples, recon if len(grid_idx) else None,
                               every=t.grid_every_n_epochs)
     t0 = time.perf_counter()
-    trainer = fit_module(module, dm, run_dir / "train", epochs=t.epochs, max_minutes=t.max_minutes, accelerator=run.accelerator,
-               devices=run.devices, callbacks=[grids, *(callbacks or [])], progress=progress,
-               log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip)
+    trainer = fit_module(module, dm, run_dir / "train", epochs=t.epochs, max_steps=t.max_steps or -1,
+                         max_minutes=t.max_minutes, label="DRAW", accelerator=run.accelerator,
+                         devices=run.devices, callbacks=[grids, *(callbacks or [])], progress=progress,
+                         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip)
     seconds = time.perf_counter() - t0
     model = model.cpu().eval()
 

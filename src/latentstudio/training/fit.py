@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from latentstudio.errors import DataError
+from latentstudio.errors import DataError, LatentStudioError
 from latentstudio.io.images import to_float
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.two_stage import SecondStageConfig, SecondStageVAE, TwoStageVAE
@@ -27,7 +27,7 @@ from latentstudio.presets import merge
 from latentstudio.samplers import GMMSampler
 from latentstudio.training import runs
 from latentstudio.training.config import DataConfig, TrainConfig, TwoStageRunConfig
-from latentstudio.training.runs import fit_module, is_rank_zero, lightning, start_run
+from latentstudio.training.runs import Deadline, announce, fit_module, is_rank_zero, lightning, start_run
 
 GRID_SEED = 1234
 GRID_N = 64
@@ -43,15 +43,59 @@ class TrainResult:
     samplers: dict[str, Any]
 
 
-def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks, progress):
-    return fit_module(module, datamodule, stage_dir, epochs=cfg.epochs, max_minutes=cfg.max_minutes,
+#: Share of a run's ``max_minutes`` cap that stage 1 may use; encoding, stage 2 and the GMM get the rest.
+STAGE1_SHARE = 0.75
+#: Images per batch when the training set is encoded for stage 2.
+ENCODE_BATCH = 1024
+
+
+class BudgetExceededError(LatentStudioError):
+    """A run reached its ``--max-minutes`` cap before it could export a model (checkpoints kept)."""
+
+
+def _fit_stage(module, datamodule, stage_dir: Path, cfg: TrainConfig, run: TwoStageRunConfig, callbacks, progress,
+               *, max_minutes: float | None = None, label: str = "training"):
+    return fit_module(module, datamodule, stage_dir, epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+                      max_minutes=cfg.max_minutes if max_minutes is None else max_minutes,
                       accelerator=run.accelerator, devices=run.devices, callbacks=callbacks, progress=progress,
-                      log_every_n_steps=cfg.log_every_n_steps, grad_clip=cfg.grad_clip)
+                      log_every_n_steps=cfg.log_every_n_steps, grad_clip=cfg.grad_clip, label=label)
 
 
-def read_run_config(run_dir: str | Path) -> TwoStageRunConfig:
-    """The :class:`TwoStageRunConfig` saved in ``run_dir/run.json``."""
-    return runs.read_run_config(run_dir, "two-stage-vae", TwoStageRunConfig)
+def _stopped_by_cap(trainer, cfg: TrainConfig) -> bool:
+    """True when a fit ended before its work budget (epochs / max_steps), i.e. at the time cap."""
+    planned = cfg.epochs * int(trainer.num_training_batches)
+    if cfg.max_steps:
+        planned = min(planned, cfg.max_steps)
+    return int(trainer.global_step) < planned
+
+
+def encode_training_set(stage1, images: torch.Tensor, cond: torch.Tensor, *, deadline: Deadline,
+                        progress: bool, run_dir: Path) -> DiagonalGaussian:
+    """q(z | x) of every training image ``uint8 [N, C, H, W]`` in batches of ``ENCODE_BATCH``, with a
+    progress bar; stops with :class:`BudgetExceededError` once ``deadline`` has passed."""
+    from tqdm.auto import tqdm  # lazy: only when a run starts
+
+    means, logvars = [], []
+    n = images.shape[0]
+    with tqdm(total=n, desc=f"encoding the {n} training images for stage 2", unit="img", disable=not progress,
+              leave=False) as bar:
+        for i in range(0, n, ENCODE_BATCH):
+            c = cond[i : i + ENCODE_BATCH] if cond.shape[1] else None
+            q = stage1.encode(images[i : i + ENCODE_BATCH], condition=c)
+            means.append(q.mean)
+            logvars.append(q.logvar)
+            bar.update(q.mean.shape[0])
+            if deadline.passed() and i + ENCODE_BATCH < n:
+                raise BudgetExceededError(
+                    f"the --max-minutes cap ({deadline.minutes:g} min) was reached while encoding the training set "
+                    f"for stage 2; stage 1 is saved in {run_dir / 'stage1'}: continue with `latentstudio train "
+                    f"two-stage-vae --resume {run_dir} --max-minutes M` and a larger M")
+    return DiagonalGaussian(torch.cat(means), torch.cat(logvars))
+
+
+def read_run_config(run_dir: str | Path, caps_from: dict[str, Any] | None = None) -> TwoStageRunConfig:
+    """The :class:`TwoStageRunConfig` saved in ``run_dir/run.json`` (``max_minutes`` caps from ``caps_from``)."""
+    return runs.read_run_config(run_dir, "two-stage-vae", TwoStageRunConfig, caps_from)
 
 
 def train_two_stage(
@@ -68,18 +112,26 @@ def train_two_stage(
     Args:
         run: the resolved configuration (written to ``run.json`` before the first step).
         runs_root: parent of the numbered run directory.
-        resume: an interrupted run directory to continue (same config required); finished
-            epochs are not repeated and the result equals an uninterrupted run.
-        progress: show Lightning's progress bars.
+        resume: an interrupted run directory to continue (same config required, except the
+            ``max_minutes`` caps); finished epochs are not repeated and the result equals an
+            uninterrupted run.
+        progress: show progress bars (training, encoding, GMM fitting).
         callbacks: extra Lightning callbacks for both stages.
         data: an already loaded training :class:`~latentstudio.data.ImageData` (else loaded from
             ``run.data``).
+
+    Budget: each stage trains ``epochs`` (and at most ``max_steps``); ``run.max_minutes`` is a
+    wall-clock safety cap on the whole run: stage 1 stops at ``STAGE1_SHARE`` of it, stage 2 and the
+    GMM's EM iterations at the cap, all at step granularity; the encoding between the stages stops
+    with :class:`BudgetExceededError` (stage 1 kept, resumable) if the cap passes there. What stopped
+    early is recorded in ``meta.json`` (``stopped_by_cap``) and printed.
 
     Returns:
         :class:`TrainResult` (the exported ``model/`` directory holds weights and fitted samplers).
 
     Raises:
-        DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume.
+        DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume;
+        BudgetExceededError: the cap passed while encoding.
     """
     from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
     from latentstudio.training.lit_module import (  # lazy: imports Lightning
@@ -88,6 +140,7 @@ def train_two_stage(
     )
 
     L = lightning()
+    deadline = Deadline(run.max_minutes)
     if data is None:
         data = run.data.load("train")
     _check_data_matches(run, data)
@@ -121,11 +174,14 @@ def train_two_stage(
     lit1 = GenerativeLitModule(model.stage1, s1, run.seed, inputs="images")
     dm1 = TensorDataModule((data.images, cond), s1.batch_size, run.seed)
     grids1 = ImageGridCallback(run_dir / "stage1", stage1_samples, stage1_recon, every=s1.grid_every_n_epochs)
-    _fit_stage(lit1, dm1, run_dir / "stage1", s1, run, [grids1, *callbacks], progress)
+    trainer1 = _fit_stage(lit1, dm1, run_dir / "stage1", s1, run, [grids1, *callbacks], progress,
+                          max_minutes=deadline.cap_for(STAGE1_SHARE, s1.max_minutes), label="stage 1")
+    stopped = {"stage 1": _stopped_by_cap(trainer1, s1)}
 
     # ---------------- stage 2: latents of the frozen stage 1
     model.stage1.requires_grad_(False)
-    posterior = model.stage1.encode(data.images, condition=cond if cond.shape[1] else None)
+    posterior = encode_training_set(model.stage1, data.images, cond, deadline=deadline, progress=progress,
+                                    run_dir=run_dir)
     s2 = run.stage2
     grid_u = torch.randn(GRID_N, m1.latent_dim, generator=torch.Generator().manual_seed(GRID_SEED + 1))
 
@@ -137,7 +193,9 @@ def train_two_stage(
     lit2 = GenerativeLitModule(model.stage2, s2, run.seed + 1, inputs="posterior")
     dm2 = TensorDataModule((posterior.mean, posterior.logvar, cond), s2.batch_size, run.seed + 1)
     grids2 = ImageGridCallback(run_dir / "stage2", stage2_samples, None, every=s2.grid_every_n_epochs)
-    _fit_stage(lit2, dm2, run_dir / "stage2", s2, run, [grids2, *callbacks], progress)
+    trainer2 = _fit_stage(lit2, dm2, run_dir / "stage2", s2, run, [grids2, *callbacks], progress,
+                          max_minutes=deadline.cap_for(1.0, s2.max_minutes), label="stage 2")
+    stopped["stage 2"] = _stopped_by_cap(trainer2, s2)
     model.requires_grad_(True)
     model = model.cpu().eval()
 
@@ -149,9 +207,16 @@ def train_two_stage(
     }
     # class-conditional models get one mixture per class, so a GMM latent matches its requested class
     labels = data.labels if m1.condition == "class" else None
-    samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed), labels=labels)
+    samplers["gmm"].fit(posterior, generator=torch.Generator().manual_seed(run.seed), labels=labels,
+                        progress=progress, should_stop=deadline.passed)
+    stopped["GMM (EM iterations)"] = samplers["gmm"].stopped_early
+    early = [what for what, cut in stopped.items() if cut]
+    if early:
+        announce(f"warning: the --max-minutes cap ended {', '.join(early)} before the planned work was done "
+                 "(recorded in model/meta.json, stopped_by_cap)")
     model_dir = run_dir / "model"
     if is_rank_zero():
+        announce(f"exporting the model to {model_dir}")
         meta = {
             "seed": run.seed,
             "dataset": {"name": data.name, "split": data.split, "size": len(data), "fingerprint": data.fingerprint(),
@@ -160,6 +225,7 @@ def train_two_stage(
             "run_dir": str(run_dir),
             "stage1_gamma": float(model.stage1.gamma.detach()),
             "stage2_gamma": float(model.stage2.gamma.detach()),
+            "stopped_by_cap": stopped,
         }
         model.save_pretrained(model_dir, meta=meta, samplers=samplers)
     model.samplers = dict(samplers)
@@ -259,14 +325,14 @@ def train_spec(
 ):
     """Train a two-stage VAE from a run-config dict (see :func:`build_run_config`).
 
-    With ``resume`` the run's own ``run.json`` is used (``spec`` is ignored). With ``dry_run``
+    With ``resume`` the run's own ``run.json`` is used (only ``spec``'s ``max_minutes`` caps apply). With ``dry_run``
     the resolved config is returned and nothing is trained or written.
 
     Returns:
         :class:`TrainResult`, or the resolved :class:`TwoStageRunConfig` under ``dry_run``.
     """
     if resume is not None:
-        run = read_run_config(resume)
+        run = read_run_config(resume, spec)
         d = run.data
     else:
         d = DataConfig.from_dict((spec or {}).get("data", {}), source="data")

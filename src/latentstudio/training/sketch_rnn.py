@@ -98,8 +98,9 @@ class SketchTrainConfig(Config):
     """Optimisation (defaults: the reference's).
 
     Attributes:
-        max_steps: optimisation steps (the stopping rule; ``max_minutes`` may stop earlier).
-        max_minutes: wall-clock budget (None: none).
+        max_steps: optimisation steps (the budget in work).
+        epochs: passes over the training split (None: ``max_steps`` alone); whichever ends first.
+        max_minutes: a wall-clock safety cap (None: none); training stops at the next step once reached.
         batch_size: sketches per step (100).
         lr / lr_decay / min_lr: learning rate ``(lr - min_lr) lr_decay^step + min_lr``.
         grad_clip: clip every gradient element to ``[-grad_clip, grad_clip]`` (by value, 1.0).
@@ -111,6 +112,7 @@ class SketchTrainConfig(Config):
     """
 
     max_steps: int = 100_000
+    epochs: int | None = None
     max_minutes: float | None = None
     batch_size: int = 100
     lr: float = 1e-3
@@ -125,6 +127,7 @@ class SketchTrainConfig(Config):
 
     def __post_init__(self) -> None:
         require(self.max_steps >= 1, "train.max_steps", "must be >= 1")
+        require(self.epochs is None or self.epochs >= 1, "train.epochs", "must be >= 1")
         require(self.max_minutes is None or self.max_minutes > 0, "train.max_minutes", "must be > 0")
         require(self.batch_size >= 1, "train.batch_size", "must be >= 1")
         require(self.lr > 0 and self.min_lr >= 0 and self.min_lr <= self.lr, "train.lr",
@@ -357,15 +360,15 @@ def train_spec(
     """Train sketch-rnn from a run-config dict merged over the ``default`` preset (a ``preset`` key picks
     another); with ``resume`` the run's own config is used; ``dry_run`` returns the resolved config."""
     spec = dict(spec or {})
-    cfg = read_run_config(resume) if resume is not None else build_run_config(spec, spec.pop("preset", "default"))
+    cfg = read_run_config(resume, spec) if resume is not None else build_run_config(spec, spec.pop("preset", "default"))
     if dry_run:
         return cfg
     return train_sketch_rnn(cfg, runs_root=runs_root, resume=resume, progress=progress, callbacks=callbacks)
 
 
-def read_run_config(run_dir: str | Path) -> SketchRNNRunConfig:
-    """The :class:`SketchRNNRunConfig` saved in ``run_dir/run.json``."""
-    return runs.read_run_config(run_dir, KIND, SketchRNNRunConfig)
+def read_run_config(run_dir: str | Path, caps_from: dict | None = None) -> SketchRNNRunConfig:
+    """The :class:`SketchRNNRunConfig` saved in ``run_dir/run.json`` (``max_minutes`` caps from ``caps_from``)."""
+    return runs.read_run_config(run_dir, KIND, SketchRNNRunConfig, caps_from)
 
 
 def load_run_data(cfg: SketchRNNRunConfig, scale_factor: float | None = None) -> StrokeSplits:
@@ -448,11 +451,12 @@ def train_sketch_rnn(
     module = _lit_module(model, cfg)
     evalcb = _eval_callback(stage_dir, splits, cfg)
     t = cfg.train
-    epochs = int(np.ceil(t.max_steps / max(1, len(splits.train) // t.batch_size))) + 1
+    epochs = t.epochs or int(np.ceil(t.max_steps / max(1, len(splits.train) // t.batch_size))) + 1
     trainer = fit_module(module, _datamodule(splits.train, cfg), stage_dir, epochs=epochs, max_steps=t.max_steps,
                          max_minutes=t.max_minutes, accelerator=cfg.accelerator, devices=cfg.devices,
                          callbacks=[evalcb, *(callbacks or [])], progress=progress,
-                         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, grad_clip_algorithm="value")
+                         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, grad_clip_algorithm="value",
+                         label="sketch-rnn")
     steps = int(trainer.global_step)
     model = model.cpu().eval()
     test: dict[str, float] = {}

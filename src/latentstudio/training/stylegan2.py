@@ -22,6 +22,7 @@ DistributedDataParallel wrapper, which cannot follow several backward passes per
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ class StyleGAN2TrainConfig(Config):
         ema_kimg: half-life of the generator EMA in thousands of images (10);
             ema_rampup: the half-life is at most ``ema_rampup * images seen`` (None = no ramp-up).
         mirror: random horizontal flips of the training images.
-        epochs / max_minutes / total_kimg: stopping rules (whichever comes first).
+        epochs / max_steps / total_kimg: the budget in work (whichever ends first; a step is one
+            batch of G and D updates); max_minutes: a wall-clock safety cap (None: none).
         grid_every_n_epochs: sample grid interval (0 = never).
         metrics_every_n_epochs: FID interval (0 = only at the end); metric_samples: images per FID.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``32-true``, ``bf16-mixed``, ``16-mixed``.
@@ -105,6 +107,7 @@ class StyleGAN2TrainConfig(Config):
     ema_rampup: float | None = None
     mirror: bool = False
     epochs: int = 1000
+    max_steps: int | None = None
     max_minutes: float | None = None
     total_kimg: float | None = None
     grid_every_n_epochs: int = 1
@@ -125,6 +128,7 @@ class StyleGAN2TrainConfig(Config):
         require(0 <= self.style_mixing_prob <= 1, "style_mixing_prob", "must be in [0, 1]")
         require(self.ema_kimg >= 0, "ema_kimg", "must be >= 0")
         require(self.epochs >= 1, "epochs", "must be >= 1")
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1")
         require(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be > 0")
         require(self.total_kimg is None or self.total_kimg > 0, "total_kimg", "must be > 0")
         require(self.metric_samples >= 2, "metric_samples", "must be >= 2")
@@ -320,6 +324,8 @@ def _lit_module_class():
             self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=False, batch_size=n, logger=False)
             if t.total_kimg is not None and int(self.cur_nimg) >= t.total_kimg * 1000:
                 self.trainer.should_stop = True
+            if t.max_steps is not None and int(self.batches_done) >= t.max_steps:
+                self.trainer.should_stop = True
 
         @torch.no_grad()
         def _update_ema(self, batch_images: int) -> None:
@@ -415,9 +421,12 @@ def _trainer(train_dir: Path, run: StyleGAN2RunConfig, callbacks, progress: bool
     if precision == "auto":
         precision = "bf16-mixed" if run.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() \
             and torch.cuda.is_bf16_supported() else "32-true"
+    bounds = [t.max_steps] if t.max_steps else []
+    if t.total_kimg is not None:
+        bounds.append(math.ceil(t.total_kimg * 1000 / (t.batch_size * run.devices)))
     trainer = make_trainer(train_dir, epochs=t.epochs, max_minutes=t.max_minutes, accelerator=run.accelerator,
                            devices=1, callbacks=callbacks, progress=progress, log_every_n_steps=t.log_every_n_steps,
-                           precision=precision)
+                           precision=precision, label="StyleGAN2", total_steps=min(bounds) if bounds else None)
     if run.devices == 1:
         return trainer
     L = lightning()
@@ -431,9 +440,9 @@ def _trainer(train_dir: Path, run: StyleGAN2RunConfig, callbacks, progress: bool
     )
 
 
-def read_run_config(run_dir: str | Path) -> StyleGAN2RunConfig:
-    """The :class:`StyleGAN2RunConfig` saved in ``run_dir/run.json``."""
-    return runs.read_run_config(run_dir, KIND, StyleGAN2RunConfig)
+def read_run_config(run_dir: str | Path, caps_from: dict | None = None) -> StyleGAN2RunConfig:
+    """The :class:`StyleGAN2RunConfig` saved in ``run_dir/run.json`` (``max_minutes`` caps from ``caps_from``)."""
+    return runs.read_run_config(run_dir, KIND, StyleGAN2RunConfig, caps_from)
 
 
 def train_stylegan2(
@@ -529,7 +538,7 @@ def train_spec(
 ):
     """Train StyleGAN2 from a run-config dict (:func:`resolve_run_config`); with ``resume`` the run's own
     config is used; ``dry_run`` returns the resolved config without training."""
-    run = read_run_config(resume) if resume is not None else resolve_run_config(dict(spec or {}))
+    run = read_run_config(resume, spec) if resume is not None else resolve_run_config(dict(spec or {}))
     if dry_run:
         return run
     return train_stylegan2(run, runs_root=runs_root, resume=resume, progress=progress, callbacks=callbacks,
