@@ -209,6 +209,10 @@ def _case(name, tmp_path, fake_dnnlib, fake_persistence):  # noqa: F811
         _rosinality_zip(p, deflate=True, big=1 << 24)  # 64 MiB of zeros deflate to ~65 kB
         assert p.stat().st_size < 1 << 20
         return p, r"zip record '.*/data/\d+' would inflate \d+ bytes to 67108864 \(more than 20:1; field: file_size\)"
+    if name == "overlapping-views":  # a 1-element storage viewed as 2e8 elements (stride 0): 800 MB if copied
+        p = tmp_path / "views.pt"
+        torch.save({"g_ema": {"style.1.weight": torch.zeros(1).expand(20_000, 10_000)}}, p)
+        return p, r"would need more memory than 4x the file's size \(field: tensor sizes\)"
     if name == "zip-record-too-short":
         p = tmp_path / "short.pt"
         _rosinality_zip(p, short_record=True)
@@ -219,7 +223,7 @@ def _case(name, tmp_path, fake_dnnlib, fake_persistence):  # noqa: F811
 CASES = ["empty", "wrong-magic", "truncated-ada", "truncated-zip", "wrong-pickle", "unknown-global",
          "terabyte-pickle-field", "terabyte-frame", "mismatched-shapes", "implied-huge-network",
          "tensor-beyond-storage", "storage-declares-terabyte", "storage-header-terabyte", "not-a-tensor", "no-g-ema",
-         "tf-bad-version", "tf-conditional", "tf-wrong-dims", "zip-bomb", "zip-record-too-short"]
+         "tf-bad-version", "tf-conditional", "tf-wrong-dims", "zip-bomb", "zip-record-too-short", "overlapping-views"]
 
 
 def _assert_one_cli_line(result, path, pattern):

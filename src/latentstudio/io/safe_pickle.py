@@ -258,9 +258,13 @@ def load(
     elif isinstance(file, bytes | bytearray):
         data = file
     else:
-        data = file.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise bad(f"{source or 'pickle'}: more than the {max_bytes} bytes accepted (file size)")
+        chunks, total = [], 0
+        while chunk := file.read(1 << 24):  # in chunks: read(n) may allocate n bytes up front
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise bad(f"{source or 'pickle'}: more than the {max_bytes} bytes accepted (file size)")
+        data = b"".join(chunks)
     obj, _ = load_at(data, 0, allowed, source=source or "pickle", error=error, refusal=refusal, encoding=encoding,
                      errors=errors, persistent=persistent, malformed=malformed)
     return obj

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextvars
 import math
 import pickle
 import re
@@ -322,7 +323,26 @@ def read_rosinality(path: str | Path) -> dict[str, Any]:
 # Source layouts -> ours
 
 
+#: Memory a conversion may fill with tensors: this many times the file's size, plus :data:`_BUDGET_BASE`.
+#: Real files need about 1x (float32) or 2x (float16); tensors that overlap in their storage (stride-0
+#: views) could otherwise turn a small file into any amount of memory.
+BUDGET_FACTOR = 4
+_BUDGET_BASE = 256 << 20
+_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("stylegan2_convert_budget", default=None)
+
+
+def _spend(nbytes: int, what: str) -> None:
+    left = _budget.get()
+    if left is None:
+        return
+    left[0] -= nbytes
+    if left[0] < 0:
+        raise CheckpointError(f"{what} would need more memory than {BUDGET_FACTOR}x the file's size (field: tensor "
+                              "sizes); its tensors overlap in their storages or the file is corrupt")
+
+
 def _t(a: Any) -> torch.Tensor:
+    _spend(4 * (a.size if isinstance(a, np.ndarray) else torch.as_tensor(a).numel()), "the converted network")
     if isinstance(a, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(a).astype(np.float32, copy=False))
     return torch.as_tensor(a).detach().to(torch.float32).clone()
@@ -613,8 +633,10 @@ def _build(config: StyleGAN2Config, g_state, d_state, what: str) -> tuple[Genera
 
 def _fit(cls: type[torch.nn.Module], config: StyleGAN2Config, state: dict[str, torch.Tensor], what: str):
     with torch.device("meta"):
-        shapes = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        meta = cls(config).state_dict()
+    shapes = {k: tuple(v.shape) for k, v in meta.items()}
     _check_layout(shapes, state, what, buffers_optional=("resample_filter",))
+    _spend(sum(v.numel() * v.element_size() for v in meta.values()), what)
     model = cls(config)
     own = model.state_dict()
     model.load_state_dict({**own, **{k: v.to(own[k].dtype) for k, v in state.items()}}, strict=True)
@@ -693,6 +715,7 @@ def convert(path: str | Path, fmt: str | None = None, *, network: str = "ema") -
         raise CheckpointError(f"network must be 'ema' or 'raw', got {network!r}")
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file")
+    token = _budget.set([BUDGET_FACTOR * path.stat().st_size + _BUDGET_BASE])
     try:
         return _convert(path, fmt, network)
     except LatentStudioError as exc:
@@ -702,6 +725,8 @@ def convert(path: str | Path, fmt: str | None = None, *, network: str = "ema") -
         raise type(exc)(f"{path}: {message}") from None
     except Exception as exc:  # noqa: BLE001 - a malformed file can break any step; the user gets one line
         raise CheckpointError(f"{path}: not a readable StyleGAN2 weights file ({_first_line(exc)})") from None
+    finally:
+        _budget.reset(token)
 
 
 def _kwargs(obj: Any, *keys: str) -> dict[str, Any]:
