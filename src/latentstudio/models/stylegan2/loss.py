@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentstudio.errors import CapabilityError
 from latentstudio.types import LossOutput
 
 
@@ -34,6 +35,9 @@ class StyleGAN2Loss(nn.Module):
         pl_weight: path-length weight (2; 0 disables it).
         pl_batch_shrink / pl_decay: batch fraction and running-mean decay of the path-length term.
         style_mixing_prob: probability of mixing two latents in a generated batch (0.9; 0 disables).
+
+    Raises:
+        CapabilityError: ``G`` is class-conditional (those generators are converted and sampled, not trained).
 
     Buffers:
         pl_mean: ``float []`` the running mean ``a`` of path lengths (saved with the training state).
@@ -51,6 +55,9 @@ class StyleGAN2Loss(nn.Module):
         style_mixing_prob: float = 0.9,
     ) -> None:
         super().__init__()
+        if getattr(G, "c_dim", 0):
+            raise CapabilityError(f"this StyleGAN2 generator is class-conditional ({G.c_dim} classes): it samples "
+                                  "(sample --condition CLASS) but is not trained or fine-tuned here")
         self._nets = (G, D)  # a tuple keeps them out of this module's parameters / state dict
         self.r1_gamma, self.pl_weight = r1_gamma, pl_weight
         self.pl_batch_shrink, self.pl_decay = pl_batch_shrink, pl_decay
