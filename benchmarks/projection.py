@@ -18,7 +18,7 @@ aligned target, initial guess, projection).
 ``--measure-template`` instead re-measures the ``celeba`` alignment template from the CelebA subset
 (dlib landmarks on 1,000 images upsampled 4x; see latentstudio.studio.alignment).
 
-``--alignment-only`` runs, without a model (about 3 minutes on one core), writing
+``--alignment-only`` runs, without a model (about 3.5 minutes on one core), writing
 benchmarks/results/ffhq_alignment.json:
 
 * the alignment check (1. above);
@@ -31,6 +31,7 @@ benchmarks/results/ffhq_alignment.json:
   numbering must be left to right) and aligned at 256 pixels, and the sharpness (mean |Laplacian|
   of the grey face region, the central half of the crop) is compared with the same crop made without
   padding (edge pixels repeated instead), which shows whether the padding blur reached the face;
+* dlib's detector scores on 200 CelebA photos (the face and the other candidates, threshold -1);
 * identity distances (latentstudio.studio.identity) of same-person and different-person pairs of
   the CelebA subset (identity_CelebA.txt), aligned at 32 and 128 pixels with the ``celeba`` template,
   and how often dlib's 0.6 threshold calls them right.
@@ -253,6 +254,35 @@ def composed_check(root: Path, out: Path) -> dict:
             "min_sharpness_ratio_padded": min((f["sharpness_ratio"] for f in padded), default=None)}
 
 
+def score_check(root: Path, n: int = 200) -> dict:
+    """Detector scores on the first ``n`` CelebA photos (upsampled 3x, one face each): the best candidate
+    of each photo (the face) and the other candidates, all found with the threshold at -1."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from latentstudio.studio.alignment import DlibLandmarker
+
+    landmarker = DlibLandmarker(upsample=1)
+    zf = zipfile.ZipFile(next((root / "faces" / "celeba").glob("img_align_celeba*.zip")))
+    best, others, none = [], [], 0
+    for i in range(1, n + 1):
+        im = Image.open(io.BytesIO(zf.read(f"img_align_celeba/{i:06d}.jpg"))).convert("RGB")
+        im = im.resize((im.width * 3, im.height * 3), Image.BICUBIC)
+        scores = sorted(s for _, s in landmarker._candidates(torch.from_numpy(np.array(im)).permute(2, 0, 1)
+                                                              .contiguous(), -1.0))
+        if not scores:
+            none += 1
+            continue
+        best.append(scores[-1])
+        others += scores[:-1]
+    pct = {f"p{q}": float(np.percentile(best, q)) for q in (1, 5, 10, 50)}
+    return {"photos": n, "no_candidate": none, "best": pct, "best_below_0": int(np.sum(np.array(best) <= 0)),
+            "other_candidates": len(others), "others_above_minus_0.2": int(np.sum(np.array(others) > -0.2)),
+            "others_max": float(max(others, default=float("nan")))}
+
+
 def identity_check(root: Path, pairs: int = 40) -> dict:
     """Identity distances of same- and different-person CelebA pairs at 32 and 128 pixels (``celeba`` template)."""
     import io
@@ -342,7 +372,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result = {"ffhq_alignment": alignment_check(root, args.n),
                   "composed_photos": composed_check(root, REPO / "benchmarks" / "runs" / "composed_photos"),
-                  "identity_check": identity_check(root)}
+                  "detector_scores": score_check(root), "identity_check": identity_check(root)}
         write_result("ffhq_alignment", {**result, "command": "python benchmarks/projection.py " + " ".join(sys.argv[1:]),
                                         "seconds": round(time.perf_counter() - t0, 1), "environment": environment()})
         return
