@@ -1,25 +1,32 @@
-"""Browser test of the web studio: headless Chromium drives generate -> edit -> download, and bad uploads.
+"""The web studio: session behaviour (no browser) and headless Chromium driving the page.
 
-Needs the ``playwright`` package (a dev dependency) and a Chromium binary: Debian's ``chromium``
-package at /usr/bin/chromium (``apt-get install -y chromium``) or the path in
+The browser tests need the ``playwright`` package (a dev dependency) and a Chromium binary: Debian's
+``chromium`` package at /usr/bin/chromium (``apt-get install -y chromium``) or the path in
 ``$LATENTSTUDIO_CHROMIUM``. In CI (``$CI`` set; ``.ci/run`` installs Chromium) a missing browser is a
-failure that says what to install; elsewhere the test is skipped with that message, so the README's
+failure that says what to install; elsewhere those tests are skipped with that message, so the README's
 test line also passes on a machine without a browser (set ``LATENTSTUDIO_SKIP_BROWSER=1`` to skip
-it on purpose everywhere).
+them on purpose everywhere). The session tests run everywhere.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import shutil
 import socket
+import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from latentstudio.errors import ConfigError, LatentStudioError
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -42,33 +49,197 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if os.environ.get("LATENTSTUDIO_SKIP_BROWSER") == "1":
-        pytest.skip("LATENTSTUDIO_SKIP_BROWSER=1")
+def tiny_vae_dir(root: Path) -> Path:
     from latentstudio.models.vae import VAE
     from latentstudio.models.vae.config import VAEConfig
+
+    torch.manual_seed(0)
+    VAE(VAEConfig(image_channels=3, image_size=16, latent_dim=8, base_dim=4, num_scale=2, fc_dim=16)).save_pretrained(
+        root / "model")
+    return root / "model"
+
+
+def png_bytes(img: torch.Tensor, side: int = 64) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img.permute(1, 2, 0).numpy()).resize((side, side), Image.NEAREST).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class StubLandmarker:
+    """One face in the middle of any photo (eye and mouth points), instead of dlib."""
+
+    predictor_path = "stub"
+
+    def detect(self, image):
+        from latentstudio.studio.alignment import Face
+
+        h, w = image.shape[1:]
+        pts = np.array([[0.4 * w, 0.42 * h], [0.6 * w, 0.42 * h], [0.42 * w, 0.62 * h], [0.58 * w, 0.62 * h]])
+        return [Face(box=(int(0.25 * w), int(0.25 * h), int(0.75 * w), int(0.75 * h)), landmarks=pts, score=1.0)]
+
+
+# ---------------------------------------------------------------------------------------------- sessions
+
+
+@pytest.fixture(scope="module")
+def vae_studio(tmp_path_factory):
     from latentstudio.studio.directions import DirectionLibrary, ganspace
     from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import ProjectionConfig
     from latentstudio.studio.session import Studio
-    from latentstudio.studio.web.app import serve
 
-    root = tmp_path_factory.mktemp("web")
-    torch.manual_seed(0)
-    VAE(VAEConfig(image_channels=3, image_size=16, latent_dim=8, base_dim=4, num_scale=2, fc_dim=16)).save_pretrained(
-        root / "model")
-    model = load_latent_model(root / "model")
-    lib = DirectionLibrary(ganspace(model.sample_latents(200), k=2))
-    studio = Studio(model, lib, projection=ProjectionConfig(steps=10, perceptual="none"), perceptual=None)
-    demo, url = serve(studio, port=free_port(), block=False, workdir=root / "files", quiet=True)
-    assert url.startswith("http://127.0.0.1:")
-    yield url, model, root
-    demo.close()
+    model = load_latent_model(tiny_vae_dir(tmp_path_factory.mktemp("vae")))
+    lib = DirectionLibrary(ganspace(model.sample_latents(200), k=3))
+    return Studio(model, lib, projection=ProjectionConfig(steps=10, perceptual="none"), perceptual=None)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def gan_studio():
+    from latentstudio.models.stylegan2 import Generator, StyleGAN2Config
+    from latentstudio.studio.directions import DirectionLibrary, ganspace
+    from latentstudio.studio.projection import ProjectionConfig
+    from latentstudio.studio.session import Studio
+    from latentstudio.studio.stylegan import StyleGAN2Adapter
+
+    torch.manual_seed(0)
+    g = Generator(StyleGAN2Config(resolution=16, z_dim=16, w_dim=16, channel_base=256, channel_max=16,
+                                  mapping_layers=2))
+    g.estimate_w_avg(n=500)
+    model = StyleGAN2Adapter(g)
+    lib = DirectionLibrary(ganspace(model.sample_latents(300), k=3))
+    return Studio(model, lib, projection=ProjectionConfig(steps=6, perceptual="none"), perceptual=None)
+
+
+def test_layer_masks_conditional_edits_and_file_names(gan_studio):
+    from latentstudio.studio.editing import parse_rows
+
+    sess = gan_studio.session()
+    model = gan_studio.model
+    assert model.num_layers == 6 and model.layer_groups["coarse"] == (0, 1)
+    assert parse_rows("all", 6, model.layer_groups) is None
+    assert parse_rows("middle", 6, model.layer_groups) == [1, 2]
+    assert parse_rows("0-2, 5", 6) == [0, 1, 2, 5]
+    for bad in ("6", "2-1", "top"):
+        with pytest.raises(ConfigError):
+            parse_rows(bad, 6, model.layer_groups)
+    base = sess.from_seed(3)
+    sess.magnitudes = {"pc0": 2.0}
+    full = sess.current_latent()
+    sess.edit_layers = "fine"
+    masked = sess.current_latent()
+    lo = model.layer_groups["fine"][0]
+    assert torch.allclose(masked[:lo], base[:lo]) and torch.allclose(masked[lo:], full[lo:])
+    # conditional: pc0 holding pc1 fixed moves nothing along pc1 (the directions are not orthogonal in W+)
+    sess.edit_layers, sess.fixed = "all", ["pc1"]
+    moved = sess.current_latent() - base
+    pc1 = gan_studio.library["pc1"].flat()
+    assert abs(float(moved[0] @ pc1)) < 1e-4 * float(moved[0].norm() * pc1.norm())
+    sess.truncation, sess.edit_layers = 0.7, "0-2"
+    assert sess.file_stem() == "seed3_psi0.7_pc0+2_layers-0-2_fixed-pc1"
+    assert sess.file_stem(edited=False) == "seed3"
+    with pytest.raises(ConfigError, match="rows"):
+        from latentstudio.studio.session import Controls
+
+        sess.set_controls(Controls(edit_layers="9"))
+
+
+def test_saved_latent_restores_face_and_every_control(gan_studio, tmp_path):
+    from latentstudio.studio.projection import load_latent
+    from latentstudio.studio.session import Controls
+
+    sess = gan_studio.session()
+    aligned = gan_studio.model.images(gan_studio.model.random_latents([5]))[0]
+    sess.set_photo(aligned, "me.png")
+    sess.project(aligned)
+    assert sess.noise and sess.name == "me"
+    sess.set_controls(Controls(magnitudes={"pc0": 1.5, "pc2": -0.5}, truncation=0.8, mix_seed=4, mix_layers="coarse",
+                               mix_amount=0.5, edit_layers="middle", fixed=["pc1"]))
+    image = sess.render()
+    edited = sess.save_latent(tmp_path / f"{sess.file_stem()}.npz")
+    unedited = sess.save_latent(tmp_path / "unedited.npz", edited=False)
+    assert edited.name == "me_psi0.8_mix-coarse0.5-seed4_pc0+1.5_pc2-0.5_layers-middle_fixed-pc1.npz"
+    assert torch.allclose(load_latent(edited)["latent"], sess.current_latent())
+    assert torch.allclose(load_latent(unedited)["latent"], sess.base)
+
+    other = gan_studio.session()
+    assert other.restore(edited) == []
+    assert other.controls() == sess.controls() and other.name == "me"
+    assert torch.equal(other.render(), image)  # same face: base, noise maps, mixing face and edits
+    other.restore(unedited)
+    assert other.controls() == Controls() and torch.allclose(other.current_latent(), sess.base)
+    # a latent written elsewhere (no base, no controls) becomes the base with the controls reset
+    np.save(tmp_path / "bare.npy", sess.current_latent().numpy())
+    other.set_controls(Controls(magnitudes={"pc0": 1.0}))
+    other.restore(tmp_path / "bare.npy")
+    assert other.controls() == Controls() and other.name == "bare"
+
+
+def test_projection_reports_previews_and_stops_when_closed(vae_studio):
+    sess = vae_studio.session()
+    target = vae_studio.model.images(vae_studio.model.random_latents([2]))[0]
+    cfg = vae_studio.projection.replace(steps=20)
+    updates = list(sess.project_steps(target, cfg, preview_every=5))
+    assert [u.step for u in updates if u.kind == "step"] == list(range(1, 21))
+    assert [u.step for u in updates if u.kind == "image"][:5] == [0, 5, 10, 15, 20]
+    assert all(u.image.shape == (3, 16, 16) for u in updates if u.kind == "image")
+    assert updates[-1].kind == "done" and sess.source == "photo" and torch.equal(sess.base, updates[-1].result.latent)
+    # closing the iterator (a cancelled request) stops the worker; the face stays as it was
+    sess.from_seed(1)
+    before = sess.base.clone()
+    it = sess.project_steps(target, vae_studio.projection.replace(steps=100_000), preview_every=10)
+    for u in it:
+        if u.kind == "image" and u.step >= 10:
+            break
+    it.close()
+    assert not [t for t in threading.enumerate() if t.name == "latentstudio-projection"]
+    assert torch.equal(sess.base, before) and sess.source == "seed 1"
+
+
+def test_wrong_face_number_keeps_the_photo(vae_studio):
+    from latentstudio.studio.alignment import Face, MultipleFacesError
+
+    vae_studio._landmarker = StubLandmarker()
+    try:
+        sess = vae_studio.session()
+        photo = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+        sess.set_photo(photo, "group.jpg")
+        with pytest.raises(LatentStudioError, match="face 3 does not exist"):
+            sess.align(face_index=3)
+        assert sess.photo is photo
+        aligned, faces = sess.align(face_index=None)
+        assert len(faces) == 1 and aligned.shape == (3, 16, 16)
+        assert len(sess.face_thumbnails()) == 1
+    finally:
+        vae_studio._landmarker = None
+    small, big = (Face((0, 0, 10, 10), np.zeros((4, 2))), Face((20, 0, 60, 40), np.zeros((4, 2))))
+    assert sess.choose_face([small, big]) == 1
+    with pytest.raises(MultipleFacesError, match="choose one"):
+        sess.choose_face([big, Face((70, 0, 100, 30), np.zeros((4, 2)))])
+
+
+# ---------------------------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, vae_studio):
+    if os.environ.get("LATENTSTUDIO_SKIP_BROWSER") == "1":
+        pytest.skip("LATENTSTUDIO_SKIP_BROWSER=1")
+    from latentstudio.studio.web.app import serve
+
+    root = tmp_path_factory.mktemp("web")
+    studio = vae_studio
+    demo, url = serve(studio, port=free_port(), block=False, workdir=root / "files", quiet=True)
+    assert url.startswith("http://127.0.0.1:")
+    # the models were loaded before the first request (the first projection reports from its first step)
+    assert studio._distance is not None
+    assert studio._landmarker is not None or studio.landmarker_error
+    yield url, studio, root / "files", demo
+    demo.close()
+    assert not (root / "files").exists()  # the server's folder goes with the server
+
+
+@pytest.fixture(scope="module")
+def browser_context(server):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -76,68 +247,143 @@ def page(server):
     exe = chromium_path()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
-        pg = ctx.new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(server[0])
-        pg.wait_for_selector("#generate")
-        yield pg
+        ctx = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1400})
+        ctx.set_default_timeout(60_000)
+        yield ctx
         browser.close()
+
+
+def open_page(ctx, url):
+    pg = ctx.new_page()
+    pg.goto(url)
+    pg.wait_for_selector("#generate")
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser_context, server):
+    return open_page(browser_context, server[0])
 
 
 def status_text(page) -> str:
     return page.locator("#status textarea").input_value()
 
 
-def wait_status(page, text: str) -> str:
+def wait_status(page, text: str, timeout: float = 60_000) -> str:
     page.wait_for_function(
-        "t => (document.querySelector('#status textarea') || {}).value?.includes(t)", arg=text, timeout=60_000)
+        "t => (document.querySelector('#status textarea') || {}).value?.includes(t)", arg=text, timeout=timeout)
     return status_text(page)
 
 
-def after_src(page) -> str:
-    return page.locator("#after img").get_attribute("src") or ""
+def img_src(page, elem: str) -> str:
+    loc = page.locator(f"#{elem} img")
+    return (loc.get_attribute("src") or "") if loc.count() else ""
 
 
-def test_generate_edit_download(page, tmp_path):
+def slider_value(page, elem: str) -> float:
+    return float(page.locator(f"#{elem} input[type=number]").input_value())
+
+
+def move_slider(page, elem: str, value: float) -> None:
+    slider = page.locator(f"#{elem} input[type=range]")
+    slider.fill(str(value))
+    slider.dispatch_event("pointerup")
+
+
+def show(page, elem: str, accordion: str) -> None:
+    """Open ``accordion`` unless ``elem`` (inside it) is already visible."""
+    if not page.locator(f"#{elem}").is_visible():
+        page.get_by_text(accordion, exact=True).click()
+        page.locator(f"#{elem}").wait_for(state="visible")
+
+
+def download(page, elem: str, folder: Path) -> Path:
+    with page.expect_download() as dl:
+        page.click(f"#{elem}")
+    path = folder / dl.value.suggested_filename
+    dl.value.save_as(path)
+    return path
+
+
+def set_upload(page, path: Path, elem: str = "upload") -> None:
+    """Put ``path`` into a file box (clearing the file it shows first)."""
+    clear = page.locator(f"#{elem} button[aria-label=Clear]")
+    if clear.count():
+        clear.click()
+    page.locator(f"#{elem} input[type=file]").set_input_files(str(path))
+
+
+def upload_aligned(page, path: Path) -> None:
+    page.get_by_role("tab", name="Upload photo").click()
+    page.locator("#already-aligned input").check()
+    set_upload(page, path)
+    wait_status(page, f"Photo {path.name}")
+
+
+def test_generate_edit_download_named_files(page, tmp_path):
     page.locator("#seed input").fill("3")
     page.click("#generate")
     wait_status(page, "Face from seed 3")
-    first = after_src(page)
+    first = img_src(page, "after")
     assert first
-    # move the first direction's slider: the "after" image changes
-    slider = page.locator("#dir-pc0 input[type=range]")
-    slider.fill("2.5")
-    slider.dispatch_event("pointerup")
-    wait_status(page, "pc0 +2.5")
+    move_slider(page, "dir-pc0", 2.5)  # the mouse: released slider
+    wait_status(page, "pc0 +2.50")
     page.wait_for_function("s => document.querySelector('#after img')?.src !== s", arg=first)
-    with page.expect_download() as dl:
-        page.click("#download-image")
-    path = tmp_path / "face.png"
-    dl.value.save_as(path)
-    img = Image.open(path)
-    assert img.size == (16, 16) and img.mode == "RGB"
-    with page.expect_download() as dl:
-        page.click("#download-latent")
-    lat = tmp_path / "face.npz"
-    dl.value.save_as(lat)
-    with np.load(lat, allow_pickle=False) as data:
-        assert data["latent"].shape == (1, 8)
-        assert str(data["space"]) == "z"
+    png = download(page, "download-image", tmp_path)
+    assert png.name == "seed3_pc0+2.5.png"
+    assert Image.open(png).size == (16, 16) and Image.open(png).mode == "RGB"  # the model's resolution
+    edited = download(page, "download-latent", tmp_path)
+    unedited = download(page, "download-unedited", tmp_path)
+    assert edited.name == "seed3_pc0+2.5.npz" and unedited.name == "seed3.npz"
+    with np.load(edited, allow_pickle=False) as data:
+        assert data["latent"].shape == (1, 8) and str(data["space"]) == "z"
+        assert json.loads(str(data["meta"]))["controls"]["magnitudes"]["pc0"] == 2.5
+    with np.load(unedited, allow_pickle=False) as data:
+        assert np.allclose(data["latent"], data["base"])
 
 
-def test_bad_uploads_are_rejected(page, tmp_path):
+def test_keyboard_and_enter_re_render(page):
+    page.get_by_role("tab", name="Random face").click()
+    page.locator("#seed input").fill("4")
+    page.locator("#seed input").press("Enter")
+    wait_status(page, "Face from seed 4")
+    page.locator("#dir-pc1 input[type=range]").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    wait_status(page, "pc1 +0.10")
+
+
+def test_reset_resets_every_control(page):
+    page.locator("#seed input").fill("5")
+    page.click("#generate")
+    wait_status(page, "Face from seed 5")
+    move_slider(page, "truncation", 0.5)
+    show(page, "mix-amount", "Style mixing")
+    move_slider(page, "mix-amount", 0.5)
+    move_slider(page, "dir-pc2", -1)
+    wait_status(page, "pc2 -1.00")
+    page.click("#reset")
+    wait_status(page, "Reset every control")
+    assert slider_value(page, "truncation") == 1.0
+    assert slider_value(page, "mix-amount") == 0.0
+    assert slider_value(page, "dir-pc0") == slider_value(page, "dir-pc2") == 0.0
+
+
+def test_refused_uploads_are_one_log_line_and_a_message(page, tmp_path, caplog, capfd):
+    caplog.set_level(logging.WARNING, logger="latentstudio.studio.web")
     page.get_by_role("tab", name="Upload photo").click()
     fake = tmp_path / "photo.png"
     fake.write_text("this is not an image")
-    page.locator("#upload input[type=file]").set_input_files(str(fake))
-    page.click("#project")
+    set_upload(page, fake)
     assert "not a readable image" in wait_status(page, "Error:")
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (8, 8)).save(tiny)
-    page.locator("#upload input[type=file]").set_input_files(str(tiny))
-    page.click("#project")
+    set_upload(page, tiny)
     assert "at least 32 pixels" in wait_status(page, "at least")
+    refused = [r for r in caplog.records if r.getMessage().startswith("refused upload")]
+    assert len(refused) == 2 and not any(r.exc_info for r in refused)
+    assert all("\n" not in r.getMessage() for r in refused)
+    assert "Traceback" not in capfd.readouterr().err
     # the server still works afterwards
     page.get_by_role("tab", name="Random face").click()
     page.locator("#seed input").fill("5")
@@ -145,16 +391,140 @@ def test_bad_uploads_are_rejected(page, tmp_path):
     wait_status(page, "Face from seed 5")
 
 
-def test_upload_aligned_face_is_projected(page, server, tmp_path):
-    _, model, _ = server
-    face = model.images(model.random_latents([11]))[0]
-    buf = io.BytesIO()
-    Image.fromarray(face.permute(1, 2, 0).numpy()).resize((64, 64), Image.NEAREST).save(buf, format="PNG")
+def test_face_number_photo_and_controls_on_a_new_photo(page, server, tmp_path):
+    _, studio, _, _ = server
+    photo = tmp_path / "group.png"
+    photo.write_bytes(png_bytes(torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)))
+    saved = studio._landmarker
+    studio._landmarker = StubLandmarker()
+    try:
+        page.locator("#seed input").fill("8")
+        page.click("#generate")
+        wait_status(page, "Face from seed 8")
+        move_slider(page, "truncation", 0.6)
+        show(page, "mix-amount", "Style mixing")
+        move_slider(page, "mix-amount", 0.5)
+        wait_status(page, "Edited")
+        page.wait_for_function("() => !document.querySelector('#after .pending, #after .generating')")
+        page.get_by_role("tab", name="Upload photo").click()
+        page.locator("#already-aligned input").uncheck()
+        set_upload(page, photo)
+        wait_status(page, "One face found")
+        assert page.locator("#faces img").count() == 1
+        page.locator("#face-index input").fill("3")
+        page.click("#project")
+        assert "face 3 does not exist" in wait_status(page, "Error:")
+        assert img_src(page, "photo")  # the photo stays; another number works without uploading again
+        page.locator("#face-index input").fill("0")
+        page.click("#project")
+        wait_status(page, "Projected the photo")
+    finally:
+        studio._landmarker = saved
+    # psi and mixing of the seed face do not carry over to the photo
+    assert slider_value(page, "truncation") == 1.0 and slider_value(page, "mix-amount") == 0.0
+    assert download(page, "download-unedited", tmp_path).name == "group_projection.npz"
+
+
+def test_projection_previews_queue_message_and_cancel(page, browser_context, server, tmp_path):
+    url, studio, _, _ = server
+    model = studio.model
     photo = tmp_path / "aligned.png"
-    photo.write_bytes(buf.getvalue())
-    page.get_by_role("tab", name="Upload photo").click()
-    page.locator("#upload input[type=file]").set_input_files(str(photo))
-    page.locator("#already-aligned input").check()
+    photo.write_bytes(png_bytes(model.images(model.random_latents([11]))[0]))
+    upload_aligned(page, photo)
+    page.locator("#steps input[type=number]").fill("2000")
+    page.locator("#preview-every input[type=number]").fill("50")
+    page.locator("#steps input[type=number]").press("Tab")
     page.click("#project")
-    msg = wait_status(page, "Projected the photo")
-    assert "into z in 10 steps" in msg and "PSNR" in msg
+    wait_status(page, "Projecting: step")  # the reconstruction is shown while projecting
+    shown = img_src(page, "before")
+    page.wait_for_function("s => document.querySelector('#before img')?.src !== s", arg=shown)
+    other = open_page(browser_context, url)
+    try:
+        upload_aligned(other, photo)
+        other.click("#project")
+        wait_status(other, "Waiting: another photo is being projected")
+        page.click("#cancel")
+        wait_status(page, "Projection cancelled")
+        other.locator("#cancel").click()  # while still queued or just started
+        wait_status(other, "Projection cancelled")
+    finally:
+        other.close()
+    deadline = time.time() + 20
+    while studio.projections_running and time.time() < deadline:
+        time.sleep(0.1)
+    assert studio.projections_running == 0
+    assert not [t for t in threading.enumerate() if t.name == "latentstudio-projection"]
+
+
+def test_sweep_and_latent_round_trip(page, tmp_path):
+    page.get_by_role("tab", name="Random face").click()
+    page.locator("#seed input").fill("6")
+    page.click("#generate")
+    wait_status(page, "Face from seed 6")
+    move_slider(page, "truncation", 0.8)
+    move_slider(page, "dir-pc0", 1.5)
+    wait_status(page, "pc0 +1.50")
+    show(page, "sweep", "Sweep (GIF / MP4)")
+    page.locator("#sweep-frames input[type=number]").fill("5")
+    page.locator("#sweep-frames input[type=number]").press("Tab")
+    page.click("#sweep")
+    wait_status(page, "Sweep of pc0")
+    gif = download(page, "download-sweep", tmp_path)
+    assert gif.name == "seed6_psi0.8_pc0+1.5_sweep-pc0-3..+3.gif"
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 8  # 5 frames there and 3 back
+    latent = download(page, "download-latent", tmp_path)
+    page.click("#reset")
+    wait_status(page, "Reset every control")
+    assert slider_value(page, "dir-pc0") == 0.0
+    page.get_by_role("tab", name="Latent file").click()
+    set_upload(page, latent, "latent-file")
+    wait_status(page, "Loaded the latent file (pc0 +1.50)")
+    assert slider_value(page, "dir-pc0") == 1.5 and slider_value(page, "truncation") == 0.8
+
+
+def test_http_api_names_every_event_and_parameter(server):
+    url, _, _, demo = server
+    info = json.load(urllib.request.urlopen(url + "gradio_api/info"))
+    endpoints = info["named_endpoints"]
+    for name in ("/generate", "/edit", "/project", "/upload_photo", "/load_latent", "/reset", "/sweep",
+                 "/cancel_projection", "/random_seed"):
+        assert name in endpoints
+    names = {ep: [p["parameter_name"] for p in d["parameters"]] for ep, d in endpoints.items()}
+    assert not [ep for ep, ps in names.items() if any(p.startswith("param_") for p in ps)]
+    assert names["/edit"] == ["truncation_psi", "mix_seed", "mix_rows", "mix_amount", "edit_layers", "hold_fixed",
+                              "pc0", "pc1", "pc2"]
+    assert names["/project"] == ["face_number", "already_aligned", "steps", "show_every"]
+    unnamed = [d for d in demo.config["dependencies"]
+               if not d.get("api_name") and "unload" not in str(d.get("targets"))]
+    assert not unnamed
+
+
+def test_edit_options_through_the_http_api(server):
+    from gradio_client import Client
+
+    url, _, _, _ = server
+    client = Client(url, verbose=False, download_files=False)
+    out = client.predict(seed=2, api_name="/generate")
+    assert "Face from seed 2" in out[-1]
+    out = client.predict(pc0=1.0, pc1=0.5, hold_fixed=["pc2"], api_name="/edit")
+    assert out[-1] == "Edited (pc0 +1.00, pc1 +0.50, holding pc2 fixed)."
+    out = client.predict(pc0=1.0, edit_layers="3", api_name="/edit")
+    assert out[-1].startswith("Error: layers '3': rows [3] do not exist")
+
+
+def test_session_folder_is_deleted_when_the_tab_closes(browser_context, server):
+    url, _, files, _ = server
+    sessions = files / "sessions"
+    before = set(sessions.iterdir()) if sessions.is_dir() else set()
+    pg = open_page(browser_context, url)
+    pg.locator("#seed input").fill("9")
+    pg.click("#generate")
+    wait_status(pg, "Face from seed 9")
+    (folder,) = set(sessions.iterdir()) - before
+    assert any(folder.rglob("*.png"))
+    pg.close()
+    deadline = time.time() + 20
+    while folder.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not folder.exists()

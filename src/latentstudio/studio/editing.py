@@ -9,6 +9,10 @@ magnitudes for the public StyleGAN2 FFHQ directions. :func:`control_magnitude` t
 choice into a magnitude; for directions learned here (unit: one standard deviation of the latents
 along the boundary normal) the studio uses sliders instead.
 
+Per-layer masks: ``edit(..., rows=[0, 1, 2, 3])`` applies the edits to those rows only (on top of
+each direction's own rows); :func:`parse_rows` reads ``all``, ``coarse`` / ``middle`` / ``fine`` (the
+model's :attr:`~latentstudio.studio.adapters.LatentModel.layer_groups`) or a list such as ``0-3,8``.
+
 Exports: :func:`save_sweep` writes a PNG strip, an animated GIF (Pillow) or an MP4 (PyAV, H.264)
 of the images along a direction.
 """
@@ -36,6 +40,7 @@ __all__ = [
     "edit",
     "interpolate",
     "mix",
+    "parse_rows",
     "save_sweep",
     "sweep",
 ]
@@ -113,27 +118,70 @@ def _as_latent(latent: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def edit(latent: torch.Tensor, edits: Iterable[tuple[Direction, float]]) -> torch.Tensor:
+def edit(latent: torch.Tensor, edits: Iterable[tuple[Direction, float]],
+         rows: Sequence[int] | None = None) -> torch.Tensor:
     """``latent + sum(magnitude * direction)`` over each direction's rows.
 
     Args:
         latent: ``float32 [L, D]`` (``[D]`` is read as one row).
         edits: ``(direction, magnitude)`` pairs; magnitude 0 leaves the latent unchanged.
+        rows: apply the edits to these rows only (a per-layer mask, e.g. StyleGAN's coarse rows
+            ``0-3``); None: every row a direction acts on.
 
     Returns:
         A new ``float32 [L, D]`` tensor (the input is not modified).
 
     Raises:
-        ShapeError: a direction whose width or rows do not fit the latent.
+        ShapeError: a direction whose width or rows do not fit the latent, or a row outside the latent.
     """
     x = _as_latent(latent).clone()
+    mask = None
+    if rows is not None:
+        bad = [int(r) for r in rows if not 0 <= int(r) < x.shape[0]]
+        if bad:
+            raise ShapeError(f"rows {bad} are outside this latent's rows 0..{x.shape[0] - 1}")
+        mask = torch.zeros(x.shape[0], 1)
+        mask[[int(r) for r in rows]] = 1.0
     for direction, magnitude in edits:
         if direction.latent_dim != x.shape[1]:
             raise ShapeError(f"direction {direction.name!r} has width {direction.latent_dim}, the latent {x.shape[1]}")
         m = float(magnitude)
         if m != 0.0:
-            x = x + m * direction.full(x.shape[0]).to(x)
+            step = direction.full(x.shape[0]).to(x)
+            x = x + m * (step if mask is None else step * mask)
     return x
+
+
+def parse_rows(text: str | None, num_layers: int, groups: dict[str, tuple[int, int]] | None = None) -> list[int] | None:
+    """The rows named by ``text``: None for ``all`` (or empty), a group name (``coarse``, ``middle``,
+    ``fine`` from ``groups``), or comma-separated rows and ranges such as ``0-3,8``.
+
+    Raises:
+        ConfigError: anything else, an empty range, or a row outside ``0..num_layers - 1`` (the
+            accepted forms listed).
+    """
+    t = (text or "").strip().lower()
+    if t in ("", "all"):
+        return None
+    groups = groups or {}
+    if t in groups:
+        lo, hi = groups[t]
+        return list(range(lo, hi))
+    names = ", ".join(["all", *(g for g in groups if g != "all")])
+    out: list[int] = []
+    for part in t.replace(" ", "").split(","):
+        a, sep, b = part.partition("-")
+        if not a.isdigit() or (sep and not b.isdigit()):
+            raise ConfigError(f"layers {text!r}: give {names} or rows such as 0-3,8 (this model has rows "
+                              f"0..{num_layers - 1})")
+        lo, hi = int(a), int(b) if sep else int(a)
+        if lo > hi:
+            raise ConfigError(f"layers {text!r}: the range {part} is empty (start > end)")
+        out.extend(range(lo, hi + 1))
+    bad = [r for r in out if r >= num_layers]
+    if bad:
+        raise ConfigError(f"layers {text!r}: rows {bad} do not exist (this model has rows 0..{num_layers - 1})")
+    return sorted(set(out))
 
 
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int | Sequence[float] = 8) -> torch.Tensor:
@@ -170,9 +218,10 @@ def mix(a: torch.Tensor, b: torch.Tensor, rows: Sequence[int] | None = None, amo
     return a + float(amount) * mask * (b - a)
 
 
-def sweep(latent: torch.Tensor, direction: Direction, magnitudes: Sequence[float]) -> torch.Tensor:
-    """``[T, L, D]``: the latent edited along ``direction`` at each magnitude."""
-    return torch.stack([edit(latent, [(direction, m)]) for m in magnitudes])
+def sweep(latent: torch.Tensor, direction: Direction, magnitudes: Sequence[float],
+          rows: Sequence[int] | None = None) -> torch.Tensor:
+    """``[T, L, D]``: the latent edited along ``direction`` at each magnitude (on ``rows`` only, if given)."""
+    return torch.stack([edit(latent, [(direction, m)], rows) for m in magnitudes])
 
 
 def _frames_hwc(images: torch.Tensor, upscale: int) -> list[np.ndarray]:
@@ -217,9 +266,9 @@ def save_sweep(images: torch.Tensor, path: str | Path, *, fps: float = 8.0, upsc
 
 
 def sweep_images(model: LatentModel, latent: torch.Tensor, direction: Direction,
-                 magnitudes: Sequence[float]) -> torch.Tensor:
+                 magnitudes: Sequence[float], rows: Sequence[int] | None = None) -> torch.Tensor:
     """``uint8 [T, C, H, W]`` images of :func:`sweep` through ``model``."""
-    return model.images(sweep(model.check_latents(latent)[0], direction, magnitudes))
+    return model.images(sweep(model.check_latents(latent)[0], direction, magnitudes, rows))
 
 
 def check_edits(names: Iterable[str], library) -> None:

@@ -1,177 +1,430 @@
-"""The Gradio studio: generate or upload a face, move direction sliders, mix styles, download.
+"""The Gradio studio: generate or upload a face, move direction sliders, mix styles, sweep, download.
 
-Layout (left: where the face comes from; right: before / after and downloads; below: sliders):
+Layout (left: where the face comes from and how it is edited; right: photo | projection | edit side by
+side and the downloads; below: the direction sliders):
 
-* **Random face**: a seed, truncation psi, *Generate*.
-* **Upload photo**: a JPEG/PNG/WebP/BMP file (checked by :func:`~latentstudio.studio.session.validate_upload`:
-  size, type by content, pixel count), the face to use when there are several, *already aligned*,
-  projection steps, *Align and project* (progress bar; the aligned crop is shown).
-* **Latent file**: continue from a saved ``.npz`` latent.
-* **Directions**: one slider per direction of the library (live preview on release), *Reset*.
-* **Style mixing**: a second face's seed, the rows to take from it (all / coarse / middle / fine) and
-  how far to go.
-* Downloads: the edited image (PNG) and its latent (``.npz``).
+* **Random face**: a seed (Enter or *Generate*).
+* **Upload photo**: a JPEG/PNG/WebP/BMP file, checked at once (:func:`~latentstudio.studio.session.validate_upload`:
+  size, type by content, pixel count); the faces found are shown as thumbnails (click one to choose it)
+  and numbered 0 = largest; *already aligned*; projection steps and how often to show the
+  reconstruction; *Align and project* (progress from the first step, the reconstruction every few
+  steps, *Cancel*).
+* **Latent file**: continue from a saved ``.npz``; a file saved here brings back its sliders too.
+* Truncation psi, **style mixing** (a second face's seed, its rows, how far), **edit options**: the rows
+  (W+ layers) the edits act on and the directions held fixed (conditional edits), *Reset* (every control).
+* **Sweep**: one direction from a low to a high value as a GIF or MP4.
+* Downloads at the model's resolution, named after the face and the edit (``me_Smiling+1.5.png``):
+  the image, the edited latent and the unedited (projection) latent.
 
-Every handler turns a :class:`~latentstudio.errors.LatentStudioError` into a message in the status
-line: a bad upload never stops the server. Events go through Gradio's queue (projections one at a
-time, renders up to four at once). The server binds to 127.0.0.1 unless told otherwise.
+Every event has an ``api_name`` and named parameters (the direction sliders by direction name), so the
+HTTP API and ``gradio_client`` read like the page. A refused input (bad upload, a face number that does
+not exist, rows the model lacks) is one line in the server log, a warning on the page and a message
+in the status line; the server carries on and the uploaded photo stays. Projections run one at a time
+(a waiting user is told why), renders up to four at once.
+
+Files: everything a session writes, and Gradio's uploads and cache, live in one
+:class:`~latentstudio.studio.web.workspace.Workspace` folder; a session's folder is deleted when its tab
+closes and the whole folder when the server stops (``keep_files`` keeps them). The server binds to
+127.0.0.1 unless told otherwise.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Gradio reads the handlers' ``gr.Request`` /
+# ``gr.SelectData`` annotations with typing.get_type_hints, which cannot resolve names of the lazily
+# imported ``gr`` from strings.
+import contextlib
+import logging
 import os
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import torch
 
 from latentstudio.errors import LatentStudioError
 from latentstudio.io.images import save_image
-from latentstudio.studio.projection import load_latent
-from latentstudio.studio.session import MAX_UPLOAD_BYTES, Studio, StudioSession, validate_upload
+from latentstudio.studio.session import (
+    MAX_UPLOAD_BYTES,
+    Controls,
+    ProjectionCancelled,
+    Studio,
+    StudioSession,
+    validate_upload,
+)
+from latentstudio.studio.web.workspace import DEFAULT_SESSION_BYTES, SessionEnded, Workspace
 
 __all__ = ["build_app", "serve"]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+log = logging.getLogger(__name__)
+
 DISPLAY = 256  # faces are shown at least this large (nearest-neighbour upscaling of small models)
+PHOTO_VIEW = 320  # uploaded photos are shown at most this large
+#: Parameter names of the edit handlers (a direction with one of these names is passed as ``direction_<name>``).
+CONTROL_PARAMS = ("session_state", "seed", "truncation_psi", "mix_seed", "mix_rows", "mix_amount", "edit_layers",
+                  "hold_fixed", "request", "progress")
 
 
-def _display(img) -> np.ndarray:
-    """``uint8 [C, H, W]`` tensor -> ``[H', W', 3]`` numpy, upscaled to at least :data:`DISPLAY` pixels."""
-    x = img
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    k = max(1, DISPLAY // int(x.shape[-1]))
-    if k > 1:
-        x = x.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2)
-    return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
+def _upscaled(img: torch.Tensor, side: int = DISPLAY) -> torch.Tensor:
+    """``uint8 [C, H, W]`` -> RGB, nearest-neighbour upscaled to at least ``side`` pixels."""
+    x = img.expand(3, -1, -1) if img.shape[0] == 1 else img
+    k = max(1, side // int(x.shape[-1]))
+    return x.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2) if k > 1 else x
 
 
-def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdir: str | Path | None = None):
+def _shrunk(img: torch.Tensor, side: int = PHOTO_VIEW) -> torch.Tensor:
+    """A photo scaled down (area) so that its longer side is at most ``side``."""
+    h, w = img.shape[1:]
+    s = min(1.0, side / max(h, w))
+    if s >= 1.0:
+        return img
+    size = (max(1, round(h * s)), max(1, round(w * s)))
+    return torch.nn.functional.interpolate(img[None].float(), size=size, mode="area")[0].round().to(torch.uint8)
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split())
+
+
+def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdir: str | Path | None = None,
+              workspace: Workspace | None = None, keep_files: bool = False,
+              max_session_bytes: int = DEFAULT_SESSION_BYTES, preview_every: int = 25):
     """The Gradio ``Blocks`` app for ``studio`` (not launched; see :func:`serve`).
 
     Args:
         studio: the shared :class:`Studio`.
-        workdir: where downloads are written (default: a new temporary folder).
+        workdir: the server's folder (default: a new temporary folder); ignored if ``workspace`` is given.
+        workspace: the :class:`Workspace` to use (made from ``workdir``, ``keep_files`` and
+            ``max_session_bytes`` if None). It becomes Gradio's upload folder and cache.
+        preview_every: default of "show the reconstruction every k steps" (0: only at the end).
     """
-    import gradio as gr  # lazy: optional web extra, slow import
+    ws = workspace or Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
+    ws.activate()  # before any component exists: Gradio reads its cache folder when components are made
+    import gradio as gr  # lazy: slow import (the web extra)
 
-    work = Path(workdir or tempfile.mkdtemp(prefix="latentstudio-studio-"))
-    work.mkdir(parents=True, exist_ok=True)
     model = studio.model
     lib = studio.library
     names = lib.names()
-    groups = list(model.layer_groups)
+    groups = model.layer_groups
+    kw_of = {n: (f"direction_{n}" if n in CONTROL_PARAMS else n) for n in names}
+    name_of = {k: n for n, k in kw_of.items()}
+    live: dict[str, StudioSession] = {}
 
-    def session_of(state: StudioSession | None) -> StudioSession:
-        return state if state is not None else studio.session()
+    # ---- helpers
+    def hash_of(request) -> str:
+        return str(getattr(request, "session_hash", None) or "anonymous")
 
-    def outputs_for(sess: StudioSession, message: str):
-        """(before, after, image file, latent file, status) for the current state."""
-        after = sess.render()
-        before = sess.render_base()
-        token = uuid.uuid4().hex[:8]
-        folder = work / token
-        img_path = save_image(after, folder / "face.png")
-        lat_path = sess.save_latent(folder / "face-latent.npz")
-        return (_display(before), _display(after), gr.update(value=str(img_path), interactive=True),
-                gr.update(value=str(lat_path), interactive=True), message)
+    def session_of(session_state, request) -> StudioSession:
+        sess = session_state if isinstance(session_state, StudioSession) else studio.session()
+        live[hash_of(request)] = sess
+        return sess
 
-    def no_change(message: str):
-        return gr.update(), gr.update(), gr.update(), gr.update(), message
+    def refuse(sess: StudioSession, what: str, exc: BaseException | str, extra: dict | None = None) -> dict:
+        """A refused input: one log line, a warning on the page, the reason in the status line."""
+        msg = _one_line(exc)
+        log.warning("refused %s: %s", what, msg)
+        gr.Warning(msg)
+        return {state: sess, status: f"Error: {msg}", **(extra or {})}
 
-    def apply_controls(sess: StudioSession, psi, mix_seed, mix_layers, mix_amount, values) -> None:
-        sess.truncation = float(psi)
-        sess.mix_layers = mix_layers or "all"
-        sess.mix_amount = float(mix_amount or 0.0)
-        if sess.mix_amount > 0 and mix_seed is not None and (
-                sess.other is None or getattr(sess, "_other_seed", None) != int(mix_seed)):
-            sess.set_other(int(mix_seed))
-            sess._other_seed = int(mix_seed)  # type: ignore[attr-defined]
-        sess.magnitudes = {n: float(v) for n, v in zip(names, values, strict=True)}
+    def controls_from(truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
+                      directions: dict[str, Any]) -> Controls:
+        return Controls(magnitudes={name_of.get(k, k): float(v or 0.0) for k, v in directions.items()},
+                        truncation=float(1.0 if truncation_psi is None else truncation_psi),
+                        mix_seed=None if mix_seed is None else int(mix_seed),
+                        mix_layers=mix_rows or "all", mix_amount=float(mix_amount or 0.0),
+                        edit_layers=str(edit_layers or "all"), fixed=list(hold_fixed or []))
 
-    def on_generate(state, seed, psi, mix_seed, mix_layers, mix_amount, *values):
-        sess = session_of(state)
+    def control_updates(c: Controls) -> dict:
+        out = {psi: c.truncation, mix_seed: c.mix_seed, mix_layers: c.mix_layers, mix_amount: c.mix_amount,
+               edit_layers: c.edit_layers, fixed: list(c.fixed)}
+        out.update({sliders[i]: float(c.magnitudes.get(n, 0.0)) for i, n in enumerate(names)})
+        return out
+
+    def keep_paths(sess: StudioSession, *more) -> list:
+        return [*(sess.cache.get(k) for k in ("before", "unedited", "photo")), *more]
+
+    def face_outputs(sess: StudioSession, request, message: str, *, base_changed: bool) -> dict:
+        """Render the face, write its files into the session's folder and return the outputs."""
+        h = hash_of(request)
+        after_img = sess.render()
+        folder = ws.new_render_dir(h)
+        stem = sess.file_stem()
+        full = save_image(after_img.expand(3, -1, -1) if after_img.shape[0] == 1 else after_img,
+                          folder / f"{stem}.png")
+        view = full if model.resolution >= DISPLAY else save_image(_upscaled(after_img), folder / "view.png")
+        lat = sess.save_latent(folder / f"{stem}.npz")
+        if base_changed or not Path(sess.cache.get("before", "")).is_file():
+            bfolder = ws.new_render_dir(h)
+            sess.cache["before"] = str(save_image(_upscaled(sess.render_base()), bfolder / "view-before.png"))
+            sess.cache["unedited"] = str(sess.save_latent(bfolder / f"{sess.file_stem(edited=False)}.npz",
+                                                          edited=False))
+        ws.enforce_cap(h, keep=keep_paths(sess, full, view, lat))
+        return {state: sess, before: sess.cache["before"], after: str(view),
+                dl_image: gr.update(value=str(full), label=f"Image: {Path(full).name}", interactive=True),
+                dl_latent: gr.update(value=str(lat), label=f"Edited latent: {Path(lat).name}", interactive=True),
+                dl_unedited: gr.update(value=sess.cache["unedited"],
+                                       label=f"Unedited latent: {Path(sess.cache['unedited']).name}",
+                                       interactive=True),
+                status: message}
+
+    def describe_edits(sess: StudioSession) -> str:
+        moved = [f"{n} {v:+.2f}" for n, v in sess.magnitudes.items() if v]
+        extra = []
+        if moved and sess.edit_layers not in ("", "all"):
+            extra.append(f"on rows {sess.edit_layers}")
+        if moved and sess.fixed:
+            extra.append(f"holding {', '.join(sess.fixed)} fixed")
+        return ", ".join(moved + extra) or "no edits"
+
+    # ---- handlers (one per event; parameter names are the API's)
+    def random_seed() -> int:
+        """A random seed for the Seed box."""
+        return int(torch.randint(0, 2**31 - 1, ()).item())
+
+    def generate(session_state, seed, truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
+                 request: gr.Request, **directions):
+        """The face of a seed, with the current controls applied."""
+        sess = session_of(session_state, request)
         try:
+            if seed is None:
+                raise LatentStudioError("give a seed (a whole number >= 0)")
+            sess.set_controls(controls_from(truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers,
+                                            hold_fixed, directions))
             sess.from_seed(int(seed))
-            apply_controls(sess, psi, mix_seed, mix_layers, mix_amount, values)
-            return (sess, *outputs_for(sess, f"Face from seed {int(seed)}. Move the sliders to edit it."))
+            out = face_outputs(sess, request, f"Face from seed {int(seed)} ({describe_edits(sess)}). "
+                                              "Move the sliders to edit it.", base_changed=True)
+            sess.cache.pop("photo", None)
+            return {**out, photo_view: None}
+        except SessionEnded:
+            return {state: sess}
         except LatentStudioError as exc:
-            return (sess, *no_change(f"Error: {exc}"))
+            return refuse(sess, "generate", exc)
 
-    def on_random_seed():
-        return int(np.random.default_rng().integers(0, 2**31 - 1))
+    def upload_photo(photo, session_state, already_aligned, request: gr.Request):
+        """Check an uploaded photo at once, keep it in memory and in the session's folder, find its faces."""
+        sess = session_of(session_state, request)
+        if photo is None:
+            return {state: sess}
+        h = hash_of(request)
+        original = Path(str(photo)).name
+        stored = None
+        try:
+            stored = ws.store_upload(h, photo)
+            img = validate_upload(stored)
+        except SessionEnded:
+            ws.discard(photo)
+            return {state: sess}
+        except LatentStudioError as exc:
+            ws.discard(stored)
+            ws.discard(photo)
+            return refuse(sess, "upload", exc, {upload: None})
+        sess.set_photo(img, original)
+        folder = ws.new_render_dir(h)
+        sess.cache["photo"] = str(save_image(_shrunk(img), folder / "view-photo.png"))
+        gallery: list = []
+        note = ""
+        if already_aligned:
+            note = "It is used as an aligned face."
+        elif studio.landmarker_error:
+            note = f"Face detection is unavailable ({studio.landmarker_error}); tick 'already aligned'."
+        else:
+            try:
+                faces = sess.detect_faces()
+            except LatentStudioError as exc:
+                faces = []
+                note = f"Face detection failed: {_one_line(exc)}."
+            else:
+                if not faces:
+                    note = "No face was found: use a frontal, well-lit photo, or tick 'already aligned'."
+                elif len(faces) == 1:
+                    note = "One face found."
+                else:
+                    note = f"{len(faces)} faces found: click one or type its number."
+            for i, thumb in enumerate(sess.face_thumbnails()):
+                gallery.append((str(save_image(thumb, folder / f"face-{i}.png")), f"face {i}"))
+        h_, w_ = img.shape[1:]
+        return {state: sess, upload: str(stored), photo_view: sess.cache["photo"], faces_gallery: gallery,
+                face_index: None,
+                status: f"Photo {original} ({w_}x{h_}) ready. {note} Press 'Align and project'."}
 
-    def on_edit(state, psi, mix_seed, mix_layers, mix_amount, *values):
-        sess = session_of(state)
+    def clear_photo(session_state, request: gr.Request):
+        """Forget the uploaded photo."""
+        sess = session_of(session_state, request)
+        sess.photo, sess.faces = None, None
+        return {state: sess, faces_gallery: [], status: "Photo removed."}
+
+    def choose_face(evt: gr.SelectData) -> int:
+        """The face number of a clicked thumbnail."""
+        return int(evt.index)
+
+    def projection_queue_status() -> str:
+        """Tells a user whose projection has to wait why."""
+        if studio.projections_running:
+            return ("Waiting: another photo is being projected. Projections run one at a time on this server; "
+                    "yours starts as soon as it is done (the queue position shows on the images).")
+        return "Starting the projection..."
+
+    def project_photo(session_state, face_number, already_aligned, steps, show_every, request: gr.Request,
+                      progress=gr.Progress()):  # noqa: B008 (Gradio's progress hook)
+        """Align the uploaded photo and project it, showing the reconstruction every few steps."""
+        sess = session_of(session_state, request)
+        if sess.photo is None:
+            yield refuse(sess, "projection", "choose a photo first (Upload photo)")
+            return
+        h = hash_of(request)
+        try:
+            progress(0.0, desc="aligning the face")
+            aligned, faces = sess.align(face_index=None if face_number is None else int(face_number),
+                                        already_aligned=bool(already_aligned))
+            folder = ws.new_render_dir(h)
+            sess.cache["photo"] = str(save_image(_upscaled(aligned), folder / "view-aligned.png"))
+        except SessionEnded:
+            return
+        except LatentStudioError as exc:  # the photo stays: pick another face number and press again
+            yield refuse(sess, "projection", exc)
+            return
+        note = ""
+        if len(faces) > 1:
+            used = int(face_number) if face_number is not None else sess.choose_face(faces)
+            note = f" The photo has {len(faces)} faces; face {used} was used."
+        total = int(steps)
+        cfg = studio.projection.replace(steps=total)
+        yield {photo_view: sess.cache["photo"], status: f"Aligned. Projecting in {total} steps...{note}"}
+        result = None
+        sess.cache["projecting"] = True
+        try:
+            with studio.projection_slot():
+                for upd in sess.project_steps(aligned, cfg, preview_every=int(show_every or 0)):
+                    if upd.kind == "step":
+                        progress((upd.step, upd.total), desc=f"projecting: loss {upd.info['loss']:.4f}")
+                    elif upd.kind == "image" and upd.step < total:
+                        path = save_image(_upscaled(upd.image), folder / f"step-{upd.step:05d}.png")
+                        yield {before: str(path), status: f"Projecting: step {upd.step}/{total}.{note}"}
+                    elif upd.kind == "done":
+                        result = upd.result
+        except SessionEnded:
+            return
+        except ProjectionCancelled:
+            return
+        except LatentStudioError as exc:
+            yield refuse(sess, "projection", exc)
+            return
+        finally:
+            sess.cache["projecting"] = False
+        sess.reset_controls()  # a new face starts unedited: psi, mixing and sliders do not carry over
+        m = result.metrics
+        msg = (f"Projected the photo into {result.space} in {total} steps "
+               f"({m['seconds_per_step'] * 1000:.0f} ms/step): PSNR {m['psnr']:.1f} dB, SSIM {m['ssim']:.3f}."
+               f"{note}")
+        try:
+            yield {**face_outputs(sess, request, msg, base_changed=True), **control_updates(sess.controls())}
+        except SessionEnded:
+            return
+
+    def cancel_projection(session_state):
+        """Stop this session's projection, running or queued (its face stays as it was before)."""
+        sess = session_state if isinstance(session_state, StudioSession) else None
+        shown = sess.cache.get("before") if sess is not None else None
+        return {status: "Projection cancelled; the face from before it started is kept.", before: shown}
+
+    def load_latent_file(latent_file, session_state, request: gr.Request):
+        """Continue from a latent file; one saved here brings back the sliders too."""
+        sess = session_of(session_state, request)
+        if latent_file is None:
+            return {state: sess}
+        stored = None
+        try:
+            stored = ws.store_upload(hash_of(request), latent_file)
+            if stored.stat().st_size > MAX_UPLOAD_BYTES:
+                raise LatentStudioError(f"the latent file is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+            notes = sess.restore(stored)
+            sess.cache.pop("photo", None)
+            restored = describe_edits(sess)
+            msg = f"Loaded the latent file ({restored})." + (f" Note: {'; '.join(notes)}." if notes else "")
+            return {**face_outputs(sess, request, msg, base_changed=True), **control_updates(sess.controls()),
+                    photo_view: None}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            ws.discard(stored)
+            return refuse(sess, "latent file", exc, {latent_file_box: None})
+
+    def edit_face(session_state, truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
+                  request: gr.Request, **directions):
+        """Apply the controls to the current face."""
+        sess = session_of(session_state, request)
         if sess.base is None:
-            return (sess, *no_change("Pick a seed and press Generate, or upload a photo, first."))
+            return {state: sess, status: "Pick a seed and press Generate, or upload a photo, first."}
         try:
-            apply_controls(sess, psi, mix_seed, mix_layers, mix_amount, values)
-            changed = {n: v for n, v in sess.magnitudes.items() if v}
-            desc = ", ".join(f"{n} {v:+.2f}" for n, v in changed.items()) or "no edits"
-            return (sess, *outputs_for(sess, f"Edited ({desc})."))
+            sess.set_controls(controls_from(truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers,
+                                            hold_fixed, directions))
+            return face_outputs(sess, request, f"Edited ({describe_edits(sess)}).", base_changed=False)
+        except SessionEnded:
+            return {state: sess}
         except LatentStudioError as exc:
-            return (sess, *no_change(f"Error: {exc}"))
+            return refuse(sess, "edit", exc)
 
-    def on_upload_project(state, file, face_index, already_aligned, steps, psi, mix_seed, mix_layers, mix_amount,
-                          *values, progress=gr.Progress()):  # noqa: B008 (Gradio's progress hook)
-        sess = session_of(state)
-        if file is None:
-            return (sess, gr.update(), gr.update(), *no_change("Choose a photo first."))
-        path = file if isinstance(file, str) else getattr(file, "name", str(file))
+    def reset_controls(session_state, request: gr.Request):
+        """Every control back to its default: sliders 0, psi 1, no mixing, all rows, nothing held fixed."""
+        sess = session_of(session_state, request)
+        sess.reset_controls()
+        out = {state: sess, **control_updates(sess.controls())}
+        if sess.base is None:
+            return {**out, status: "Reset every control."}
         try:
-            photo = validate_upload(path)
-            progress(0.0, desc="detecting and aligning the face")
-            aligned, faces = sess.align(photo, face_index=int(face_index or 0), already_aligned=bool(already_aligned))
-            note = ""
-            if len(faces) > 1:
-                note = (f" {len(faces)} faces were found; face {int(face_index or 0)} is used "
-                        f"(0 = largest; pick another with 'Face').")
-            cfg = studio.projection.replace(steps=int(steps))
+            return {**out, **face_outputs(sess, request, "Reset every control (no edits).", base_changed=False)}
+        except SessionEnded:
+            return out
 
-            def report(step, total, info):
-                progress((step, total), desc=f"projecting: step {step}/{total}, loss {info['loss']:.4f}")
-
-            result = sess.project(aligned, cfg, progress=report)
-            apply_controls(sess, psi, mix_seed, mix_layers, mix_amount, values)
-            m = result.metrics
-            msg = (f"Projected the photo into {result.space} in {int(steps)} steps "
-                   f"({m['seconds_per_step'] * 1000:.0f} ms/step): PSNR {m['psnr']:.1f} dB, SSIM {m['ssim']:.3f}."
-                   f"{note}")
-            return (sess, gr.update(), _display(aligned), *outputs_for(sess, msg))
-        except LatentStudioError as exc:  # the refused file is cleared so that another can be dropped
-            return (sess, None, gr.update(), *no_change(f"Error: {exc}"))
-
-    def on_latent_file(state, file, psi, mix_seed, mix_layers, mix_amount, *values):
-        sess = session_of(state)
-        if file is None:
-            return (sess, *no_change("Choose a .npz latent file first."))
-        path = file if isinstance(file, str) else getattr(file, "name", str(file))
+    def make_sweep(session_state, direction, sweep_from, sweep_to, frames, file_format, request: gr.Request):
+        """The edited face moved along one direction, as an animated GIF or an MP4."""
+        sess = session_of(session_state, request)
         try:
-            if Path(path).stat().st_size > MAX_UPLOAD_BYTES:
-                raise LatentStudioError("the latent file is too large")
-            sess.from_latent(load_latent(path)["latent"], source="latent file")
-            apply_controls(sess, psi, mix_seed, mix_layers, mix_amount, values)
-            return (sess, *outputs_for(sess, "Loaded the latent file."))
+            if sess.base is None:
+                raise LatentStudioError("no face yet: generate one or upload a photo first")
+            if not direction:
+                raise LatentStudioError("choose the direction to sweep")
+            fmt = str(file_format or "gif").lower()
+            if fmt not in ("gif", "mp4"):
+                raise LatentStudioError(f"sweeps are written as gif or mp4, not {fmt!r}")
+            imgs = sess.sweep_images(direction, float(sweep_from), float(sweep_to), int(frames))
+            from latentstudio.studio.editing import save_sweep  # lazy: pulls imageio's writers
+
+            folder = ws.new_render_dir(hash_of(request))
+            path = folder / f"{sess.file_stem()}_sweep-{direction}{float(sweep_from):+g}..{float(sweep_to):+g}.{fmt}"
+            save_sweep(imgs, path, fps=8.0, upscale=max(1, DISPLAY // model.resolution) if fmt == "gif" else 1)
+            ws.enforce_cap(hash_of(request), keep=keep_paths(sess, path))
+            return {state: sess, sweep_view: str(path) if fmt == "gif" else None,
+                    dl_sweep: gr.update(value=str(path), label=f"Sweep: {path.name}", interactive=True),
+                    status: f"Sweep of {direction} from {float(sweep_from):+g} to {float(sweep_to):+g} "
+                            f"({int(frames)} frames, {fmt.upper()})."}
+        except SessionEnded:
+            return {state: sess}
         except LatentStudioError as exc:
-            return (sess, *no_change(f"Error: {exc}"))
+            return refuse(sess, "sweep", exc)
 
-    def on_reset():
-        return [gr.update(value=0.0) for _ in names]
+    def end_session(request: gr.Request) -> None:
+        """The tab closed: forget the photo and delete the session's folder."""
+        h = hash_of(request)
+        sess = live.pop(h, None)
+        if sess is not None:
+            sess.photo, sess.faces, sess.aligned, sess.projection = None, None, None, None
+        ws.end_session(h)
 
+    # ---- layout
     info = model.describe()
     header = (f"# {title}\n"
               f"Model: **{info['model_type']}** ({info['resolution']}x{info['resolution']}, latent "
               f"{info['num_layers']} x {info['latent_dim']}, alignment template `{info['template']}`). "
               f"{len(names)} direction(s).")
+    if studio.landmarker_error:
+        header += f"\n\nFace detection is unavailable ({studio.landmarker_error}): upload aligned faces."
+    layer_choices = [("all rows", "all")] + [(f"{g}: rows {lo}-{hi - 1}", g) for g, (lo, hi) in groups.items()
+                                             if g != "all"]
     theme = gr.themes.Base(font=["system-ui", "sans-serif"], font_mono=["monospace"])
-    with gr.Blocks(title=title) as demo:
+    with gr.Blocks(title=title, delete_cache=None if ws.keep_files else (3600, 86400)) as demo:
         demo.studio_theme = theme  # type: ignore[attr-defined]
-        demo.studio_workdir = str(work)  # type: ignore[attr-defined]
+        demo.studio_workspace = ws  # type: ignore[attr-defined]
+        demo.studio_workdir = str(ws.root)  # type: ignore[attr-defined]
         state = gr.State(None)
         gr.Markdown(header)
         status = gr.Textbox(label="Status", value="Pick a seed and press Generate, or upload a photo.",
@@ -182,34 +435,68 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                     seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="seed")
                     with gr.Row():
                         dice = gr.Button("Random seed", elem_id="random-seed")
-                        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+                        generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Tab("Upload photo", elem_id="upload-tab"):
                     upload = gr.File(label="Photo (JPEG, PNG, WebP or BMP, at most 20 MB)", type="filepath",
                                      elem_id="upload")
-                    face_index = gr.Number(label="Face (0 = largest, when the photo has several)", value=0,
-                                           precision=0, minimum=0)
+                    faces_gallery = gr.Gallery(label="Faces in the photo (click one)", columns=6, height=110,
+                                               allow_preview=False, interactive=False, elem_id="faces")
+                    face_index = gr.Number(label="Face number (empty: the only or clearly largest face)",
+                                           value=None, precision=0, minimum=0, elem_id="face-index")
                     already = gr.Checkbox(label="Already aligned (skip face detection)", value=False,
                                           elem_id="already-aligned")
                     steps = gr.Slider(0, 2000, value=studio.projection.steps, step=10, label="Projection steps",
                                       elem_id="steps")
-                    run_projection = gr.Button("Align and project", variant="primary", elem_id="project")
-                    aligned_view = gr.Image(label="Aligned", interactive=False, height=160, elem_id="aligned")
+                    show_every = gr.Slider(0, 200, value=preview_every, step=1,
+                                           label="Show the reconstruction every k steps (0: at the end only)",
+                                           elem_id="preview-every")
+                    with gr.Row():
+                        project_btn = gr.Button("Align and project", variant="primary", elem_id="project")
+                        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 with gr.Tab("Latent file"):
-                    latent_file = gr.File(label="Latent (.npz from the studio or `latentstudio project`)",
-                                          file_types=[".npz"], type="filepath")
+                    latent_file_box = gr.File(label="Latent (.npz from the studio or `latentstudio project`)",
+                                              file_types=[".npz", ".npy"], type="filepath", elem_id="latent-file")
                 psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation psi", elem_id="truncation")
                 with gr.Accordion("Style mixing", open=False):
-                    mix_seed = gr.Number(label="Second face seed", value=1, precision=0, minimum=0)
-                    mix_layers = gr.Dropdown(groups, value="all", label="Rows taken from the second face")
+                    mix_seed = gr.Number(label="Second face seed", value=1, precision=0, minimum=0,
+                                         elem_id="mix-seed")
+                    mix_layers = gr.Dropdown(list(groups), value="all", label="Rows taken from the second face",
+                                             elem_id="mix-rows")
                     mix_amount = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Mix amount", elem_id="mix-amount")
+                with gr.Accordion("Edit options", open=False):
+                    edit_layers = gr.Dropdown(layer_choices, value="all", allow_custom_value=True,
+                                              label="Rows (W+ layers) the edits act on",
+                                              info=f"a group, or rows such as 0-3,8 (this model has rows 0-"
+                                                   f"{model.num_layers - 1})", elem_id="edit-layers")
+                    fixed = gr.CheckboxGroup(names, value=[], label="Hold fixed while editing (conditional edits)",
+                                             info="each moved direction loses its component along these",
+                                             elem_id="hold-fixed")
             with gr.Column(scale=2):
                 with gr.Row():
-                    before = gr.Image(label="Before", interactive=False, elem_id="before")
-                    after = gr.Image(label="After", interactive=False, elem_id="after")
+                    photo_view = gr.Image(label="Photo (aligned)", interactive=False, buttons=["fullscreen"],
+                                          elem_id="photo")
+                    before = gr.Image(label="Projection / unedited", interactive=False, buttons=["fullscreen"],
+                                      elem_id="before")
+                    after = gr.Image(label="Edited", interactive=False, buttons=["fullscreen"], elem_id="after")
                 with gr.Row():
-                    dl_image = gr.DownloadButton("Download image (PNG)", interactive=False, elem_id="download-image")
-                    dl_latent = gr.DownloadButton("Download latent (.npz)", interactive=False,
+                    dl_image = gr.DownloadButton("Image (PNG)", interactive=False, elem_id="download-image")
+                    dl_latent = gr.DownloadButton("Edited latent (.npz)", interactive=False,
                                                   elem_id="download-latent")
+                    dl_unedited = gr.DownloadButton("Unedited latent (.npz)", interactive=False,
+                                                    elem_id="download-unedited")
+                with gr.Accordion("Sweep (GIF / MP4)", open=False):
+                    with gr.Row():
+                        sweep_direction = gr.Dropdown(names, value=names[0] if names else None, label="Direction",
+                                                      elem_id="sweep-direction")
+                        sweep_from = gr.Number(label="From", value=-3.0, elem_id="sweep-from")
+                        sweep_to = gr.Number(label="To", value=3.0, elem_id="sweep-to")
+                        sweep_frames = gr.Slider(2, 60, value=9, step=1, label="Frames", elem_id="sweep-frames")
+                        sweep_format = gr.Radio(["gif", "mp4"], value="gif", label="Format", elem_id="sweep-format")
+                    with gr.Row():
+                        sweep_btn = gr.Button("Make sweep", elem_id="sweep")
+                        dl_sweep = gr.DownloadButton("Sweep", interactive=False, elem_id="download-sweep")
+                    sweep_view = gr.Image(label="Sweep", interactive=False, buttons=["fullscreen"],
+                                          elem_id="sweep-view")
         sliders = []
         with gr.Accordion("Directions", open=True):
             if not names:
@@ -221,40 +508,87 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                     span = d.range[1] - d.range[0]
                     step = 0.05 if span <= 12 else 0.1
                     acc = d.meta.get("test_accuracy") if isinstance(d.meta, dict) else None
-                    info = f"{d.source}, accuracy {acc:.2f}" if isinstance(acc, float) else d.source
-                    sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=step, label=n, info=info,
+                    note = f"{d.source}, accuracy {acc:.2f}" if isinstance(acc, float) else d.source
+                    sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=step, label=n, info=note,
                                              elem_id=f"dir-{n}", min_width=200))
-            reset = gr.Button("Reset sliders", elem_id="reset")
+            reset = gr.Button("Reset every control", elem_id="reset")
 
-        controls = [psi, mix_seed, mix_layers, mix_amount, *sliders]
-        outs = [state, before, after, dl_image, dl_latent, status]
+        # ---- events
+        controls = [psi, mix_seed, mix_layers, mix_amount, edit_layers, fixed]
+        direction_kw = {kw_of[n]: s for n, s in zip(names, sliders, strict=True)}
+        face_outs = [state, photo_view, before, after, dl_image, dl_latent, dl_unedited, status]
+        all_outs = [*face_outs, *controls, *sliders]
         render_kw: dict[str, Any] = {"concurrency_limit": 4, "concurrency_id": "render"}
-        dice.click(on_random_seed, None, seed, queue=False)
-        generate.click(on_generate, [state, seed, *controls], outs, **render_kw)
-        run_projection.click(on_upload_project, [state, upload, face_index, already, steps, *controls],
-                             [state, upload, aligned_view, before, after, dl_image, dl_latent, status],
-                             concurrency_limit=1, concurrency_id="projection")
-        latent_file.upload(on_latent_file, [state, latent_file, *controls], outs, **render_kw)
-        for comp in [psi, mix_amount, *sliders]:
-            comp.release(on_edit, [state, *controls], outs, trigger_mode="always_last", **render_kw)
-        for comp in [mix_seed, mix_layers]:
-            comp.change(on_edit, [state, *controls], outs, trigger_mode="always_last", **render_kw)
-        reset.click(on_reset, None, sliders, queue=False).then(on_edit, [state, *controls], outs, **render_kw)
+        dice.click(random_seed, None, seed, queue=False, api_name="random_seed")
+        gr.on([generate_btn.click, seed.submit], generate, [state, seed, *controls], face_outs,
+              inputs_kwargs=direction_kw, api_name="generate", **render_kw)
+        upload.upload(upload_photo, [upload, state, already],
+                      [state, upload, photo_view, faces_gallery, face_index, status],
+                      api_name="upload_photo", **render_kw)
+        upload.clear(clear_photo, [state], [state, faces_gallery, status], api_name="clear_photo", queue=False)
+        faces_gallery.select(choose_face, None, face_index, api_name="choose_face", queue=False)
+        projection = gr.on([project_btn.click, face_index.submit], projection_queue_status, None, status,
+                           queue=False, api_name="projection_queue_status").then(
+            project_photo, [state, face_index, already, steps, show_every], all_outs,
+            api_name="project", concurrency_limit=1, concurrency_id="projection")
+        cancel_btn.click(cancel_projection, [state], [status, before], cancels=[projection], queue=False,
+                         api_name="cancel_projection")
+        latent_file_box.upload(load_latent_file, [latent_file_box, state], [*all_outs, latent_file_box],
+                               api_name="load_latent", **render_kw)
+        edit_triggers = [t for s in [psi, mix_amount, *sliders] for t in (s.release, s.input)]
+        edit_triggers += [mix_seed.submit, mix_seed.blur, mix_layers.input, edit_layers.input, fixed.input]
+        gr.on(edit_triggers, edit_face, [state, *controls], face_outs, inputs_kwargs=direction_kw,
+              api_name="edit", trigger_mode="always_last", show_progress="minimal", **render_kw)
+        reset.click(reset_controls, [state], all_outs, api_name="reset", **render_kw)
+        sweep_btn.click(make_sweep, [state, sweep_direction, sweep_from, sweep_to, sweep_frames, sweep_format],
+                        [state, sweep_view, dl_sweep, status], api_name="sweep", **render_kw)
+        demo.unload(end_session)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
 
 
 def serve(studio: Studio, *, host: str = "127.0.0.1", port: int | None = None, block: bool = True,
-          workdir: str | Path | None = None, quiet: bool = False):
+          workdir: str | Path | None = None, quiet: bool = False, keep_files: bool = False,
+          max_session_bytes: int = DEFAULT_SESSION_BYTES, warm_up: bool = True):
     """Build and launch the app; returns ``(demo, url)``.
+
+    The models are loaded first (:meth:`Studio.warm_up`). The server's folder (:class:`Workspace`) is
+    deleted when the server stops: at the end of a blocking call (Ctrl-C), on ``demo.close()`` (the
+    server's shutdown) and at interpreter exit, unless ``keep_files``.
 
     Args:
         host: interface to bind (127.0.0.1 by default: only this machine can connect).
         port: TCP port (None: Gradio picks a free one from 7860).
         block: keep serving until interrupted (False: return at once; close with ``demo.close()``).
+        workdir: the server's folder (default: a new temporary folder; deleted at the end either way
+            unless ``keep_files``).
+        keep_files: keep uploads and renders (sessions' folders and the server's folder) after they end.
+        max_session_bytes: cap of one session's folder; its oldest renders are deleted beyond it.
     """
-    demo = build_app(studio, workdir=workdir)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
-                            max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, quiet=quiet, show_error=False,
-                            footer_links=[], theme=demo.studio_theme, allowed_paths=[demo.studio_workdir])
+    ws = Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
+    log.info("uploads and renders go to %s (%s)", ws.root,
+             "kept" if keep_files else "each session's folder is deleted when its tab closes, all when the server stops")
+    try:
+        if warm_up:
+            loaded = studio.warm_up()
+            log.info("loaded: perceptual distance %s; landmarks %s", loaded["perceptual"], loaded["landmarks"])
+        demo = build_app(studio, workspace=ws)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            try:
+                yield
+            finally:  # the server is shutting down
+                ws.close()
+
+        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+                                max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, quiet=quiet, show_error=False,
+                                footer_links=[], theme=demo.studio_theme, allowed_paths=[str(ws.root)],
+                                app_kwargs={"lifespan": lifespan})
+    except BaseException:
+        ws.close()
+        raise
+    if block:  # launch() returned: the server was interrupted
+        demo.close(verbose=False)
+        ws.close()
     return demo, url
