@@ -207,13 +207,13 @@ def test_wrong_face_number_keeps_the_photo(vae_studio):
             sess.align(face_index=3)
         assert sess.photo is photo
         aligned, faces = sess.align(face_index=None)
-        assert len(faces) == 1 and aligned.shape == (3, 16, 16)
-        assert len(sess.face_thumbnails()) == 1
+        assert len(faces) == 1 and aligned.shape == (3, 16, 16) and sess.face_used == 0
+        assert [t.shape for t in sess.face_thumbnails()] == [(96, 96, 3)]
     finally:
         vae_studio._landmarker = None
     small, big = (Face((0, 0, 10, 10), np.zeros((4, 2))), Face((20, 0, 60, 40), np.zeros((4, 2))))
-    assert sess.choose_face([small, big]) == 1
-    with pytest.raises(MultipleFacesError, match="choose one"):
+    assert sess.choose_face([small, big]) == 1  # the dominant face
+    with pytest.raises(MultipleFacesError, match="choose one by its number"):
         sess.choose_face([big, Face((70, 0, 100, 30), np.zeros((4, 2)))])
 
 

@@ -36,7 +36,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from latentstudio.errors import LatentStudioError
 from latentstudio.io.atomic import atomic_path
 from latentstudio.studio.adapters import LatentModel
-from latentstudio.studio.alignment import DlibLandmarker, Face, MultipleFacesError, NoFaceError, align_face
+from latentstudio.studio.alignment import (
+    DlibLandmarker,
+    Face,
+    MultipleFacesError,
+    NoFaceError,
+    align_face,
+    face_gallery,
+    pick_face,
+)
 from latentstudio.studio.directions import Direction, DirectionLibrary, condition
 from latentstudio.studio.editing import edit, mix, parse_rows, sweep
 from latentstudio.studio.projection import (
@@ -325,7 +333,8 @@ class StudioSession:
         projection: the last photo projection, if any; noise: the noise maps the face is rendered with
             (a StyleGAN2 projection's, else empty).
         photo / photo_name: the uploaded photo ``uint8 [3, H, W]`` (kept in memory only) and its file name;
-            faces: the faces found in it (numbered as the detector lists them), None before detection.
+            faces: the faces found in it (numbered from the left), None before detection; face_used: the
+            number of the face the last alignment used.
         aligned: the aligned crop of the last projected photo.
         cache: free for a front end (the web app keeps its file paths there).
     """
@@ -348,6 +357,7 @@ class StudioSession:
     photo: torch.Tensor | None = None
     photo_name: str = ""
     faces: list[Face] | None = None
+    face_used: int | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -465,7 +475,7 @@ class StudioSession:
         self.photo, self.photo_name, self.faces = photo, Path(name).name or "photo", None
 
     def detect_faces(self) -> list[Face]:
-        """The faces of :attr:`photo`, as the detector numbers them (detected once per photo).
+        """The faces of :attr:`photo`, numbered from the left (detected once per photo).
 
         Raises:
             LatentStudioError: no photo, or face detection unavailable (dlib missing).
@@ -476,48 +486,34 @@ class StudioSession:
             self.faces = self.studio.landmarker.detect(self.photo)
         return self.faces
 
-    def face_thumbnails(self, size: int = 64) -> list[torch.Tensor]:
-        """``uint8 [3, size, size]`` crops of :attr:`faces` in face-number order (the numbers :meth:`align`
-        reads), for choosing one in a gallery."""
-        out = []
-        if self.photo is None:
-            return out
-        h, w = self.photo.shape[1:]
-        for f in self.faces or []:
-            left, top, right, bottom = f.box
-            pad = 0.25 * max(right - left, bottom - top)
-            x0, y0 = max(0, int(left - pad)), max(0, int(top - pad))
-            x1, y1 = min(w, int(right + pad)), min(h, int(bottom + pad))
-            if x1 <= x0 or y1 <= y0:
-                continue
-            crop = self.photo[:, y0:y1, x0:x1].float()[None]
-            out.append(torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0]
-                       .round().clamp(0, 255).to(torch.uint8))
-        return out
+    def face_thumbnails(self, size: int = 96) -> list[np.ndarray]:
+        """``uint8 [size, size, 3]`` thumbnails of :attr:`faces` in face-number order (the numbers :meth:`align`
+        reads), for choosing one (:func:`~latentstudio.studio.alignment.face_gallery`)."""
+        if self.photo is None or not self.faces:
+            return []
+        return [thumb for _, thumb, _, _ in face_gallery(self.photo, self.faces, size=size)]
 
     @staticmethod
-    def choose_face(faces: list[Face], dominance: float = 4.0) -> int:
-        """The face to use when none was asked for: the only one, or one whose box has at least
-        ``dominance`` times the area of every other.
+    def choose_face(faces: list[Face]) -> int:
+        """The face to use when none was asked for: the only one, or one whose box dominates the others
+        (:func:`~latentstudio.studio.alignment.pick_face`).
 
         Raises:
             NoFaceError: no faces. MultipleFacesError: several and none dominant (choose a number).
         """
-        if not faces:
-            raise NoFaceError("no face found in the photo")
-        if len(faces) == 1:
-            return 0
-        order = sorted(range(len(faces)), key=lambda i: faces[i].area, reverse=True)
-        if faces[order[0]].area >= dominance * max(faces[order[1]].area, 1):
-            return order[0]
-        raise MultipleFacesError(f"the photo has {len(faces)} faces of similar size: choose one by its number "
-                                 f"(0 to {len(faces) - 1}, as the thumbnails show)", faces)
+        try:
+            return pick_face(faces).index
+        except MultipleFacesError as exc:
+            raise MultipleFacesError(f"the photo has {len(faces)} faces and none is clearly the main one: choose "
+                                     f"one by its number (0 to {len(faces) - 1}, counted from the left)",
+                                     exc.faces) from None
 
     def align(self, photo: torch.Tensor | None = None, *, face_index: int | None = 0, already_aligned: bool = False):
         """Align ``photo`` (``uint8 [3, H, W]``; default: the uploaded :attr:`photo`) at the model's resolution.
 
         ``face_index`` numbers the faces as :meth:`~latentstudio.studio.alignment.DlibLandmarker.detect`
-        lists them; None chooses with :meth:`choose_face`.
+        lists them (from the left); None chooses with :meth:`choose_face`. :attr:`face_used` records the
+        number used.
 
         Returns:
             ``(aligned uint8 [C, R, R], faces)`` where ``faces`` lists the detected faces.
@@ -548,6 +544,7 @@ class StudioSession:
                 raise LatentStudioError(f"face {idx} does not exist: the photo has {len(faces)} face(s), "
                                         f"numbered 0 to {len(faces) - 1}")
             aligned = align_face(photo, faces[idx].landmarks, m.resolution, m.template).image
+            self.face_used = idx
         if m.channels == 1:
             aligned = aligned.float().mean(0, keepdim=True).round().to(torch.uint8)
         self.aligned = aligned

@@ -238,9 +238,10 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                 elif len(faces) == 1:
                     note = "One face found."
                 else:
-                    note = f"{len(faces)} faces found: click one or type its number."
+                    note = f"{len(faces)} faces found, numbered from the left: click one or type its number."
             for i, thumb in enumerate(sess.face_thumbnails()):
-                gallery.append((str(save_image(thumb, folder / f"face-{i}.png")), f"face {i}"))
+                path = save_image(torch.from_numpy(thumb).permute(2, 0, 1), folder / f"face-{i}.png")
+                gallery.append((str(path), f"face {i}"))
         h_, w_ = img.shape[1:]
         return {state: sess, upload: str(stored), photo_view: sess.cache["photo"], faces_gallery: gallery,
                 face_index: None,
@@ -284,8 +285,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
             return
         note = ""
         if len(faces) > 1:
-            used = int(face_number) if face_number is not None else sess.choose_face(faces)
-            note = f" The photo has {len(faces)} faces; face {used} was used."
+            note = f" The photo has {len(faces)} faces; face {sess.face_used} (from the left) was used."
         total = int(steps)
         cfg = studio.projection.replace(steps=total)
         yield {photo_view: sess.cache["photo"], status: f"Aligned. Projecting in {total} steps...{note}"}
@@ -312,9 +312,15 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
             sess.cache["projecting"] = False
         sess.reset_controls()  # a new face starts unedited: psi, mixing and sliders do not carry over
         m = result.metrics
+        ident = getattr(result, "identity", None) or {}
+        same = ""
+        if ident.get("distance") is not None:
+            verdict = "the same person" if ident["same_person"] else "not the same person"
+            same = (f" Identity distance {ident['distance']:.2f} ({verdict} to dlib's face recognition, "
+                    f"which calls below {ident['threshold']:g} the same).")
         msg = (f"Projected the photo into {result.space} in {total} steps "
                f"({m['seconds_per_step'] * 1000:.0f} ms/step): PSNR {m['psnr']:.1f} dB, SSIM {m['ssim']:.3f}."
-               f"{note}")
+               f"{same}{note}")
         try:
             yield {**face_outputs(sess, request, msg, base_changed=True), **control_updates(sess.controls())}
         except SessionEnded:
@@ -441,7 +447,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                                      elem_id="upload")
                     faces_gallery = gr.Gallery(label="Faces in the photo (click one)", columns=6, height=110,
                                                allow_preview=False, interactive=False, elem_id="faces")
-                    face_index = gr.Number(label="Face number (empty: the only or clearly largest face)",
+                    face_index = gr.Number(label="Face number, from the left (empty: the only or clearly largest face)",
                                            value=None, precision=0, minimum=0, elem_id="face-index")
                     already = gr.Checkbox(label="Already aligned (skip face detection)", value=False,
                                           elem_id="already-aligned")
