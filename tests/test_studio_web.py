@@ -498,6 +498,7 @@ def test_http_api_names_every_event_and_parameter(server):
     unnamed = [d for d in demo.config["dependencies"]
                if not d.get("api_name") and "unload" not in str(d.get("targets"))]
     assert not unnamed
+    assert demo.run_history is False  # no copies of the calls' photos in the browser's storage
 
 
 def test_edit_options_through_the_http_api(server):

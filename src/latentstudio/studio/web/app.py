@@ -589,7 +589,8 @@ def serve(studio: Studio, *, host: str = "127.0.0.1", port: int | None = None, b
 
         _, url, _ = demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
                                 max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, quiet=quiet, show_error=False,
-                                footer_links=[], theme=demo.studio_theme, allowed_paths=[str(ws.root)],
+                                footer_links=["api"], run_history=False,  # no copies of the runs in the browser
+                                theme=demo.studio_theme, allowed_paths=[str(ws.root)],
                                 app_kwargs={"lifespan": lifespan})
     except BaseException:
         ws.close()
