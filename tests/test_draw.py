@@ -224,6 +224,69 @@ def test_importance_sampled_nll_is_below_the_negative_elbo_on_average():
     assert (nll > 0).all()
 
 
+def test_log_importance_weights_give_the_nll_and_an_elbo_above_it():
+    torch.manual_seed(0)
+    model = DRAW(tiny(attention=False)).eval()
+    x = (images(5, seed=3) > 0.5).float()
+    log_w = model.log_importance_weights(x, num_samples=6, generator=torch.Generator().manual_seed(2), batch_size=8)
+    assert log_w.dtype == torch.float64 and log_w.shape == (6, 5)
+    nll = model.importance_sampled_nll(x, num_samples=6, generator=torch.Generator().manual_seed(2), batch_size=8)
+    assert torch.allclose(nll, -(torch.logsumexp(log_w, 0) - math.log(6)))
+    assert (nll <= -log_w.mean(0) + 1e-9).all()  # Jensen: the K-sample bound is below the mean -ELBO sample
+
+
+def _reference_pass(model: DRAW, x: torch.Tensor, cond, eps: list[torch.Tensor]) -> torch.Tensor:
+    """DRAW's inference pass written with the encoder's nn.LSTMCell on [read, h_dec, cond] at every step."""
+    cfg = model.config
+    n = x.shape[0]
+    extra = [] if cond is None else [cond]
+    h_enc = (torch.zeros(n, cfg.enc_dim), torch.zeros(n, cfg.enc_dim))
+    h_dec = (torch.zeros(n, cfg.dec_dim), torch.zeros(n, cfg.dec_dim))
+    canvas = torch.zeros_like(x)
+    for t in range(cfg.steps):
+        r, _ = model.read(x, x - torch.sigmoid(canvas), h_dec[0])
+        h_enc = model.encoder(torch.cat([r, h_dec[0], *extra], dim=1), h_enc)
+        mu, logsd = model.posterior_params(h_enc[0]).chunk(2, dim=1)
+        h_dec = model.decoder(torch.cat([mu + logsd.exp() * eps[t], *extra], dim=1), h_dec)
+        canvas = canvas + model.write(h_dec[0])[0]
+    return canvas
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_encoder_projects_the_static_read_once_and_matches_the_lstm_cell(attention):
+    """Without attention x is projected into the encoder once per pass; the pass (and its gradients)
+    are those of the encoder's nn.LSTMCell applied to the whole read at every step."""
+    torch.manual_seed(0)
+    model = DRAW(tiny(attention=attention, condition="class", cond_dim=3))
+    assert model.read.static_dim == (0 if attention else 144)
+    x = (images(4, seed=5) > 0.5).float()
+    cond = torch.eye(3)[[0, 1, 2, 0]]
+    p = model.infer(x, cond, torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(9)
+    eps = [torch.randn(4, 2, generator=g) for _ in range(3)]
+    ref = _reference_pass(model, x, cond, eps)
+    assert torch.allclose(p.logits, ref, atol=1e-5)
+    grads = torch.autograd.grad(p.logits.sum(), [model.encoder.weight_ih, model.encoder.bias_hh])
+    ref_grads = torch.autograd.grad(ref.sum(), [model.encoder.weight_ih, model.encoder.bias_hh])
+    for a, b in zip(grads, ref_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_paper_preset_is_the_mnist_model_of_table_3():
+    """Gregor et al. 2015, table 3, MNIST model: 64 glimpses, LSTM 256, #z 100 (the size of each z_t),
+    read 2x2, write 5x5; binarised images."""
+    from latentstudio.presets import preset
+
+    spec = preset("draw", "paper")
+    cfg = DRAWConfig(**{**spec["model"], "image_size": 28})
+    assert (cfg.steps, cfg.latent_dim, cfg.enc_dim, cfg.dec_dim) == (64, 100, 256, 256)
+    assert (cfg.attention, cfg.read_n, cfg.write_n, cfg.total_latent_dim) == (True, 2, 5, 6400)
+    assert spec["binarize"] == "threshold" and spec["train"]["batch_size"] == 64
+    model = DRAW(cfg)
+    assert model.read.out_dim == 8 and model.write.patch.out_features == 25
+    assert model.encoder.input_size == 8 + 256 and model.decoder.input_size == 100
+
+
 def test_conditional_model_concatenates_the_class_and_checks_it():
     torch.manual_seed(0)
     model = DRAW(tiny(condition="class", cond_dim=3))

@@ -154,6 +154,18 @@ def test_train_command_dry_run_and_errors(tmp_path):
     assert res.exit_code == 1 and "unknown draw preset 'huge'" in res.output
 
 
+def test_paper_preset_with_and_without_attention_resolves_to_table_3():
+    for flag, attention in (("--attention", True), ("--no-attention", False)):
+        res = CliRunner().invoke(cli, ["train", "draw", "--data", "digits", "--preset", "paper", flag, "--max-steps",
+                                       "800", "--dry-run"])
+        assert res.exit_code == 0, res.output
+        cfg = json.loads(res.output)
+        m = cfg["model"]
+        assert (m["steps"], m["latent_dim"], m["enc_dim"], m["dec_dim"]) == (64, 100, 256, 256)
+        assert (m["attention"], m["read_n"], m["write_n"]) == (attention, 2, 5)
+        assert cfg["train"]["max_steps"] == 800 and cfg["binarize"] == "threshold"
+
+
 def test_timesteps_study_writes_one_report_and_resumes(tmp_path, digits_classifier, monkeypatch):
     from latentstudio import evaluation
     from latentstudio.studies import draw_timesteps

@@ -72,8 +72,11 @@ DRAW: dict[str, dict[str, Any]] = {
         "train": {"epochs": 20, "batch_size": 100, "lr": 1e-3, "grad_clip": 10.0},
         "binarize": "threshold",
     },
-    # Gregor et al. 2015, table 3 (MNIST with attention): T = 64, z 100 per step, LSTM 256, read 2x2,
-    # write 5x5; optimiser settings are ours (Adam 1e-3, gradient-norm clip 10)
+    # Gregor et al. 2015, table 3, "MNIST Model": 64 glimpses, LSTM 256 (encoder and decoder), #z = 100
+    # (read as the size of each z_t: 6,400 latents in all; 100 in all is not a whole number per step),
+    # read 2x2, write 5x5, binarised MNIST; --no-attention gives the paper's "DRAW without attention"
+    # (same sizes, read [x, x_hat], dense write). The paper says Adam and nothing more: learning rate
+    # 1e-3, gradient-norm clip 10 and batch 64 are ours (benchmarks/draw_mnist.py --suite full, docs/draw.md)
     "paper": {
         "model": {"steps": 64, "latent_dim": 100, "enc_dim": 256, "dec_dim": 256, "attention": True,
                   "read_n": 2, "write_n": 5},

@@ -140,11 +140,16 @@ def init_window_layer(layer: nn.Linear, height: int, width: int, n: int, *, writ
 class AttentionRead(nn.Module):
     """Read with attention: ``(x, x_hat, h_dec) -> ([B, 2 C N^2], Window)``.
 
+    Everything it reads changes from step to step (``static_dim = 0``, :meth:`varying` is the read).
+
     Args:
         channels, height, width: image shape.
         n: N of the read patch.
         dec_dim: size of h_dec.
     """
+
+    #: leading columns of the read that are the same at every step (none: the window moves)
+    static_dim = 0
 
     def __init__(self, channels: int, height: int, width: int, n: int, dec_dim: int) -> None:
         super().__init__()
@@ -152,6 +157,14 @@ class AttentionRead(nn.Module):
         self.params = nn.Linear(dec_dim, 5)
         init_window_layer(self.params, height, width, n)
         self.out_dim = 2 * channels * n * n
+
+    def static(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the read that does not change over the steps: empty, ``[B, 0]``."""
+        return x.new_zeros(x.shape[0], 0)
+
+    def varying(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> tuple[torch.Tensor, Window]:
+        """The part of the read that changes from step to step: the whole read."""
+        return self(x, x_hat, h_dec)
 
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> tuple[torch.Tensor, Window]:
         win = window_from_params(self.params(h_dec), self.height, self.width, self.n)
@@ -179,14 +192,28 @@ class AttentionWrite(nn.Module):
 
 
 class PlainRead(nn.Module):
-    """Read without attention: ``[x, x_hat]`` flattened, ``[B, 2 C H W]`` (paper eq. 17)."""
+    """Read without attention: ``[x, x_hat]`` flattened, ``[B, 2 C H W]`` (paper eq. 17).
+
+    The first ``static_dim = C H W`` columns (the image x) are the same at every step, so DRAW
+    projects them into the encoder once per pass (:meth:`static`) and only the error image
+    (:meth:`varying`) at each step.
+    """
 
     def __init__(self, channels: int, height: int, width: int) -> None:
         super().__init__()
-        self.out_dim = 2 * channels * height * width
+        self.static_dim = channels * height * width
+        self.out_dim = 2 * self.static_dim
+
+    def static(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the read that does not change over the steps: x flattened, ``[B, C H W]``."""
+        return x.flatten(1)
+
+    def varying(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The part of the read that changes from step to step: x_hat flattened, ``[B, C H W]``."""
+        return x_hat.flatten(1), None
 
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return torch.cat([x.flatten(1), x_hat.flatten(1)], dim=1), None
+        return torch.cat([self.static(x), self.varying(x, x_hat, h_dec)[0]], dim=1), None
 
 
 class PlainWrite(nn.Module):
