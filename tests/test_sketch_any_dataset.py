@@ -147,8 +147,6 @@ def test_one_point_sketch_completion_is_a_clear_error():
     np.testing.assert_array_equal(truncate(np.array([[0, 0, 1], [1, 1, 1]], dtype=np.float32), 0.4), [[0, 0, 1]])
 
 
-@pytest.mark.xfail(reason="cli/sketch.py _split loads the model's file without its words, split_fractions, "
-                          "split_seed and limit (api.data_split honours them)", raises=AssertionError, strict=False)
 @pytest.mark.parametrize("command", ["complete", "reconstruct"])
 def test_complete_and_reconstruct_read_the_words_filtered_split(symbols, trained, tmp_path, command):
     _, kept, _ = symbols

@@ -395,3 +395,20 @@ def test_class_conditional_generator_samples_per_class():
     torch.testing.assert_close(w, G.mapping(z, F.one_hot(torch.full((2,), 3), 4).float()))
     assert gen.interpolation_latents(G, [3, 4], 2, condition=1).shape == (4, G.num_ws, 8)
     assert gen.style_mix(G, [3], [4], [0, 1]).shape == (4, 3, 16, 16)
+
+
+def test_the_studio_opens_a_class_conditional_generator_with_official_pixels():
+    from latentstudio.models.stylegan2 import images_to_uint8
+    from latentstudio.studio.stylegan import StyleGAN2Adapter
+
+    G = _g(9, SMALL.replace(c_dim=4))
+    studio = StyleGAN2Adapter(G)
+    ws = studio.draw_latents([3, 4, 5])
+    # classes 0, 1, 2 in turn, the same latents as the generator's own mapping
+    c = F.one_hot(torch.arange(3), 4).float()
+    with torch.no_grad():
+        want = G.mapping(torch.cat([z_from_seed(s, 8) for s in (3, 4, 5)]), c)
+    assert torch.equal(ws, want)
+    assert studio.latent_std > 0
+    with torch.no_grad():
+        assert torch.equal(studio.images(ws), images_to_uint8(G.synthesis(ws, noise_mode="const")))

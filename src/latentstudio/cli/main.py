@@ -583,7 +583,8 @@ def generate(ctx, latents_file, latent_space, mix_seeds, mix_styles, save_latent
         return ctx.invoke(sample, **params)
 
     stylegan2.generate_latents(load_model(params["model_path"], params["device"]), params, latents_file=latents_file,
-                     latent_space=latent_space, mix_seeds=mix_seeds, mix_styles=mix_styles, save_latents=save_latents)
+                               latent_space=latent_space, mix_seeds=mix_seeds, mix_styles=mix_styles,
+                               save_latents=save_latents, condition=parse_condition(params.get("condition")))
 
 
 @cli.command()

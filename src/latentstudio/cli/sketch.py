@@ -19,7 +19,7 @@ from latentstudio.cli.options import (
     seed_option,
     spec_options,
 )
-from latentstudio.errors import CheckpointError, DataError, LatentStudioError
+from latentstudio.errors import CheckpointError, LatentStudioError
 from latentstudio.presets import merge
 
 DEFAULT_TEMPERATURE = 0.5
@@ -40,19 +40,11 @@ def _load(model_path: str):
 
 
 def _split(model, meta: dict, data: str | None, split: str):
-    """The ``split`` of ``data`` (default: the model's training file), normalised by the model's factor."""
-    from latentstudio.data.strokes import load_strokes  # lazy: imports torch
+    """The ``split`` of ``data`` (default: the model's training data with its class filter, split rule and
+    limit), normalised by the model's scale factor."""
+    from latentstudio import api  # lazy: imports torch
 
-    ds = meta.get("dataset", {})
-    path = data or ds.get("path")
-    if not path:
-        raise DataError("this model does not record its training data; pass --data sketches.npz")
-    splits = load_strokes(path, max_seq_len=model.config.max_seq_len, epsilon=ds.get("epsilon", 2.0),
-                          scale_factor=float(model.scale_factor))
-    out = splits.split(split)
-    if len(out) == 0:
-        raise DataError(f"{path} has no sketches in its {split} split")
-    return out
+    return api.data_split(model, data, split)
 
 
 def _temperature(value: float | None, default: float = DEFAULT_TEMPERATURE) -> tuple[float, bool]:

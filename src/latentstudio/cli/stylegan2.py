@@ -117,10 +117,12 @@ def _styles(text: str, num_ws: int) -> list[int]:
     return parse_int_list(text)
 
 
-def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, mix_styles, save_latents) -> None:
+def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, mix_styles, save_latents,
+                     condition=None) -> None:
     """The StyleGAN2-only outputs of ``latentstudio generate``: images of saved latents (``--latents``), a
     style-mixing grid (``--mix-seeds``) and the latents used (``--save-latents``); ``params`` are the
-    ``sample`` options given with them."""
+    ``sample`` options given with them; ``condition`` the parsed ``--condition`` (a class of a
+    class-conditional generator)."""
     from latentstudio.io.images import save_folder, save_grid  # lazy: imports torch
     from latentstudio.models.stylegan2 import generate as gen  # lazy: imports torch
 
@@ -132,7 +134,8 @@ def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, 
         if seeds is None:
             raise click.UsageError("--mix-seeds needs --seeds (the rows of the grid)")
         rows, cols = parse_int_list(seeds), parse_int_list(mix_seeds)
-        table = gen.style_mix(G, rows, cols, _styles(mix_styles, G.num_ws), v["truncation_psi"], v["noise_mode"])
+        table = gen.style_mix(G, rows, cols, _styles(mix_styles, G.num_ws), v["truncation_psi"], v["noise_mode"],
+                              condition=condition)
         path = save_grid(table, out or "style-mixing.png", nrow=len(cols) + 1, overwrite=overwrite)
         click.echo(f"wrote {path} ({len(rows)} rows x {len(cols)} columns, styles {mix_styles})")
         return
@@ -142,10 +145,11 @@ def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, 
     seed_list = parse_int_list(seeds) if seeds else list(range(params["seed"], params["seed"] + params["n"]))
     if latents_file is None:
         z = gen.seeds_to_z(seed_list, G.z_dim)
-        ws = gen.map_z(G, z, v["truncation_psi"], v["truncation_cutoff"])
+        ws = gen.map_z(G, z, v["truncation_psi"], v["truncation_cutoff"], condition=condition)
     else:
         seed_list = None
-        ws = gen.load_latents(latents_file, G, latent_space, v["truncation_psi"], v["truncation_cutoff"])
+        ws = gen.load_latents(latents_file, G, latent_space, v["truncation_psi"], v["truncation_cutoff"],
+                              condition=condition)
     images = gen.synthesize(G, ws, v["noise_mode"], progress=ws.shape[0] > 16)
     if out_dir:
         save_folder(images, out_dir, overwrite=overwrite)
@@ -170,14 +174,16 @@ def generate_latents(G, params: dict, *, latents_file, latent_space, mix_seeds, 
 @click.option("--truncation-psi", type=float, default=1.0, show_default=True,
               help="Truncation psi: w = w_avg + psi (w - w_avg); 1 = none.")
 @click.option("--no-loop", is_flag=True, help="End on the last seed instead of returning to the first.")
+@click.option("--condition", type=click.IntRange(min=0), default=None,
+              help="Class of a class-conditional generator (converted stylegan2-ada snapshots; default 0).")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="interpolation.mp4", show_default=True,
               help="Video file: .mp4 (H.264, needs imageio-ffmpeg) or .gif.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--overwrite", is_flag=True)
 @friendly_errors
-def video(model_path, seeds, space, frames_per_transition, fps, truncation_psi, no_loop, noise_mode, out, device,
-          overwrite):
+def video(model_path, seeds, space, frames_per_transition, fps, truncation_psi, no_loop, condition, noise_mode, out,
+          device, overwrite):
     """Interpolation video through the latents of several seeds (lerp in W or slerp in Z).
 
     \b
@@ -193,7 +199,7 @@ def video(model_path, seeds, space, frames_per_transition, fps, truncation_psi, 
 
     G = _load_g(model_path, device)
     ws = interpolation_latents(G, parse_int_list(seeds), frames_per_transition, space, truncation_psi,
-                               loop=not no_loop)
+                               loop=not no_loop, condition=condition)
     frames = synthesize(G, ws, noise_mode, progress=True)
     path = write_video(frames, out, fps, overwrite=overwrite)
     click.echo(f"wrote {path} ({frames.shape[0]} frames, {frames.shape[-1]}x{frames.shape[-2]}, {fps:g} fps)")
@@ -229,8 +235,9 @@ def convert(source, out, fmt, network, no_discriminator, overwrite):
     path = convert_to_folder(source, out, None if fmt == "auto" else fmt, network=network,
                              include_discriminator=not no_discriminator, overwrite=overwrite)
     G = load_generator(path)
+    classes = f", class-conditional with {G.c_dim} classes" if getattr(G, "c_dim", 0) else ""
     click.echo(f"wrote {path}: {G.img_resolution}x{G.img_resolution}, z_dim {G.z_dim}, w_dim {G.w_dim}, "
-               f"num_ws {G.num_ws}")
+               f"num_ws {G.num_ws}{classes}")
 
 
 def register(cli: click.Group) -> None:

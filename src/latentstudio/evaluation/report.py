@@ -113,8 +113,8 @@ class Recorder:
 
 def records_table(rows: Iterable[dict[str, Any]], notes: dict[str, str] | None = None, *,
                   note_fn: Any = None) -> list[str]:
-    """Markdown table ``| metric | images | value | notes |`` of records (``notes`` by metric, or ``note_fn(row)``)."""
-    lines = ["| metric | images | value | notes |", "|---|---|---|---|"]
+    """Markdown table ``| metric | source | value | notes |`` of records (``notes`` by metric, or ``note_fn(row)``)."""
+    lines = ["| metric | source | value | notes |", "|---|---|---|---|"]
     for r in rows:
         note = note_fn(r) if note_fn is not None else (notes or {}).get(r["metric"], "")
         lines.append(f"| {r['metric']} | {r.get('source') or ''} | {fmt_value(r)} | {note} |")
@@ -129,7 +129,7 @@ def pivot_table(rows: Sequence[dict[str, Any]], metrics: Sequence[str], titles: 
         if r["metric"] in metrics:
             by_source.setdefault(r["source"], {})[r["metric"]] = r
     cols = [m for m in metrics if any(m in v for v in by_source.values())]
-    lines = ["| images | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = ["| source | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for source, vals in by_source.items():
         cells = ["" if vals.get(m) is None else fmt_value(vals[m]) for m in cols]
         lines.append(f"| {(titles or {}).get(source, source)} | " + " | ".join(cells) + " |")

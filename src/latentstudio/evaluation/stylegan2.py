@@ -101,14 +101,19 @@ def fid_extractor(extractor: str, data, classifier_label: str | None = None, *, 
 def generate_images(G, n: int, *, seed: int = 0, truncation_psi: float = 1.0, noise_mode: str = "const",
                     batch_size: int = 64) -> torch.Tensor:
     """``n`` images ``uint8 [n, C, R, R]`` of a StyleGAN2 generator from seeded z (one ``torch.Generator``
-    stream from ``seed``, ``batch_size`` z at a time)."""
+    stream from ``seed``, ``batch_size`` z at a time). A class-conditional generator draws its classes
+    in turn (0, 1, ..., c_dim - 1, 0, ...), so every class is equally represented."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     out = []
     dev = G.device
+    c_dim = int(getattr(G, "c_dim", 0) or 0)
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         z = torch.randn(m, G.z_dim, generator=g).to(dev)
-        img = G(z, truncation_psi=truncation_psi, noise_mode=noise_mode)
+        c = None
+        if c_dim:
+            c = torch.nn.functional.one_hot((torch.arange(start, start + m) % c_dim), c_dim).float().to(dev)
+        img = G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode)
         out.append(images_to_uint8(img).cpu())
     return torch.cat(out)
 

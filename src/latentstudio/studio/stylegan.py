@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from latentstudio.models.stylegan2 import z_from_seed
+from latentstudio.models.stylegan2 import images_to_uint8, z_from_seed
 from latentstudio.studio.adapters import ADAPTERS, LatentModel, _dataset_of
 
 __all__ = ["StyleGAN2Adapter"]
@@ -45,6 +45,7 @@ class StyleGAN2Adapter(LatentModel):
         self.resolution = int(generator.img_resolution)
         self.channels = int(getattr(generator, "img_channels", 3))
         self.z_dim = int(generator.z_dim)
+        self.c_dim = int(getattr(generator, "c_dim", 0) or 0)
         self.noise_mode = noise_mode
         self.dataset = _dataset_of(self.path, self.meta) if self.path is not None else ""
         self.template = "celeba" if "celeba" in self.dataset.lower() else "ffhq"
@@ -58,11 +59,25 @@ class StyleGAN2Adapter(LatentModel):
         ws = self.check_latents(latents).to(self.device)
         return self.G.synthesis(ws, noise_mode=self.noise_mode)
 
+    def _labels(self, n: int) -> torch.Tensor | None:
+        """One-hot classes 0, 1, ... in turn for a class-conditional generator (None otherwise)."""
+        if not self.c_dim:
+            return None
+        return torch.nn.functional.one_hot(torch.arange(n) % self.c_dim, self.c_dim).float().to(self.device)
+
     @torch.no_grad()
     def draw_latents(self, seeds: list[int]) -> torch.Tensor:
-        """W of the official seed rule's z (``np.random.RandomState(seed)``): ``[N, num_ws, w_dim]``."""
+        """W of the official seed rule's z (``np.random.RandomState(seed)``): ``[N, num_ws, w_dim]``
+        (a class-conditional generator takes classes 0, 1, ... in turn)."""
         z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
-        return self.G.mapping(z, None).float().cpu()
+        return self.G.mapping(z, self._labels(len(seeds))).float().cpu()
+
+    def images(self, latents: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]`` by the official rule (``x * 127.5 + 128``, truncated)."""
+        x = self.check_latents(latents)
+        with torch.no_grad():
+            return torch.cat([images_to_uint8(self.synthesize(x[i : i + batch_size])).cpu()
+                              for i in range(0, x.shape[0], batch_size)])
 
     def initial_latent(self, images: torch.Tensor | None = None) -> torch.Tensor:
         n = 1 if images is None else int(images.shape[0])
@@ -81,7 +96,7 @@ class StyleGAN2Adapter(LatentModel):
             with torch.no_grad():
                 for start in range(0, n, 1000):
                     z = torch.randn(1000, self.z_dim, generator=g).to(self.device)
-                    w = self.G.mapping(z, None)[:, 0].double().cpu()
+                    w = self.G.mapping(z, self._labels(1000))[:, 0].double().cpu()
                     total += float((w - self.G.w_avg.double().cpu()).pow(2).sum())
             self._std = (total / n) ** 0.5
         return self._std

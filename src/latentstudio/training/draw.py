@@ -31,6 +31,7 @@ from latentstudio.models.draw.render import generation_frames, save_drawing
 from latentstudio.presets import merge
 from latentstudio.training.config import DataConfig, TrainConfig
 from latentstudio.training.runs import (
+    announce,
     fit_module,
     is_rank_zero,
     lightning,
@@ -177,17 +178,18 @@ def train_draw(
         DataError: dataset problems or a dataset that does not match ``run.model``;
         NonFiniteLossError: NaN/inf loss (the last good checkpoint is kept); LatentStudioError: bad resume.
     """
+    data = data if data is not None else load_train_data(run.data)
+    _check_data_matches(run, data)
+    run_dir = start_run(KIND, run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
+                        devices=run.devices)
     from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
     from latentstudio.training.lit_module import (  # lazy: imports Lightning
         GenerativeLitModule,
         TensorDataModule,
     )
 
+    announce("setting up training (PyTorch Lightning) ...")
     L = lightning()
-    data = data if data is not None else load_train_data(run.data)
-    _check_data_matches(run, data)
-    run_dir = start_run(KIND, run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
-                        devices=run.devices)
     cfg = run.model
     images = binarize_images(data.images) if run.binarize == "threshold" else data.images
     cond = data.conditions(cfg.condition) if cfg.condition != "none" else torch.zeros(len(data), 0)

@@ -133,19 +133,20 @@ def train_two_stage(
         DataError: dataset problems; NonFiniteLossError: NaN loss; LatentStudioError: bad resume;
         BudgetExceededError: the cap passed while encoding.
     """
-    from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
-    from latentstudio.training.lit_module import (  # lazy: imports Lightning
-        GenerativeLitModule,
-        TensorDataModule,
-    )
-
-    L = lightning()
     deadline = Deadline(run.max_minutes)
     if data is None:
         data = run.data.load("train")
     _check_data_matches(run, data)
     run_dir = start_run("two-stage-vae", run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
                         devices=run.devices)
+    from latentstudio.training.callbacks import ImageGridCallback  # lazy: imports Lightning
+    from latentstudio.training.lit_module import (  # lazy: imports Lightning
+        GenerativeLitModule,
+        TensorDataModule,
+    )
+
+    announce("setting up training (PyTorch Lightning) ...")
+    L = lightning()
     callbacks = list(callbacks or [])
     m1 = run.model.stage1
     cond = data.conditions(m1.condition) if m1.condition != "none" else torch.zeros(len(data), 0)

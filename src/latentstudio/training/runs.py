@@ -326,7 +326,8 @@ def make_trainer(
     label: str = "training",
     total_steps: int | None = None,
 ):
-    """A Lightning ``Trainer`` writing ``checkpoints/`` (``last.ckpt`` + the newest epoch) and
+    """A Lightning ``Trainer`` writing ``checkpoints/`` (the newest epoch every ``every_n_epochs`` epochs,
+    ``last.ckpt`` a link to it) and
     ``logs/tensorboard`` + ``logs/csv`` under ``stage_dir``.
 
     Args:
@@ -344,11 +345,11 @@ def make_trainer(
     )
 
     stage_dir = Path(stage_dir)
-    ckpt = ModelCheckpoint(
+    ckpt = ModelCheckpoint(  # the newest epoch, and last.ckpt as a link to it: one write per interval
         dirpath=stage_dir / "checkpoints",
         filename="epoch-{epoch:04d}",
         auto_insert_metric_name=False,
-        save_last=True,
+        save_last="link",
         save_top_k=1,
         every_n_epochs=every_n_epochs,
         save_on_train_epoch_end=True,

@@ -42,7 +42,7 @@ from latentstudio.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from latentstudio.presets import merge
 from latentstudio.presets import preset as get_preset
 from latentstudio.training import runs
-from latentstudio.training.runs import fit_module, is_rank_zero, lightning, start_run
+from latentstudio.training.runs import announce, fit_module, is_rank_zero, lightning, start_run
 
 log = logging.getLogger(__name__)
 
@@ -436,7 +436,6 @@ def train_sketch_rnn(
             checkpoint stays); LatentStudioError: bad resume.
     """
 
-    L = lightning()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     retain_freed_memory()
@@ -444,6 +443,8 @@ def train_sketch_rnn(
     cfg = resolve_nmax(cfg, splits)
     run_dir = start_run(KIND, cfg.to_dict(), runs_root=runs_root, resume=resume, dataset=splits.train.name,
                         devices=cfg.devices)
+    announce("setting up training (PyTorch Lightning) ...")
+    L = lightning()
     stage_dir = run_dir / STAGE
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = SketchRNN(cfg.model)
@@ -451,12 +452,15 @@ def train_sketch_rnn(
     module = _lit_module(model, cfg)
     evalcb = _eval_callback(stage_dir, splits, cfg)
     t = cfg.train
-    epochs = t.epochs or int(np.ceil(t.max_steps / max(1, len(splits.train) // t.batch_size))) + 1
+    steps_per_epoch = max(1, len(splits.train) // t.batch_size)
+    epochs = t.epochs or int(np.ceil(t.max_steps / steps_per_epoch)) + 1
+    # small sets have epochs of a few steps: checkpoint at the evaluation interval, not every epoch
+    ckpt_every = max(1, (t.eval_every_n_steps or 1) // steps_per_epoch)
     trainer = fit_module(module, _datamodule(splits.train, cfg), stage_dir, epochs=epochs, max_steps=t.max_steps,
                          max_minutes=t.max_minutes, accelerator=cfg.accelerator, devices=cfg.devices,
                          callbacks=[evalcb, *(callbacks or [])], progress=progress,
                          log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, grad_clip_algorithm="value",
-                         label="sketch-rnn")
+                         label="sketch-rnn", every_n_epochs=ckpt_every)
     steps = int(trainer.global_step)
     model = model.cpu().eval()
     test: dict[str, float] = {}

@@ -58,6 +58,7 @@ from latentstudio.models.stylegan2.networks import images_to_float, images_to_ui
 from latentstudio.training import runs
 from latentstudio.training.config import DataConfig
 from latentstudio.training.runs import (
+    announce,
     fit_module,
     is_rank_zero,
     lightning,
@@ -473,15 +474,16 @@ def train_stylegan2(
     Raises:
         DataError: dataset problems; NonFiniteLossError: NaN/inf losses; LatentStudioError: bad resume.
     """
+    if data is None:
+        data = load_training_images(run)
+    run_dir = start_run(KIND, run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
+                        devices=run.devices)
+    announce("setting up training (PyTorch Lightning) ...")
     from latentstudio.training.lit_module import TensorDataModule  # lazy: imports Lightning
 
     L = lightning()
     # G_ema is kept in eval mode on purpose
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
-    if data is None:
-        data = load_training_images(run)
-    run_dir = start_run(KIND, run.to_dict(), runs_root=runs_root, resume=resume, dataset=data.name,
-                        devices=run.devices)
     train_dir = run_dir / "train"
     L.seed_everything(run.seed, workers=True, verbose=False)
     module = _lit_module_class()(run)

@@ -6,7 +6,7 @@ side and the downloads; below: the direction sliders):
 * **Random face**: a seed (Enter or *Generate*).
 * **Upload photo**: a JPEG/PNG/WebP/BMP file, checked at once (:func:`~latentstudio.studio.session.validate_upload`:
   size, type by content, pixel count); the faces found are shown as thumbnails (click one to choose it)
-  and numbered 0 = largest; *already aligned*; projection steps and how often to show the
+  and numbered from the left (0 = leftmost); *already aligned*; projection steps and how often to show the
   reconstruction; *Align and project* (progress from the first step, the reconstruction every few
   steps, *Cancel*).
 * **Latent file**: continue from a saved ``.npz``; a file saved here brings back its sliders too.
