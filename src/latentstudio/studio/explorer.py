@@ -1,0 +1,402 @@
+"""Latent explorer: the latent spaces of any model, through the model contract only.
+
+One code path for every family: what differs comes from the model's :class:`~latentstudio.models.base.GenerativeModel`
+description, never from its type:
+
+- ``output_kind``: images (``uint8 [N, C, H, W]``, rendered as PNG grids and GIF strips) or sketches
+  (stroke-3, rendered as SVG and GIF);
+- ``latent_spaces()``: the spaces offered (those ``decode`` accepts), their shapes and priors;
+- ``knobs``: the sampling options shown as controls (``temperature``, ``sampler``, ``truncation_psi`` ...);
+- ``capabilities``: encode (inputs -> latents of the default space), ``steps`` (the canvas after each step);
+- ``condition_spec``: a class or attribute condition shared by every call.
+
+Where latents come from (:meth:`Explorer.draw`): in the default space of a model with a ``sampler`` knob
+and an encoder (the VAE family), the model's own samples (so the fitted GMM and second stage are used)
+and their posterior means; otherwise a space whose prior is ``N(0, I)`` is drawn from it (one
+generator per seed). Spaces with another prior (StyleGAN2's W and W+, reached through ``mapping(z)``)
+are decodable but not drawn here: the face studio explores them.
+
+Tools: :meth:`~Explorer.encode`, :meth:`~Explorer.interpolate` (lerp/slerp of
+:mod:`latentstudio.latents`), :meth:`~Explorer.random_walk`, :meth:`~Explorer.principal_directions`
+(PCA with scikit-learn, through :func:`~latentstudio.studio.directions.ganspace`) and
+:meth:`~Explorer.move`; files: :func:`save_latents` (``.npz`` with the model path and space),
+:func:`save_outputs` (PNG grid / SVG), :func:`save_animation` (GIF / MP4), :func:`save_directions`
+(a direction library ``.npz`` as ``latentstudio edit --directions`` reads it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentstudio.data.strokes import drawing_to_stroke3, normalizing_scale_factor, read_ndjson, read_npz
+from latentstudio.errors import ConfigError, LatentStudioError
+from latentstudio.io import media
+from latentstudio.io.atomic import atomic_path
+from latentstudio.io.images import load_image, make_grid, save_image
+from latentstudio.io.strokes_render import grid_image, save_sketches
+from latentstudio.latents import INTERPOLATIONS, interpolation_path
+from latentstudio.models.base import DECODE, ENCODE, STEPS, GenerativeModel, LatentSpace
+from latentstudio.studio.directions import Direction, DirectionLibrary, ganspace
+from latentstudio.types import Sketches
+
+__all__ = ["Explorer", "ExplorerError", "Outputs", "load_sketch_file", "save_animation", "save_directions",
+           "save_latents", "save_outputs", "to_frames"]
+
+Outputs = torch.Tensor | Sketches
+
+#: Latents drawn for the principal directions when none are given.
+PCA_SAMPLES = 256
+
+
+class ExplorerError(LatentStudioError):
+    """A request the model cannot serve (a space it cannot draw, an input of the wrong kind ...)."""
+
+
+@dataclass(frozen=True)
+class Directions:
+    """Principal directions of one space: ``vectors [k, *shape]`` (unit component times the standard
+    deviation along it), ``mean [*shape]`` and the variance ratio of each."""
+
+    space: str
+    vectors: torch.Tensor
+    mean: torch.Tensor
+    variance_ratio: tuple[float, ...]
+    source: str
+
+    @property
+    def names(self) -> list[str]:
+        return [f"pc{i}" for i in range(len(self.vectors))]
+
+
+class Explorer:
+    """The latent spaces of ``model`` (a loaded :class:`GenerativeModel`), see the module docstring."""
+
+    def __init__(self, model: GenerativeModel) -> None:
+        self.model = model.eval()
+        self._output_shape: tuple[int, ...] | None = None
+
+    # ------------------------------------------------------------------ description
+    @property
+    def family(self) -> str:
+        return self.model.model_type
+
+    @property
+    def output_kind(self) -> str:
+        return self.model.output_kind
+
+    def spaces(self) -> list[LatentSpace]:
+        """The spaces the explorer can show: decodable ones of a model that decodes (none for a
+        decoder-only model, which can still be sampled)."""
+        if not self.model.supports(DECODE):
+            return []
+        return [s for s in self.model.latent_spaces() if s.decodable]
+
+    def space(self, name: str | None = None) -> LatentSpace:
+        spaces = self.spaces()
+        if not spaces:
+            raise ExplorerError(f"this {self.family} model has no latent space to explore (it only samples)")
+        if name is None:
+            return spaces[0]
+        for s in spaces:
+            if s.name == name:
+                return s
+        raise ExplorerError(f"{self.family} has no explorable space {name!r}; its spaces: "
+                            f"{', '.join(s.name for s in spaces)}")
+
+    def drawable(self, space: LatentSpace) -> bool:
+        """Whether :meth:`draw` can make latents of ``space``."""
+        return self._through_samples(space) or space.prior.startswith("N(0, I)")
+
+    def _through_samples(self, space: LatentSpace) -> bool:
+        names = {k.name for k in self.model.knobs}
+        return ("sampler" in names and self.model.supports(ENCODE)
+                and space.name == self.model.latent_spaces()[0].name)
+
+    def describe(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "family": self.family,
+            "output_kind": self.output_kind,
+            "path": None if m.path is None else str(m.path),
+            "spaces": [{"name": s.name, "shape": list(s.shape), "prior": s.prior, "description": s.description,
+                        "drawable": self.drawable(s)} for s in self.spaces()],
+            "knobs": {k.name: {"default": m.default_knobs().get(k.name), "help": k.help, "kind": k.kind.__name__,
+                               "choices": list(m.sampler_choices() or ()) if k.name == "sampler"
+                               else (list(k.choices) if k.choices else None)} for k in m.knobs},
+            "capabilities": sorted(m.capabilities),
+            "condition": {"kind": m.condition_spec.kind, "dim": m.condition_spec.dim},
+            "steps": STEPS in m.capabilities,
+        }
+
+    def headline(self, space: str | None = None) -> str:
+        """One line: the family, the output kind and the space shown."""
+        text = f"{self.family} ({self.output_kind})"
+        if self.spaces():
+            s = self.space(space)
+            text += f", latent space {s.name} {list(s.shape)}, prior {s.prior}"
+        else:
+            text += ", no latent space (decoder only: sampling)"
+        return text
+
+    # ------------------------------------------------------------------ sampling and decoding
+    def knobs(self, values: dict[str, Any] | None) -> dict[str, Any]:
+        """The knobs' values, checked (unknown names refused, None = the default)."""
+        return self.model.resolve_knobs({k: v for k, v in (values or {}).items()})
+
+    def sample(self, seeds: Sequence[int], *, knobs: dict[str, Any] | None = None, condition: Any = None) -> Outputs:
+        """The model's own samples, one per seed (every knob applies)."""
+        return self.model.sample_seeds([int(s) for s in seeds], condition=condition, **self.knobs(knobs))
+
+    def draw(self, seeds: Sequence[int], *, space: str | None = None, knobs: dict[str, Any] | None = None,
+             condition: Any = None) -> tuple[torch.Tensor, Outputs]:
+        """Latents ``[n, *shape]`` of ``space`` and their outputs, one per seed (see the module docstring).
+
+        Raises:
+            ExplorerError: a space whose latents cannot be drawn here.
+        """
+        s = self.space(space)
+        seeds = [int(v) for v in seeds]
+        if self._through_samples(s):
+            outs = self.sample(seeds, knobs=knobs, condition=condition)
+            z = self.encode(outs, condition=condition)
+            return z, outs
+        if not s.prior.startswith("N(0, I)"):
+            raise ExplorerError(f"{self.family}: latents of {s.name} ({s.prior}) are not drawn here; choose "
+                                f"{', '.join(x.name for x in self.spaces() if self.drawable(x)) or 'another space'}")
+        z = torch.stack([torch.randn(s.shape, generator=torch.Generator().manual_seed(v)) for v in seeds])
+        return z, self.decode(z, space=s.name, knobs=knobs, condition=condition, seed=seeds[0])
+
+    def decode(self, z: torch.Tensor, *, space: str | None = None, knobs: dict[str, Any] | None = None,
+               condition: Any = None, seed: int = 0) -> Outputs:
+        """Outputs of latents ``[n, *shape]`` (``seed`` fixes stochastic decoders such as sketch-rnn's)."""
+        s = self.space(space)
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if tuple(z.shape[1:]) != s.shape:
+            raise ExplorerError(f"{s.name} latents have shape [N, {', '.join(map(str, s.shape))}], "
+                                f"got {list(z.shape)}")
+        return self.model.decode(z, space=s.name, condition=self._condition(condition, len(z)),
+                                 generator=torch.Generator().manual_seed(int(seed)), **self.knobs(knobs))
+
+    def _condition(self, condition: Any, n: int) -> Any:
+        if condition is None or self.model.condition_spec.kind == "none":
+            return condition
+        return self.model.condition_spec.make(condition, n)
+
+    def steps(self, seeds: Sequence[int], *, knobs: dict[str, Any] | None = None,
+              condition: Any = None) -> torch.Tensor:
+        """The canvas after each step of samples, one per seed: ``uint8 [T, n, C, H, W]`` (models with ``steps``)."""
+        self.model.require(STEPS)
+        frames = [self.model.sample_steps(1, generator=torch.Generator().manual_seed(int(v)),
+                                          condition=condition, **self.knobs(knobs))[1] for v in seeds]
+        return torch.cat(frames, dim=1)
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, data: Outputs, *, condition: Any = None) -> torch.Tensor:
+        """Posterior means of inputs as latents ``[n, *shape]`` of the default space.
+
+        Raises:
+            CapabilityError: the model has no encoder (its hint says what to do instead).
+        """
+        self.model.require(ENCODE)
+        n = len(data)
+        q = self.model.encode(data, condition=self._condition(condition, n))
+        return q.mean.detach().float().cpu().reshape(n, *self.space().shape)
+
+    def output_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of the model's images (one sample drawn once)."""
+        if self._output_shape is None:
+            if self.output_kind != "images":
+                raise ExplorerError(f"{self.family} draws sketches, not images")
+            self._output_shape = tuple(self.sample([0]).shape[1:])
+        return self._output_shape
+
+    def read_input(self, path: str | Path) -> Outputs:
+        """An input file as the model reads it: an image resized to the model's size, or the sketches
+        of a stroke file (``.npz`` / ``.ndjson``) scaled to unit offset spread."""
+        path = Path(path)
+        if self.output_kind == "images":
+            c, h, w = self.output_shape()
+            try:
+                img = load_image(path, channels=c)
+            except (OSError, ValueError) as exc:
+                raise ExplorerError(f"{path.name} is not a readable image ({' '.join(str(exc).split())})") from None
+            if tuple(img.shape[1:]) != (h, w):
+                img = torch.nn.functional.interpolate(img[None].float(), size=(h, w), mode="area")[0]
+                img = img.round().clamp(0, 255).to(torch.uint8)
+            return img[None]
+        return Sketches(load_sketch_file(path))
+
+    # ------------------------------------------------------------------ paths through a space
+    @staticmethod
+    def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
+        """``steps`` latents from ``a`` to ``b`` (both included), linear or spherical."""
+        if method not in INTERPOLATIONS:
+            raise ConfigError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {method!r}")
+        return interpolation_path(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32),
+                                  int(steps), method)
+
+    @staticmethod
+    def random_walk(start: torch.Tensor, steps: int = 8, step_size: float = 0.3, seed: int = 0) -> torch.Tensor:
+        """``steps`` latents: ``start`` then Gaussian steps of ``step_size`` per coordinate (seeded), pulled
+        back towards the origin so the walk stays where the N(0, I) prior has its mass."""
+        if steps < 2:
+            raise ConfigError(f"a walk needs at least 2 steps, got {steps}")
+        g = torch.Generator().manual_seed(int(seed))
+        out = [torch.as_tensor(start, dtype=torch.float32)]
+        keep = math.sqrt(max(0.0, 1.0 - float(step_size) ** 2))
+        for _ in range(steps - 1):
+            out.append(keep * out[-1] + float(step_size) * torch.randn(out[0].shape, generator=g))
+        return torch.stack(out)
+
+    def principal_directions(self, latents: torch.Tensor | None = None, *, k: int = 4, space: str | None = None,
+                             knobs: dict[str, Any] | None = None, condition: Any = None,
+                             samples: int = PCA_SAMPLES) -> Directions:
+        """The top ``k`` principal directions of ``latents [N, *shape]`` (e.g. encoded data: the aggregate
+        posterior) or, without them, of ``samples`` latents drawn by :meth:`draw`."""
+        s = self.space(space)
+        source = "given latents"
+        if latents is None:
+            z = self._draw_many(s, samples, knobs=knobs, condition=condition)
+            source = f"{samples} drawn latents"
+        else:
+            z = torch.as_tensor(latents, dtype=torch.float32)
+        flat = z.reshape(len(z), -1)
+        k = max(1, min(int(k), flat.shape[0] - 1, flat.shape[1]))
+        dirs = ganspace(flat, k=k)
+        vecs = torch.stack([d.vector for d in dirs]).reshape(k, *s.shape)
+        return Directions(s.name, vecs, flat.mean(0).reshape(s.shape),
+                          tuple(float(d.meta["variance_ratio"]) for d in dirs), source)
+
+    def _draw_many(self, s: LatentSpace, n: int, *, knobs: dict[str, Any] | None, condition: Any) -> torch.Tensor:
+        if self._through_samples(s):
+            outs = self.model.sample(n, generator=torch.Generator().manual_seed(12345), condition=condition,
+                                     **self.knobs(knobs))
+            return self.encode(outs, condition=condition)
+        if not s.prior.startswith("N(0, I)"):
+            return self.draw([0], space=s.name)[0]  # raises the explanation
+        return torch.randn(n, *s.shape, generator=torch.Generator().manual_seed(12345))
+
+    @staticmethod
+    def move(latent: torch.Tensor, directions: Directions, amounts: Sequence[float]) -> torch.Tensor:
+        """``latent + sum_i amounts[i] * direction_i`` (an amount of 1 is one standard deviation)."""
+        out = torch.as_tensor(latent, dtype=torch.float32).clone()
+        for v, a in zip(directions.vectors, amounts, strict=False):
+            out = out + float(a or 0.0) * v
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def load_sketch_file(path: str | Path, limit: int = 16) -> list[np.ndarray]:
+    """Up to ``limit`` stroke-3 sketches of a ``.npz`` (sketch-rnn; its ``test`` split first) or a
+    Quick, Draw! ``.ndjson`` file, scaled so that their offsets have unit spread.
+
+    Raises:
+        ExplorerError / DataError: not a stroke file, or no sketch in it.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        splits = read_npz(path)
+        sketches = next((splits[k] for k in ("test", "valid", "train") if splits.get(k)), [])
+    elif name.endswith((".ndjson", ".ndjson.gz")):
+        sketches, _ = read_ndjson(path, limit=limit)
+    elif name.endswith(".json"):
+        try:
+            drawing = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ExplorerError(f"{path.name}: not a JSON drawing ({exc})") from None
+        sketches = [drawing_to_stroke3(drawing.get("drawing", drawing) if isinstance(drawing, dict) else drawing)]
+    else:
+        raise ExplorerError(f"{path.name}: a sketch is read from .npz, .ndjson or a .json drawing")
+    sketches = [np.asarray(s, dtype=np.float32) for s in sketches[:limit]]
+    if not sketches:
+        raise ExplorerError(f"{path.name} holds no sketch")
+    factor = normalizing_scale_factor(sketches) or 1.0
+    out = []
+    for s in sketches:
+        s = s.copy()
+        s[:, :2] /= factor
+        out.append(s)
+    return out
+
+
+def _rgb(images: torch.Tensor) -> torch.Tensor:
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+def _upscaled(images: torch.Tensor, side: int) -> torch.Tensor:
+    k = max(1, side // int(images.shape[-1]))
+    return images.repeat_interleave(k, dim=-2).repeat_interleave(k, dim=-1) if k > 1 else images
+
+
+def to_frames(outputs: Outputs, *, side: int = 128) -> list[torch.Tensor]:
+    """One ``uint8 [3, H, W]`` picture per output (images upscaled to at least ``side``; sketches drawn)."""
+    if isinstance(outputs, Sketches):
+        return [grid_image([s], nrow=1) for s in outputs.strokes]
+    return list(_upscaled(_rgb(outputs), side))
+
+
+def save_outputs(outputs: Outputs, path: str | Path, *, nrow: int | None = None, upscale_to: int = 0) -> Path:
+    """Images as one PNG grid (``upscale_to`` > 0: each image at least that many pixels) or sketches as
+    an SVG / PNG grid, by the file's extension."""
+    path = Path(path)
+    if isinstance(outputs, Sketches):
+        return save_sketches(path, outputs.strokes, nrow=nrow, overwrite=True)
+    imgs = _rgb(outputs)
+    if upscale_to:
+        imgs = _upscaled(imgs, upscale_to)
+    grid = imgs[0] if len(imgs) == 1 else make_grid(imgs, nrow=nrow)
+    return save_image(grid, path, overwrite=True)
+
+
+def save_animation(outputs: Outputs | Sequence[torch.Tensor], path: str | Path, *, fps: float = 6.0,
+                   side: int = 128, pingpong: bool = False) -> Path:
+    """Outputs (or ready ``uint8 [3, H, W]`` frames) as an animated GIF or an MP4, by the extension."""
+    path = Path(path)
+    frames = to_frames(outputs, side=side) if isinstance(outputs, torch.Tensor | Sketches) else list(outputs)
+    if pingpong and len(frames) > 2:
+        frames = frames + frames[-2:0:-1]
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        return media.write_gif(torch.stack(frames), path, fps=fps, overwrite=True)
+    if suffix == ".mp4":
+        return media.write_mp4(torch.stack(frames), path, fps=fps, overwrite=True)
+    raise ExplorerError(f"{path.name}: animations are written as .gif or .mp4")
+
+
+def save_latents(path: str | Path, latents: torch.Tensor, *, model: GenerativeModel, space: str,
+                 **meta: Any) -> Path:
+    """Latents ``[n, *shape]`` as an ``.npz``: ``latent``, ``space``, ``model_path``, ``model_type`` and
+    ``meta`` (JSON), the layout :func:`latentstudio.studio.projection.load_latent` reads."""
+    path = Path(path)
+    info = {"model_path": None if model.path is None else str(model.path), "model_type": model.model_type,
+            "space": space, **meta}
+    arrays = {"latent": torch.as_tensor(latents, dtype=torch.float32).numpy(), "space": np.array(space),
+              "model_path": np.array(info["model_path"] or ""), "model_type": np.array(model.model_type),
+              "meta": np.array(json.dumps(info, sort_keys=True, default=float))}
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def save_directions(path: str | Path, directions: Directions, *, model: GenerativeModel) -> Path:
+    """The principal directions as a direction library ``.npz`` (``latentstudio edit --directions``)."""
+    lib = DirectionLibrary(
+        [Direction(name, v, source="pca", range=(-3.0, 3.0),
+                   note=f"principal component {i} of {directions.space} ({r:.1%} of the variance)",
+                   meta={"variance_ratio": r})
+         for i, (name, v, r) in enumerate(zip(directions.names, directions.vectors, directions.variance_ratio,
+                                               strict=True))],
+        info={"space": directions.space, "model_type": model.model_type, "source": directions.source,
+              "model_path": None if model.path is None else str(model.path)})
+    return lib.save(path, overwrite=True)

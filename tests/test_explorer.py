@@ -1,0 +1,171 @@
+"""The latent explorer's logic for every registered family, through the model contract only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_stroke_npz
+from PIL import Image
+from test_contract import FAMILIES, example_data, make
+
+from latentstudio.errors import CapabilityError, ConfigError
+from latentstudio.models.base import ENCODE, STEPS
+from latentstudio.studio.directions import DirectionLibrary
+from latentstudio.studio.explorer import (
+    Explorer,
+    ExplorerError,
+    load_sketch_file,
+    save_animation,
+    save_directions,
+    save_latents,
+    save_outputs,
+)
+from latentstudio.studio.projection import load_latent
+from latentstudio.types import Sketches
+
+
+def n_outputs(out) -> int:
+    return len(out.strokes) if isinstance(out, Sketches) else int(out.shape[0])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_drawable_space_samples_interpolates_and_moves(family):
+    model = make(family)
+    ex = Explorer(model)
+    assert family in ex.headline()
+    assert n_outputs(ex.sample([0, 1])) == 2
+    drawable = [s for s in ex.spaces() if ex.drawable(s)]
+    assert drawable or not ex.spaces()
+    for s in drawable:
+        z, outs = ex.draw([3, 4], space=s.name)
+        assert tuple(z.shape) == (2, *s.shape) and n_outputs(outs) == 2
+        again, _ = ex.draw([4], space=s.name)
+        assert torch.allclose(again[0], z[1], atol=1e-5)  # one latent per seed
+        for method in ("lerp", "slerp"):
+            path = ex.interpolate(z[0], z[1], 5, method)
+            assert tuple(path.shape) == (5, *s.shape)
+            assert torch.allclose(path[0], z[0], atol=1e-5) and torch.allclose(path[-1], z[1], atol=1e-5)
+            assert n_outputs(ex.decode(path, space=s.name)) == 5
+        walk = ex.random_walk(z[0], 4, step_size=0.2, seed=1)
+        assert tuple(walk.shape) == (4, *s.shape) and torch.equal(walk[0], z[0])
+        dirs = ex.principal_directions(k=2, space=s.name, samples=24)
+        assert tuple(dirs.vectors.shape) == (2, *s.shape) and dirs.names == ["pc0", "pc1"]
+        assert sorted(dirs.variance_ratio, reverse=True) == list(dirs.variance_ratio)
+        moved = ex.move(z[0], dirs, [1.5, 0.0])
+        assert torch.allclose(moved - z[0], 1.5 * dirs.vectors[0], atol=1e-5)
+        assert n_outputs(ex.decode(moved[None], space=s.name)) == 1
+    with pytest.raises(ConfigError):
+        ex.interpolate(torch.zeros(2), torch.zeros(2), 4, "cubic")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_encode_gives_latents_of_the_default_space_or_is_refused(family):
+    model = make(family)
+    ex = Explorer(model)
+    data = example_data(model)
+    if not model.supports(ENCODE):
+        with pytest.raises(CapabilityError):
+            ex.encode(data)
+        return
+    z = ex.encode(data)
+    assert tuple(z.shape) == (3, *ex.space().shape) and torch.isfinite(z).all()
+    dirs = ex.principal_directions(z, k=5)  # of the aggregate posterior; k capped by the number of latents
+    assert len(dirs.vectors) == 2 and dirs.source == "given latents"
+
+
+def test_spaces_with_another_prior_are_named_not_drawn():
+    ex = Explorer(make("stylegan2"))
+    assert [s.name for s in ex.spaces()] == ["z", "w", "w+"]
+    assert [ex.drawable(s) for s in ex.spaces()] == [True, False, False]
+    with pytest.raises(ExplorerError, match="not drawn here; choose z"):
+        ex.draw([0], space="w")
+    with pytest.raises(ExplorerError, match="no explorable space 'q'"):
+        ex.space("q")
+
+
+def test_two_stage_spaces_and_fitted_samplers():
+    model = make("two-stage-vae")
+    ex = Explorer(model)
+    assert [s.name for s in ex.spaces()] == ["z", "u"]
+    info = ex.describe()
+    assert info["knobs"]["sampler"]["choices"] == ["normal", "second-stage"]
+    z, outs = ex.draw([0, 1], space="z", knobs={"sampler": "second-stage"})
+    assert torch.equal(outs, ex.sample([0, 1], knobs={"sampler": "second-stage"}))  # the model's own samples
+    u, _ = ex.draw([0, 1], space="u")
+    assert not torch.allclose(z, u)
+    with pytest.raises(ConfigError, match="sampler"):
+        ex.draw([0], knobs={"sampler": "gmm"})  # not fitted
+
+
+def test_steps_of_a_drawing_model():
+    ex = Explorer(make("draw"))
+    assert ex.describe()["steps"] and STEPS in ex.model.capabilities
+    frames = ex.steps([0, 1])
+    t = ex.space().shape[0]
+    assert frames.dtype == torch.uint8 and frames.shape[:2] == (t, 2)
+    with pytest.raises(CapabilityError):
+        Explorer(make("vae")).steps([0])
+
+
+def test_files_latents_outputs_animations_directions(tmp_path):
+    for family in ("draw", "sketch-rnn"):
+        model = make(family)
+        model.save_pretrained(tmp_path / family)
+        from latentstudio.api import load
+
+        model = load(tmp_path / family)
+        ex = Explorer(model)
+        z, outs = ex.draw([0, 1, 2])
+        lat = save_latents(tmp_path / f"{family}.npz", z, model=model, space="z", seeds=[0, 1, 2])
+        back = load_latent(lat)
+        assert torch.equal(back["latent"], z) and back["space"] == "z"
+        assert back["meta"]["model_path"] == str(tmp_path / family) and back["meta"]["seeds"] == [0, 1, 2]
+        with np.load(lat) as data:
+            assert str(data["model_type"]) == family
+        if ex.output_kind == "images":
+            png = save_outputs(outs, tmp_path / "grid.png", upscale_to=32)
+            assert Image.open(png).format == "PNG"
+        else:
+            svg = save_outputs(outs, tmp_path / "grid.svg")
+            assert svg.read_text().startswith("<svg") and svg.read_text().count("<path") + \
+                svg.read_text().count("<polyline") >= 0
+        gif = save_animation(ex.decode(ex.interpolate(z[0], z[1], 4)), tmp_path / f"{family}.gif", pingpong=True)
+        with Image.open(gif) as im:
+            assert im.format == "GIF" and im.n_frames == 6
+        dirs = ex.principal_directions(k=2, samples=16)
+        lib = DirectionLibrary.load(save_directions(tmp_path / f"{family}-dirs.npz", dirs, model=model))
+        assert lib.names() == ["pc0", "pc1"] and lib.info["space"] == "z"
+        assert torch.allclose(lib["pc0"].vector, dirs.vectors[0])
+
+
+def test_sketch_inputs_from_stroke_files(tmp_path):
+    npz = write_stroke_npz(tmp_path / "cats.npz", n=20, max_points=12, splits=(10, 5))
+    sketches = load_sketch_file(npz, limit=3)
+    assert len(sketches) == 3 and all(s.shape[1] == 3 and s.dtype == np.float32 for s in sketches)
+    offsets = np.concatenate([s[:, :2] for s in sketches])
+    assert 0.5 < float(offsets.std()) < 2.0
+    nd = tmp_path / "cat.ndjson"
+    nd.write_text(json.dumps({"word": "cat", "recognized": True,
+                              "drawing": [[[0, 50, 100, 100], [0, 0, 50, 100]], [[10, 60], [80, 80]]]}) + "\n")
+    (one,) = load_sketch_file(nd)
+    assert one[-1, 2] == 1
+    ex = Explorer(make("sketch-rnn"))
+    z = ex.encode(Sketches([s[:12] for s in sketches]))
+    assert tuple(z.shape) == (3, 4)
+    with pytest.raises(ExplorerError, match="a sketch is read from"):
+        load_sketch_file(tmp_path / "x.png")
+
+
+def test_image_inputs_are_resized_to_the_model(tmp_path):
+    ex = Explorer(make("vae"))
+    c, h, w = ex.output_shape()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "in.png")
+    x = ex.read_input(tmp_path / "in.png")
+    assert x.dtype == torch.uint8 and tuple(x.shape) == (1, c, h, w)
+    assert tuple(ex.encode(x).shape) == (1, *ex.space().shape)
+    (tmp_path / "bad.png").write_text("no image")
+    with pytest.raises(ExplorerError, match="not a readable image"):
+        ex.read_input(tmp_path / "bad.png")
