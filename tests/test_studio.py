@@ -688,3 +688,34 @@ def test_one_truncation_rule_for_every_studio_model(tmp_path):
     from latentstudio.models.stylegan2 import z_from_seed
 
     assert torch.equal(G.mapping(z_from_seed(3, G.z_dim), truncation_psi=0.5), gan.random_latents([3], 0.5))
+
+
+def test_edit_renders_a_projection_with_its_own_noise_maps(tmp_path):
+    """``edit --latent`` of a projection file draws the face with the noise maps saved beside its latent."""
+    from latentstudio.cli.main import cli
+    from latentstudio.models.stylegan2 import Generator
+    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.projection import noise_swap
+
+    torch.manual_seed(0)
+    G = Generator(Generator.example_config())
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.5)
+    G.save_pretrained(tmp_path / "gan")
+    model = load_latent_model(tmp_path / "gan")
+    w = model.random_latents([5])[0]
+    g = torch.Generator().manual_seed(1)
+    noise = {k: torch.randn(b.shape, generator=g) for k, b in model.noise_buffers().items()}
+    assert noise
+    np.savez(tmp_path / "face.npz", latent=w.numpy(), space="w+", **{f"noise/{k}": v.numpy() for k, v in noise.items()})
+    out = tmp_path / "face.png"
+    r = CliRunner().invoke(cli, ["edit", "--model", str(tmp_path / "gan"), "--latent", str(tmp_path / "face.npz"),
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with noise_swap(model.noise_buffers(), noise):
+        want = model.images(w[None])[0]
+    got = torch.from_numpy(np.array(Image.open(out).convert("L")))[None]  # the example generator is grey
+    assert want.shape == got.shape and torch.equal(got, want)
+    assert not torch.equal(model.images(w[None])[0], want)  # the model's own noise gives another face

@@ -360,12 +360,14 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
     from latentstudio.io.images import save_image  # lazy: imports torch
     from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep  # lazy: imports torch
     from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
-    from latentstudio.studio.projection import load_latent  # lazy: imports torch
+    from latentstudio.studio.projection import load_latent, noise_swap  # lazy: imports torch
 
     model = load_latent_model(model_path)
     lib = _library(directions, model.latent_dim)
+    noise: dict = {}
     if latent:
-        base = model.check_latents(load_latent(latent)["latent"])[0]
+        saved = load_latent(latent)
+        base, noise = model.check_latents(saved["latent"])[0], saved["noise"]  # a projection's own noise maps
     else:
         base = model.random_latents([seed or 0], truncation)[0]
     moves: list[tuple[str, float]] = [(k, float(v)) for k, v in parse_pairs(sets, "--set").items()]
@@ -377,17 +379,20 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
         mags = torch.linspace(lo, hi, frames).tolist()
         from latentstudio.studio.editing import sweep as sweep_latents  # lazy: imports torch
 
-        imgs = model.images(sweep_latents(edited, lib[sweep], mags))
+        with noise_swap(model.noise_buffers(), noise):
+            imgs = model.images(sweep_latents(edited, lib[sweep], mags))
         save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
         click.echo(f"wrote {out} ({frames} frames, {sweep} from {lo} to {hi})")
         return
     if other:
         b = model.check_latents(load_latent(other)["latent"])[0]
-        imgs = model.images(interpolate(edited, b, frames))
+        with noise_swap(model.noise_buffers(), noise):
+            imgs = model.images(interpolate(edited, b, frames))
         save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
         click.echo(f"wrote {out} ({frames} frames of interpolation)")
         return
-    img = model.images(edited[None])[0]
+    with noise_swap(model.noise_buffers(), noise):
+        img = model.images(edited[None])[0]
     if upscale > 1:
         img = img.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     save_image(img, out, overwrite=overwrite)

@@ -158,9 +158,16 @@ class LatentModel(ABC):
         return x.contiguous()
 
     @torch.no_grad()
-    def images(self, latents: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]``."""
+    def image_batch(self) -> int:
+        """Images rendered at once: 16 up to 256 px, scaled down by pixel count above (4 at 512, 1 at 1024), so a batch
+        needs about the memory of 16 images at 256 px (each 1024 px StyleGAN2 image adds ~0.6 GiB on CPU,
+        and larger batches are no faster there)."""
+        return max(1, min(16, 16 * 256**2 // max(1, self.resolution) ** 2))
+
+    def images(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]`` (``batch_size`` at a time; default :meth:`image_batch`)."""
         x = self.check_latents(latents)
+        batch_size = batch_size or self.image_batch()
         out = [
             to_uint8((self.synthesize(x[i : i + batch_size]).cpu() + 1) / 2) for i in range(0, x.shape[0], batch_size)
         ]

@@ -50,9 +50,9 @@ from latentstudio.studio.editing import edit, mix, parse_rows, sweep
 from latentstudio.studio.projection import (
     ProjectionConfig,
     ProjectionResult,
-    _noise_swap,
     load_latent,
     load_projection_distance,
+    noise_swap,
     project,
 )
 
@@ -198,7 +198,7 @@ class _PreviewTap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
-    def images(self, latents: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    def images(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         out = self._model.images(latents, batch_size)
         self._sink(out[0])
         return out
@@ -311,7 +311,7 @@ class Studio:
         """``uint8 [C, H, W]`` of one latent ``[L, D]`` (with these noise maps, if given)."""
         with self.lock, torch.no_grad():
             if noise:
-                with _noise_swap(self.model.noise_buffers(), noise):
+                with noise_swap(self.model.noise_buffers(), noise):
                     return self.model.images(latent[None])[0]
             return self.model.images(latent[None])[0]
 
@@ -465,7 +465,7 @@ class StudioSession:
         latents = sweep(self.current_latent(), self.studio.conditioned(name, self.fixed), mags, self.edit_rows())
         with self.studio.lock, torch.no_grad():
             if self.noise:
-                with _noise_swap(self.model.noise_buffers(), self.noise):
+                with noise_swap(self.model.noise_buffers(), self.noise):
                     return self.model.images(latents)
             return self.model.images(latents)
 

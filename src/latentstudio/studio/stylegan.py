@@ -72,9 +72,11 @@ class StyleGAN2Adapter(LatentModel):
         z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
         return self.G.mapping(z, self._labels(len(seeds))).float().cpu()
 
-    def images(self, latents: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]`` by the official rule (``x * 127.5 + 128``, truncated)."""
+    def images(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]`` by the official rule (``x * 127.5 + 128``, truncated),
+        ``batch_size`` at a time (default :meth:`image_batch`)."""
         x = self.check_latents(latents)
+        batch_size = batch_size or self.image_batch()
         with torch.no_grad():
             return torch.cat([images_to_uint8(self.synthesize(x[i : i + batch_size])).cpu()
                               for i in range(0, x.shape[0], batch_size)])

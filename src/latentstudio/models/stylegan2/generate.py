@@ -68,11 +68,12 @@ def synthesize(
     G: Generator,
     ws: torch.Tensor,
     noise_mode: str = "const",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` (in batches, CPU result).
+    """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` (in batches, CPU result; ``batch_size``
+    default: :meth:`Generator.synthesize_images`'s).
 
     ``noise_mode="random"`` draws the noise from a ``torch.Generator`` seeded with ``seed``.
     """

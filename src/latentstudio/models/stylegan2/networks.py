@@ -665,10 +665,12 @@ class Generator(GenerativeModel):
                                        truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
                           for i in range(0, z.shape[0], batch_size)])
 
-    def synthesize_images(self, ws: torch.Tensor, noise_mode: str = "const", batch_size: int = SYNTH_BATCH,
+    def synthesize_images(self, ws: torch.Tensor, noise_mode: str = "const", batch_size: int | None = None,
                           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """``w+ [N, num_ws, w_dim]`` -> images ``uint8 [N, C, R, R]`` on CPU, in batches (``generator`` draws
-        the noise of ``noise_mode="random"``)."""
+        the noise of ``noise_mode="random"``). ``batch_size`` defaults to ``SYNTH_BATCH`` up to 256 px, scaled
+        down by pixel count above (1 at 1024 px, where each image in a batch adds ~0.6 GiB on CPU)."""
+        batch_size = batch_size or max(1, min(SYNTH_BATCH, SYNTH_BATCH * 256**2 // self.img_resolution**2))
         out = []
         for i in tqdm(range(0, ws.shape[0], batch_size), disable=not progress, desc="synthesis", leave=False):
             img = self.synthesis(ws[i : i + batch_size].to(self.device), noise_mode=noise_mode, generator=generator)
