@@ -374,7 +374,7 @@ def save_animation(outputs: Outputs | Sequence[torch.Tensor], path: str | Path, 
     raise ExplorerError(f"{path.name}: animations are written as .gif or .mp4")
 
 
-def save_latents(path: str | Path, latents: torch.Tensor, *, model: GenerativeModel, space: str,
+def save_latents(path: str | Path, latents: torch.Tensor, /, *, model: GenerativeModel, space: str,
                  **meta: Any) -> Path:
     """Latents ``[n, *shape]`` as an ``.npz``: ``latent``, ``space``, ``model_path``, ``model_type`` and
     ``meta`` (JSON), the layout :func:`latentstudio.studio.projection.load_latent` reads."""

@@ -1,0 +1,523 @@
+"""The Gradio latent explorer: one page for the latent spaces of a model of any family.
+
+Built only on :class:`~latentstudio.studio.explorer.Explorer` (the model contract): the page says which
+family and latent space is shown; the space is switched with a radio; the model's knobs are controls
+(a number for float and int knobs, a menu for knobs with choices such as ``sampler``, a checkbox for
+boolean ones); a class or attribute condition is a control when the model has one.
+
+* **Sample**: the latents of the seeds, decoded (images as a PNG grid, sketches as SVG in the page);
+  they become the *pool* the other tools pick latents from by number (0 = the first seed).
+* **Encode** (models with an encoder): an image, or a stroke file (``.npz`` / ``.ndjson``) for sketch
+  models; its latents are added to the pool and its reconstruction shown.
+* **Path**: interpolation (lerp / slerp) between two pool latents, or a random walk from one, as a strip
+  and a GIF (or MP4).
+* **Directions**: the principal directions of drawn latents of the space as sliders moving one pool
+  latent; downloads of the moved image/sketch, its latent and the directions file.
+* **Drawing steps** (models with ``steps``): the canvas after every step as a strip and a GIF.
+
+Files live in a :class:`~latentstudio.studio.web.workspace.Workspace` (one folder per session, deleted
+when the tab closes and when the server stops, unless ``keep_files``). Every event has an ``api_name``.
+"""
+
+# No ``from __future__ import annotations``: Gradio resolves the handlers' ``gr.Request`` annotations.
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latentstudio.errors import LatentStudioError
+from latentstudio.io.images import make_grid
+from latentstudio.models.base import ENCODE, STEPS
+from latentstudio.studio.explorer import (
+    Directions,
+    Explorer,
+    save_animation,
+    save_directions,
+    save_latents,
+    save_outputs,
+)
+from latentstudio.studio.session import MAX_UPLOAD_BYTES
+from latentstudio.studio.web.workspace import DEFAULT_SESSION_BYTES, SessionEnded, Workspace
+from latentstudio.types import Sketches
+
+__all__ = ["build_explorer_app", "parse_seeds", "serve_explorer"]
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+log = logging.getLogger("latentstudio.studio.web")
+
+VIEW = 96  # images are shown at least this large (nearest-neighbour upscaling)
+NUM_DIRECTIONS = 4
+MAX_SEEDS = 64
+HANDLER_PARAMS = ("session_state", "space", "seeds", "condition", "request", "first", "second", "method",
+                  "frames", "step_size", "file_format", "start", "input_file")
+
+
+def parse_seeds(text: Any) -> list[int]:
+    """``"0-3, 7"`` -> ``[0, 1, 2, 3, 7]`` (at most :data:`MAX_SEEDS`)."""
+    out: list[int] = []
+    for part in str(text if text is not None else "").replace(" ", "").split(","):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise LatentStudioError(f"seeds: {part!r} is not a number or a range such as 0-7")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise LatentStudioError(f"seeds: the range {part} runs backwards")
+        out.extend(range(lo, hi + 1))
+        if len(out) > MAX_SEEDS:
+            raise LatentStudioError(f"seeds: at most {MAX_SEEDS} at once")
+    if not out:
+        raise LatentStudioError("give at least one seed, e.g. 0-7")
+    return out
+
+
+def parse_condition(kind: str, value: Any) -> Any:
+    """The page's condition control as :meth:`ConditionSpec.make` reads it: a class number (None: classes
+    in turn) or ``{attribute: +-1}`` from ``"3:+1, 5:-1"``."""
+    if kind == "none" or value in (None, "", "in turn"):
+        return None
+    if kind == "class":
+        return int(value)
+    out = {}
+    for part in str(value).replace(" ", "").split(","):
+        if part:
+            m = re.fullmatch(r"(\d+):([+-]?\d+(?:\.\d+)?)", part)
+            if not m:
+                raise LatentStudioError(f"condition: write attributes as index:value, e.g. 3:+1, 5:-1 (got {part!r})")
+            out[int(m.group(1))] = float(m.group(2))
+    return out or None
+
+
+@dataclass
+class ExplorerSession:
+    """What one browser session explores: the space, the pool of latents and where each came from."""
+
+    space: str | None = None
+    pool: torch.Tensor | None = None
+    labels: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, z: torch.Tensor, labels: list[str], *, replace: bool) -> None:
+        if replace or self.pool is None:
+            self.pool, self.labels = z, list(labels)
+        else:
+            self.pool, self.labels = torch.cat([self.pool, z]), self.labels + list(labels)
+
+    def latent(self, index: Any) -> torch.Tensor:
+        if self.pool is None:
+            raise LatentStudioError("no latents yet: press Sample (or encode an input) first")
+        i = 0 if index is None else int(index)
+        if not 0 <= i < len(self.pool):
+            raise LatentStudioError(f"latent {i} does not exist; the pool has 0-{len(self.pool) - 1} "
+                                    f"({', '.join(self.labels[:8])}{' ...' if len(self.labels) > 8 else ''})")
+        return self.pool[i]
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split())
+
+
+def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent explorer",
+                       workdir: str | Path | None = None, workspace: Workspace | None = None,
+                       keep_files: bool = False, max_session_bytes: int = DEFAULT_SESSION_BYTES,
+                       pca_samples: int = 256):
+    """The Gradio ``Blocks`` app for ``explorer`` (not launched; see :func:`serve_explorer`)."""
+    ws = workspace or Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
+    ws.activate()
+    import gradio as gr  # lazy: slow import (the web extra)
+
+    model = explorer.model
+    info = explorer.describe()
+    spaces = [s.name for s in explorer.spaces()]
+    kind = model.condition_spec.kind
+    images = explorer.output_kind == "images"
+    can_encode = model.supports(ENCODE) and bool(spaces)
+    knob_kw = {k.name: (f"knob_{k.name}" if k.name in HANDLER_PARAMS else k.name) for k in model.knobs}
+    knob_of = {v: k for k, v in knob_kw.items()}
+    dir_names = [f"pc{i}" for i in range(NUM_DIRECTIONS)]
+    directions: dict[tuple, Directions] = {}
+    live: dict[str, ExplorerSession] = {}
+
+    # ---- helpers
+    def hash_of(request) -> str:
+        return str(getattr(request, "session_hash", None) or "anonymous")
+
+    def session_of(session_state, request) -> ExplorerSession:
+        sess = session_state if isinstance(session_state, ExplorerSession) else ExplorerSession(
+            space=spaces[0] if spaces else None)
+        live[hash_of(request)] = sess
+        return sess
+
+    def refuse(sess, what: str, exc: BaseException | str) -> dict:
+        msg = _one_line(exc)
+        log.warning("refused %s: %s", what, msg)
+        gr.Warning(msg)
+        return {state: sess, status: f"Error: {msg}"}
+
+    def knobs_from(kw: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in kw.items():
+            name = knob_of.get(key, key)
+            if isinstance(value, float) and value.is_integer() and _knob(name).kind is int:
+                value = int(value)
+            out[name] = None if value == "" else value
+        return out
+
+    def _knob(name: str):
+        return next(k for k in model.knobs if k.name == name)
+
+    def view(outputs, folder: Path, stem: str, nrow: int | None = None) -> tuple[Any, Path]:
+        """(what the page shows, the file to download): a PNG grid or inline SVG and its .svg file."""
+        if isinstance(outputs, Sketches):
+            path = save_outputs(outputs, folder / f"{stem}.svg", nrow=nrow)
+            return path.read_text(), path
+        full = save_outputs(outputs, folder / f"{stem}.png", nrow=nrow)
+        shown = save_outputs(outputs, folder / f"{stem}-view.png", nrow=nrow, upscale_to=VIEW)
+        return str(shown), full
+
+    def show(component, value):
+        """An update of an image or SVG view."""
+        return gr.update(value=value) if images else gr.update(value=f'<div class="sketches">{value}</div>')
+
+    def dl(path: Path, label: str):
+        return gr.update(value=str(path), label=f"{label}: {Path(path).name}", interactive=True)
+
+    def pool_note(sess: ExplorerSession) -> str:
+        return ", ".join(f"{i}={lab}" for i, lab in enumerate(sess.labels[:12])) + (
+            " ..." if len(sess.labels) > 12 else "")
+
+    def directions_for(space: str, knobs: dict[str, Any], condition: Any) -> Directions:
+        key = (space, tuple(sorted((k, str(v)) for k, v in knobs.items())), str(condition))
+        if key not in directions:
+            directions[key] = explorer.principal_directions(k=NUM_DIRECTIONS, space=space, knobs=knobs,
+                                                            condition=condition, samples=pca_samples)
+        return directions[key]
+
+    # ---- handlers
+    def switch_space(session_state, space, request: gr.Request):
+        """Show another latent space (the pool is emptied: latents of one space do not decode in another)."""
+        sess = session_of(session_state, request)
+        sess.space, sess.pool, sess.labels = space, None, []
+        return {state: sess, space_info: f"**Shown:** {explorer.headline(space)}",
+                status: f"Latent space {space}. Press Sample."}
+
+    def sample(session_state, seeds, condition, request: gr.Request, **kw):
+        """The latents of the seeds in the shown space, decoded; they become the pool."""
+        sess = session_of(session_state, request)
+        try:
+            seed_list = parse_seeds(seeds)
+            knobs, cond = knobs_from(kw), parse_condition(kind, condition)
+            folder = ws.new_render_dir(hash_of(request))
+            if sess.space is None:
+                outs = explorer.sample(seed_list, knobs=knobs, condition=cond)
+                shown, full = view(outs, folder, f"samples_seeds{seed_list[0]}-{seed_list[-1]}")
+                return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Samples"),
+                        status: f"{len(seed_list)} sample(s) of a decoder-only model (no latent space)."}
+            z, outs = explorer.draw(seed_list, space=sess.space, knobs=knobs, condition=cond)
+            sess.add(z, [f"seed {s}" for s in seed_list], replace=True)
+            stem = f"{sess.space}_seeds{seed_list[0]}-{seed_list[-1]}"
+            shown, full = view(outs, folder, stem)
+            lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space, seeds=seed_list,
+                               knobs=explorer.knobs(knobs))
+            ws.enforce_cap(hash_of(request), keep=[full, lat])
+            return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Samples"),
+                    dl_latents: dl(lat, "Latents"),
+                    status: f"Sampled {len(seed_list)} latent(s) of {sess.space} (seeds {seeds}). "
+                            f"Pool: {pool_note(sess)}."}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "sample", exc)
+
+    def encode_input(input_file, session_state, condition, request: gr.Request, **kw):
+        """Encode an uploaded image or stroke file; its latents join the pool, its reconstruction is shown."""
+        sess = session_of(session_state, request)
+        if input_file is None:
+            return {state: sess}
+        h = hash_of(request)
+        stored = None
+        try:
+            stored = ws.store_upload(h, input_file)
+            if stored.stat().st_size > MAX_UPLOAD_BYTES:
+                raise LatentStudioError(f"the file is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+            if sess.space != spaces[0]:
+                raise LatentStudioError(f"the encoder gives latents of {spaces[0]}; switch the space to "
+                                        f"{spaces[0]} first")
+            x = explorer.read_input(stored)
+            cond = parse_condition(kind, condition)
+            z = explorer.encode(x, condition=cond)
+            sess.add(z, [f"{stored.name}[{i}]" for i in range(len(z))], replace=False)
+            folder = ws.new_render_dir(h)
+            rec = explorer.decode(z, space=sess.space, knobs=knobs_from(kw), condition=cond)
+            shown, full = view(rec, folder, f"{stored.stem}_reconstruction")
+            lat = save_latents(folder / f"{stored.stem}_{sess.space}.npz", z, model=model, space=sess.space,
+                               source=stored.name)
+            n0 = len(sess.pool) - len(z)
+            return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Reconstruction"),
+                    dl_latents: dl(lat, "Latents"),
+                    status: f"Encoded {len(z)} input(s) from {stored.name} as latents {n0}-{len(sess.pool) - 1}. "
+                            f"Pool: {pool_note(sess)}."}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            ws.discard(stored)
+            return refuse(sess, "input", exc)
+
+    def write_path(sess, z, what: str, stem: str, file_format: str, knobs, cond, request) -> dict:
+        fmt = str(file_format or "gif").lower()
+        if fmt not in ("gif", "mp4"):
+            raise LatentStudioError(f"animations are written as gif or mp4, not {fmt!r}")
+        outs = explorer.decode(z, space=sess.space, knobs=knobs, condition=cond)
+        folder = ws.new_render_dir(hash_of(request))
+        shown, full = view(outs, folder, stem, nrow=len(z))
+        anim = save_animation(outs, folder / f"{stem}.{fmt}", pingpong=True)
+        lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space, path=what)
+        ws.enforce_cap(hash_of(request), keep=[full, anim, lat])
+        return {state: sess, path_view: show(path_view, shown), anim_view: str(anim) if fmt == "gif" else None,
+                dl_path: dl(full, "Strip"), dl_anim: dl(anim, "Animation"), dl_path_latents: dl(lat, "Path latents"),
+                status: f"{what} ({len(z)} steps)."}
+
+    def interpolate(session_state, first, second, method, frames, file_format, condition, request: gr.Request,
+                    **kw):
+        """Interpolation between two pool latents as a strip and an animation."""
+        sess = session_of(session_state, request)
+        try:
+            a, b = sess.latent(first), sess.latent(second)
+            z = explorer.interpolate(a, b, int(frames), str(method))
+            what = f"{method} from latent {int(first)} to latent {int(second)} in {sess.space}"
+            return write_path(sess, z, what, f"{sess.space}_{method}_{int(first)}-{int(second)}", file_format,
+                              knobs_from(kw), parse_condition(kind, condition), request)
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "interpolation", exc)
+
+    def random_walk(session_state, start, frames, step_size, file_format, condition, request: gr.Request, **kw):
+        """A seeded random walk from one pool latent as a strip and an animation."""
+        sess = session_of(session_state, request)
+        try:
+            z = explorer.random_walk(sess.latent(start), int(frames), float(step_size), seed=int(start or 0))
+            what = f"Random walk from latent {int(start or 0)} in {sess.space}, step {float(step_size):g}"
+            return write_path(sess, z, what, f"{sess.space}_walk_{int(start or 0)}", file_format,
+                              knobs_from(kw), parse_condition(kind, condition), request)
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "random walk", exc)
+
+    def move(session_state, start, condition, request: gr.Request, **kw):
+        """One pool latent moved along the principal directions by the sliders' amounts."""
+        sess = session_of(session_state, request)
+        try:
+            amounts = [float(kw.pop(n, 0.0) or 0.0) for n in dir_names]
+            knobs, cond = knobs_from(kw), parse_condition(kind, condition)
+            base = sess.latent(start)
+            dirs = directions_for(sess.space, knobs, cond)
+            z = explorer.move(base, dirs, amounts)[None]
+            outs = explorer.decode(z, space=sess.space, knobs=knobs, condition=cond)
+            moved = "_".join(f"{n}{a:+g}" for n, a in zip(dir_names, amounts, strict=True) if a) or "unmoved"
+            folder = ws.new_render_dir(hash_of(request))
+            stem = f"{sess.space}_latent{int(start or 0)}_{moved}"
+            shown, full = view(outs, folder, stem)
+            lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space,
+                               directions={n: a for n, a in zip(dir_names, amounts, strict=True)})
+            dfile = folder / f"{sess.space}_directions.npz"
+            save_directions(dfile, dirs, model=model)
+            ws.enforce_cap(hash_of(request), keep=[full, lat, dfile])
+            ratios = ", ".join(f"{n} {r:.0%}" for n, r in zip(dirs.names, dirs.variance_ratio, strict=False))
+            return {state: sess, edit_view: show(edit_view, shown), dl_edit: dl(full, "Moved"),
+                    dl_edit_latent: dl(lat, "Moved latent"), dl_directions: dl(dfile, "Directions"),
+                    status: f"Moved latent {int(start or 0)} ({moved.replace('_', ', ')}); principal directions "
+                            f"of {dirs.source} ({ratios} of the variance)."}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "move", exc)
+
+    def drawing_steps(session_state, seeds, condition, request: gr.Request, **kw):
+        """The canvas after every step of the seeds' samples: a strip (a row per sample) and a GIF."""
+        sess = session_of(session_state, request)
+        try:
+            seed_list = parse_seeds(seeds)[:8]
+            frames = explorer.steps(seed_list, knobs=knobs_from(kw), condition=parse_condition(kind, condition))
+            t, n = frames.shape[:2]
+            rgb = frames.expand(-1, -1, 3, -1, -1) if frames.shape[2] == 1 else frames
+            strip = make_grid(rgb.transpose(0, 1).flatten(0, 1), nrow=t)
+            tiles = [make_grid(f, nrow=n) for f in rgb]
+            folder = ws.new_render_dir(hash_of(request))
+            stem = f"steps_seeds{seed_list[0]}-{seed_list[-1]}"
+            png = save_outputs(strip[None], folder / f"{stem}.png")
+            gif = save_animation(tiles, folder / f"{stem}.gif", fps=4.0)
+            return {state: sess, steps_view: str(png), steps_anim: str(gif), dl_steps: dl(gif, "Steps"),
+                    status: f"The canvas after each of {t} steps for {n} sample(s)."}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "steps", exc)
+
+    def end_session(request: gr.Request) -> None:
+        h = hash_of(request)
+        live.pop(h, None)
+        ws.end_session(h)
+
+    # ---- layout
+    header = (f"# {title}\n"
+              f"Model: **{info['family']}** ({'images' if images else 'sketches'}"
+              f"{', ' + model.condition_spec.kind + ' condition' if kind != 'none' else ''}); "
+              f"latent spaces: {', '.join(sp['name'] + ' ' + str(sp['shape']) for sp in info['spaces']) or 'none'}; "
+              f"capabilities: {', '.join(info['capabilities']) or 'sampling only'}.")
+    css = ".sketches svg { max-width: 100%; height: auto; }"
+    with gr.Blocks(title=title, delete_cache=None if ws.keep_files else (3600, 86400)) as demo:
+        demo.studio_css = css  # type: ignore[attr-defined]
+        demo.studio_workspace = ws  # type: ignore[attr-defined]
+        demo.studio_workdir = str(ws.root)  # type: ignore[attr-defined]
+        state = gr.State(None)
+        gr.Markdown(header, elem_id="header")
+        space_info = gr.Markdown(f"**Shown:** {explorer.headline()}", elem_id="space-info")
+        status = gr.Textbox(label="Status", value="Choose seeds and press Sample.", interactive=False,
+                            elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=1):
+                space = gr.Radio(spaces, value=spaces[0] if spaces else None, label="Latent space",
+                                 visible=bool(spaces), elem_id="space")
+                seeds = gr.Textbox(label="Seeds (e.g. 0-7)", value="0-7", elem_id="seeds")
+                knob_boxes = {}
+                for k in model.knobs:
+                    default = model.default_knobs().get(k.name)
+                    choices = model.sampler_choices() if k.name == "sampler" else k.choices
+                    eid = f"knob-{k.name}"
+                    if choices:
+                        box = gr.Dropdown(list(choices), value=default, label=k.name, info=k.help, elem_id=eid)
+                    elif k.kind is bool:
+                        box = gr.Checkbox(value=bool(default), label=k.name, info=k.help, elem_id=eid)
+                    else:
+                        box = gr.Number(value=default, label=k.name, info=k.help, elem_id=eid,
+                                        precision=0 if k.kind is int else None)
+                    knob_boxes[knob_kw[k.name]] = box
+                if kind == "class":
+                    condition = gr.Dropdown(["in turn", *map(str, range(model.condition_spec.dim))], value="in turn",
+                                            label="Class", elem_id="condition")
+                elif kind == "attributes":
+                    condition = gr.Textbox(label=f"Attributes (index:value, 0-{model.condition_spec.dim - 1})",
+                                           value="", elem_id="condition")
+                else:
+                    condition = gr.State(None)
+                sample_btn = gr.Button("Sample", variant="primary", elem_id="sample")
+                with gr.Accordion("Encode an input", open=True, visible=can_encode):
+                    input_file = gr.File(label="An image" if images else "A stroke file (.npz, .ndjson)",
+                                         type="filepath", elem_id="input-file")
+            with gr.Column(scale=2):
+                if images:
+                    samples_view = gr.Image(label="Samples", interactive=False, elem_id="samples")
+                else:
+                    samples_view = gr.HTML(label="Samples", elem_id="samples")
+                with gr.Row():
+                    dl_samples = gr.DownloadButton("Samples", interactive=False, elem_id="download-samples")
+                    dl_latents = gr.DownloadButton("Latents (.npz)", interactive=False, elem_id="download-latents")
+        with gr.Accordion("Path: interpolation and random walk", open=True, visible=bool(spaces)):
+            with gr.Row():
+                first = gr.Number(label="From latent #", value=0, precision=0, minimum=0, elem_id="path-from")
+                second = gr.Number(label="To latent #", value=1, precision=0, minimum=0, elem_id="path-to")
+                method = gr.Radio(["slerp", "lerp"], value="slerp", label="Interpolation", elem_id="method")
+                frames = gr.Slider(2, 32, value=8, step=1, label="Steps", elem_id="path-steps")
+                step_size = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Walk step", elem_id="walk-step")
+                file_format = gr.Radio(["gif", "mp4"], value="gif", label="Animation", elem_id="anim-format")
+            with gr.Row():
+                interp_btn = gr.Button("Interpolate", elem_id="interpolate")
+                walk_btn = gr.Button("Random walk", elem_id="walk")
+            if images:
+                path_view = gr.Image(label="Strip", interactive=False, elem_id="path")
+            else:
+                path_view = gr.HTML(label="Strip", elem_id="path")
+            anim_view = gr.Image(label="Animation", interactive=False, elem_id="anim")
+            with gr.Row():
+                dl_path = gr.DownloadButton("Strip", interactive=False, elem_id="download-path")
+                dl_anim = gr.DownloadButton("Animation", interactive=False, elem_id="download-anim")
+                dl_path_latents = gr.DownloadButton("Path latents (.npz)", interactive=False,
+                                                    elem_id="download-path-latents")
+        sliders = []
+        with gr.Accordion("Principal directions", open=True, visible=bool(spaces)):
+            start = gr.Number(label="Latent # to move", value=0, precision=0, minimum=0, elem_id="move-from")
+            with gr.Row():
+                for n in dir_names:
+                    sliders.append(gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=n, elem_id=f"dir-{n}",
+                                             info="standard deviations", min_width=160))
+            if images:
+                edit_view = gr.Image(label="Moved", interactive=False, elem_id="moved")
+            else:
+                edit_view = gr.HTML(label="Moved", elem_id="moved")
+            with gr.Row():
+                dl_edit = gr.DownloadButton("Moved", interactive=False, elem_id="download-moved")
+                dl_edit_latent = gr.DownloadButton("Moved latent (.npz)", interactive=False,
+                                                   elem_id="download-moved-latent")
+                dl_directions = gr.DownloadButton("Directions (.npz)", interactive=False,
+                                                  elem_id="download-directions")
+        with gr.Accordion("Drawing steps", open=True, visible=STEPS in model.capabilities):
+            steps_btn = gr.Button("Show the drawing steps of the seeds (at most 8)", elem_id="steps")
+            with gr.Row():
+                steps_view = gr.Image(label="Canvas after each step (a row per sample)", interactive=False,
+                                      elem_id="steps-strip")
+                steps_anim = gr.Image(label="Animation", interactive=False, elem_id="steps-anim")
+            dl_steps = gr.DownloadButton("Steps (GIF)", interactive=False, elem_id="download-steps")
+
+        # ---- events
+        kw_in = dict(knob_boxes)
+        render: dict[str, Any] = {"concurrency_limit": 2, "concurrency_id": "render"}
+        space.change(switch_space, [state, space], [state, space_info, status], api_name="switch_space", queue=False)
+        gr.on([sample_btn.click, seeds.submit], sample, [state, seeds, condition],
+              [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in, api_name="sample", **render)
+        input_file.upload(encode_input, [input_file, state, condition],
+                          [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in,
+                          api_name="encode", **render)
+        path_outs = [state, path_view, anim_view, dl_path, dl_anim, dl_path_latents, status]
+        interp_btn.click(interpolate, [state, first, second, method, frames, file_format, condition], path_outs,
+                         inputs_kwargs=kw_in, api_name="interpolate", **render)
+        walk_btn.click(random_walk, [state, first, frames, step_size, file_format, condition], path_outs,
+                       inputs_kwargs=kw_in, api_name="random_walk", **render)
+        move_triggers = [t for s in sliders for t in (s.release, s.input)] + [start.submit]
+        gr.on(move_triggers, move, [state, start, condition],
+              [state, edit_view, dl_edit, dl_edit_latent, dl_directions, status],
+              inputs_kwargs={**kw_in, **dict(zip(dir_names, sliders, strict=True))}, api_name="move",
+              trigger_mode="always_last", show_progress="minimal", **render)
+        steps_btn.click(drawing_steps, [state, seeds, condition], [state, steps_view, steps_anim, dl_steps, status],
+                        inputs_kwargs=kw_in, api_name="drawing_steps", **render)
+        demo.unload(end_session)
+    demo.queue(max_size=64, default_concurrency_limit=1)
+    return demo
+
+
+def serve_explorer(explorer: Explorer, *, host: str = "127.0.0.1", port: int | None = None, block: bool = True,
+                   workdir: str | Path | None = None, quiet: bool = False, keep_files: bool = False,
+                   max_session_bytes: int = DEFAULT_SESSION_BYTES, pca_samples: int = 256):
+    """Build and launch the explorer; returns ``(demo, url)``. The server's folder is deleted when it
+    stops (as :func:`latentstudio.studio.web.app.serve`), unless ``keep_files``."""
+    ws = Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
+    log.info("uploads and renders go to %s", ws.root)
+    try:
+        demo = build_explorer_app(explorer, workspace=ws, pca_samples=pca_samples)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            try:
+                yield
+            finally:
+                ws.close()
+
+        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
+                                max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, quiet=quiet, show_error=False,
+                                footer_links=["api"], run_history=False, allowed_paths=[str(ws.root)], css=demo.studio_css,
+                                app_kwargs={"lifespan": lifespan})
+    except BaseException:
+        ws.close()
+        raise
+    if block:
+        demo.close(verbose=False)
+        ws.close()
+    return demo, url

@@ -1,0 +1,164 @@
+"""The latent explorer in headless Chromium, one tiny model per family (DRAW, sketch-rnn, two-stage VAE).
+
+Each test opens the page, samples, encodes an input, interpolates, moves a direction slider and downloads
+files, checking their content and that the page shows no error. Chromium as in tests/test_studio_web.py
+(skipped with its message where there is none; ``LATENTSTUDIO_SKIP_BROWSER=1`` skips on purpose).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_stroke_npz
+from PIL import Image, ImageSequence
+from test_contract import make
+from test_studio_web import (
+    CHROMIUM_ARGS,
+    chromium_path,
+    download,
+    free_port,
+    move_slider,
+    set_upload,
+    status_text,
+    wait_status,
+)
+
+from latentstudio.api import load
+from latentstudio.io.images import save_image
+from latentstudio.studio.explorer import Explorer
+from latentstudio.studio.projection import load_latent
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if os.environ.get("LATENTSTUDIO_SKIP_BROWSER") == "1":
+        pytest.skip("LATENTSTUDIO_SKIP_BROWSER=1")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the browser test needs the playwright package: pip install -e '.[dev]'")
+    exe = chromium_path()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_explorer(chromium, tmp_path, family: str):
+    """Serve the explorer for a saved tiny model of ``family``; returns (page, explorer, demo, context)."""
+    from latentstudio.studio.web.explorer_app import serve_explorer
+
+    make(family).save_pretrained(tmp_path / "model")
+    explorer = Explorer(load(tmp_path / "model"))
+    demo, url = serve_explorer(explorer, port=free_port(), block=False, workdir=tmp_path / "files", quiet=True,
+                               pca_samples=32)
+    ctx = chromium.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1600})
+    ctx.set_default_timeout(30_000)
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_selector("#sample")
+    return page, explorer, demo, ctx
+
+
+def gif_frames(path, fps: float) -> int:
+    """The number of frames of a GIF written at ``fps``, counting repeats (equal frames are merged)."""
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        total = sum(f.info.get("duration", 0) for f in ImageSequence.Iterator(im))
+    return round(total * fps / 1000)
+
+
+def no_error(page) -> None:
+    assert not status_text(page).startswith("Error"), status_text(page)
+    assert page.locator(".toast-body.error, .toast-wrap .error").count() == 0
+
+
+def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: bool) -> None:
+    """The steps every family goes through; ``shape`` is one latent's."""
+    assert "Shown:" in page.locator("#space-info").inner_text()
+    page.locator("#seeds textarea, #seeds input").first.fill("0-3")
+    page.click("#sample")
+    wait_status(page, "Sampled 4 latent(s) of z")
+    no_error(page)
+    if sketches:
+        assert page.locator("#samples svg").count() >= 1  # sketches as SVG in the page
+    lat = download(page, "download-latents", tmp_path)
+    with np.load(lat, allow_pickle=False) as data:
+        assert data["latent"].shape == (4, *shape) and str(data["space"]) == "z"
+        assert str(data["model_path"]).endswith("model")
+    set_upload(page, input_path, "input-file")
+    wait_status(page, "Encoded")
+    no_error(page)
+    page.locator("#path-steps input[type=number]").fill("5")
+    page.locator("#path-steps input[type=number]").press("Tab")
+    page.click("#interpolate")
+    wait_status(page, "slerp from latent 0 to latent 1 in z (5 steps)")
+    no_error(page)
+    gif = download(page, "download-anim", tmp_path)
+    assert gif_frames(gif, fps=6.0) == 8  # 5 there, 3 back
+    path = load_latent(download(page, "download-path-latents", tmp_path))
+    assert tuple(path["latent"].shape) == (5, *shape)
+    strip = download(page, "download-path", tmp_path)
+    if sketches:
+        assert strip.suffix == ".svg" and strip.read_text().startswith("<svg")
+    else:
+        assert Image.open(strip).format == "PNG"
+    move_slider(page, "dir-pc0", 2)
+    wait_status(page, "Moved latent 0 (pc0+2)")
+    no_error(page)
+    moved = load_latent(download(page, "download-moved-latent", tmp_path))
+    assert tuple(moved["latent"].shape) == (1, *shape) and moved["meta"]["directions"]["pc0"] == 2.0
+    assert not torch.allclose(moved["latent"][0], torch.from_numpy(np.load(lat)["latent"][0]))
+    dirs = download(page, "download-directions", tmp_path)
+    with np.load(dirs, allow_pickle=False) as data:
+        index = json.loads(str(data["index"]))
+        assert [d["name"] for d in index["directions"]][:1] == ["pc0"] and index["info"]["space"] == "z"
+        assert data["vec/pc0"].shape == shape
+
+
+def test_draw_in_the_browser(chromium, tmp_path):
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "draw")
+    try:
+        assert "draw" in page.locator("#header").inner_text()
+        img = tmp_path / "digit.png"
+        save_image(torch.randint(0, 255, (1, 40, 40), dtype=torch.uint8), img)
+        explore(page, tmp_path, img, shape=explorer.space().shape, sketches=False)
+        page.click("#steps")
+        wait_status(page, "The canvas after each of")
+        steps = download(page, "download-steps", tmp_path)
+        assert gif_frames(steps, fps=4.0) == explorer.space().shape[0]
+    finally:
+        ctx.close()
+        demo.close()
+
+
+def test_sketch_rnn_in_the_browser(chromium, tmp_path):
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "sketch-rnn")
+    try:
+        assert page.locator("#knob-temperature").count() == 1
+        strokes = write_stroke_npz(tmp_path / "cats.npz", n=12, max_points=12, splits=(6, 3))
+        explore(page, tmp_path, strokes, shape=explorer.space().shape, sketches=True)
+    finally:
+        ctx.close()
+        demo.close()
+
+
+def test_two_stage_vae_in_the_browser(chromium, tmp_path):
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "two-stage-vae")
+    try:
+        img = tmp_path / "face.png"
+        save_image(torch.randint(0, 255, (3, 24, 24), dtype=torch.uint8), img)
+        explore(page, tmp_path, img, shape=explorer.space().shape, sketches=False)
+        page.locator("#space label", has_text="u").click()
+        wait_status(page, "Latent space u")
+        assert "latent space u" in page.locator("#space-info").inner_text()
+        page.click("#sample")
+        wait_status(page, "Sampled 4 latent(s) of u")
+        no_error(page)
+    finally:
+        ctx.close()
+        demo.close()
