@@ -144,6 +144,51 @@ def test_fused_and_loop_models_are_the_same_function(batch):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+# Training-mode loss and gradient norms (encoder W_hh, decoder W_hh, decoder W_ih) of the tiny model
+# below, computed by the fused kernel before its speed-up (which stored the gates and recomputed their
+# derivatives over the whole sequence in the backward pass, with torch.tanh): the optimized kernel must
+# give the same numbers, dropout masks included.
+_BEFORE_SPEEDUP = {
+    "step": (1.7732661962509155, 0.0002527054457459599, 0.32011711597442627, 0.7103328108787537),
+    "sequence": (1.7568267583847046, 0.0003003322926815599, 0.34434273838996887, 0.6102501153945923),
+    "none": (1.779109001159668, 0.00021806002769153565, 0.3308853805065155, 0.5712345838546753),
+}
+
+
+@pytest.mark.parametrize("dropout", sorted(_BEFORE_SPEEDUP))
+def test_optimized_kernel_gives_the_loss_and_gradients_of_before(batch, dropout):
+    _, x, ln = batch
+    kw = {"step": {}, "sequence": {"dropout_mask": "sequence"}, "none": {"recurrent_dropout": False}}[dropout]
+    torch.manual_seed(0)
+    m = SketchRNN(SketchRNNConfig(max_seq_len=T, enc_hidden_size=16, dec_hidden_size=32, latent_dim=8,
+                                  num_mixture=3, **kw))
+    out = m.loss(Batch(x, None, ln), step=3, generator=torch.Generator().manual_seed(5))
+    out.loss.backward()
+    got = (out.loss.item(), m.encoder.weight_hh.grad.norm().item(), m.decoder.weight_hh.grad.norm().item(),
+           m.decoder.weight_ih.grad.norm().item())
+    want = _BEFORE_SPEEDUP[dropout]
+    assert abs(got[0] - want[0]) <= 1e-5
+    for g, w in zip(got[1:], want[1:], strict=True):
+        assert abs(g - w) <= 1e-5 * max(1.0, abs(w)) and abs(g - w) <= 1e-3 * abs(w)
+
+
+def test_inference_path_matches_the_training_path():
+    """Under no_grad the kernel skips what only the backward pass needs; the outputs are the same."""
+    torch.manual_seed(0)
+    t, d, b, h, f = 9, 2, 5, 6, 4
+    x, e = torch.randn(t, d, b, f), torch.randn(d, b, 4 * h)
+    h0, c0 = torch.randn(d, b, h), torch.randn(d, b, h)
+    w = torch.randn(d, h + f, 4 * h, requires_grad=True)
+    mask = dropout_mask((t, d, b, h), 0.8, generator=torch.Generator().manual_seed(1))
+    sizes = [5, 5, 4, 4, 3, 2, 2, 1, 1]
+    for m, bs in ((None, None), (mask, None), (mask, sizes)):
+        train = lstm_sequence(x, e, h0, c0, w, m, 0.8, bs)
+        with torch.no_grad():
+            infer = lstm_sequence(x, e, h0, c0, w, m, 0.8, bs)
+        assert train.requires_grad and not infer.requires_grad
+        torch.testing.assert_close(infer, train.detach(), rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------- mixture
 
 

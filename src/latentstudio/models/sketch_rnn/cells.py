@@ -72,9 +72,15 @@ class FusedLSTMFunction(torch.autograd.Function):
     longest first) step ``t`` updates only the first ``batch_sizes[t]`` rows, like a packed
     sequence: finished rows cost nothing, and their outputs after their last step are 0.
 
-    The backward pass computes the local derivatives of all gates for all steps at once; the
-    time loop then needs six small element-wise operations and one matrix product per step, and
-    the weight gradient is a few large products at the end.
+    Speed (CPU): the candidate's columns of ``W`` and ``e`` are doubled once per call (exact in
+    floating point), so one ``sigmoid`` over all four gates gives ``sigmoid(2 x_g)`` and
+    ``tanh(x_g) = 2 sigmoid(2 x_g) - 1``; ``tanh(c)`` is computed the same way (torch's CPU
+    ``tanh`` costs several times its ``sigmoid``). When a gradient will be needed, the forward
+    pass also writes each step's local derivatives while that step's gates are still in cache
+    (the same amount of memory as keeping the gates and cells), so the backward pass reads them
+    instead of recomputing them over the whole sequence: its time loop is six small element-wise
+    operations and one matrix product per step, and the weight gradient is a few large products
+    at the end.
 
     Args (forward):
         x: ``float [T, D, B, F]`` per-step inputs (no gradient is returned for them).
@@ -85,84 +91,81 @@ class FusedLSTMFunction(torch.autograd.Function):
             ``1 / keep_prob``), or None.
         keep_prob: the mask's keep probability (ignored without a mask).
         batch_sizes: non-increasing active row counts per step (length T), or None (all rows).
+        for_backward: store what the backward pass needs (False under ``no_grad``: inference).
 
     Returns:
         ``h: float [T, D, B, H]`` hidden states.
     """
 
     @staticmethod
-    def forward(ctx, x, extra, h0, c0, w, mask, keep_prob, batch_sizes):
+    def forward(ctx, x, extra, h0, c0, w, mask, keep_prob, batch_sizes, for_backward=True):
         t_len, d, b, fx = x.shape
         hs = h0.shape[-1]
         h4 = 4 * hs
-        acts = x.new_empty(t_len, d, b, h4)  # activated gates: m * g, i, f, o
-        cs = x.new_empty(t_len + 1, d, b, hs)
-        tcs = x.new_empty(t_len, d, b, hs)
+        w2 = w.clone()
+        w2[..., :hs].mul_(2.0)
+        e2 = extra.clone()
+        e2[..., :hs].mul_(2.0)
         hx = x.new_zeros(t_len + 1, d, b, hs + fx)  # step t reads [h_{t-1}, x_t] = hx[t]
         hx[:t_len, :, :, hs:] = x
         hx[0, :, :, :hs] = h0
-        cs[0] = c0
+        c = c0.clone()  # the cell state, updated in place (finished rows keep their last value)
+        gates = x.new_empty(d, b, h4)  # one step's activated gates: g (times the mask), i, f, o
+        tanh_c = x.new_empty(d, b, hs)
+        if for_backward:
+            p = x.new_empty(t_len, d, b, h4)  # dL/d(pre-activation) = p * (dc, dc, dc, dh) per gate
+            dc_dh = x.new_empty(t_len, d, b, hs)  # dc += dc_dh * dh
+            fgate = x.new_empty(t_len, d, b, hs)  # dc_{t-1} = f * dc_t
         for t in range(t_len):
             n = b if batch_sizes is None else batch_sizes[t]
             if n == 0:
                 continue
-            a = acts[t, :, :n]
-            torch.baddbmm(extra[:, :n], hx[t, :, :n], w, out=a)
-            g = a[..., :hs]
-            g.tanh_()
-            a[..., hs:].sigmoid_()
+            a = gates[:, :n]
+            torch.baddbmm(e2[:, :n], hx[t, :, :n], w2, out=a)
+            a.sigmoid_()
+            g, i, f, o = a.split(hs, dim=-1)
+            g.mul_(2.0).sub_(1.0)  # tanh of the candidate
+            c_prev = c[:, :n]
+            if for_backward:
+                pg, pi, pf, po = p[t, :, :n].split(hs, dim=-1)
+                torch.addcmul(f, f, f, value=-1.0, out=pf).mul_(c_prev)  # df: c_prev f (1 - f)
+                fgate[t, :, :n].copy_(f)
             if mask is not None:
-                g.mul_(mask[t if mask.shape[0] > 1 else 0, :, :n])
-            c_new = cs[t + 1, :, :n]
-            torch.mul(a[..., 2 * hs : 3 * hs], cs[t, :, :n], out=c_new)
-            c_new.addcmul_(a[..., hs : 2 * hs], g)
-            tc = tcs[t, :, :n]
-            torch.tanh(c_new, out=tc)
-            torch.mul(a[..., 3 * hs :], tc, out=hx[t + 1, :, :n, :hs])
-        ctx.save_for_backward(w, mask)
-        ctx.buffers = (acts, cs, tcs, hx)
-        ctx.keep_prob = keep_prob
-        ctx.batch_sizes = batch_sizes
-        ctx.fx = fx
+                m = mask[t if mask.shape[0] > 1 else 0, :, :n]
+                g.mul_(m)
+                if for_backward:  # dg: i m (1 - g^2) = i (m - keep (m g)^2), also 0 where m = 0
+                    torch.addcmul(m, g, g, value=-keep_prob, out=pg).mul_(i)
+            elif for_backward:  # dg: i (1 - g^2)
+                torch.mul(g, g, out=pg)
+                torch.addcmul(i, i, pg, value=-1.0, out=pg)
+            c_prev.mul_(f).addcmul_(i, g)
+            tc = tanh_c[:, :n]
+            torch.mul(c_prev, 2.0, out=tc).sigmoid_().mul_(2.0).sub_(1.0)  # tanh(c)
+            h = hx[t + 1, :, :n, :hs]
+            torch.mul(o, tc, out=h)
+            if for_backward:
+                torch.addcmul(i, i, i, value=-1.0, out=pi).mul_(g)  # di: (m g) i (1 - i)
+                torch.addcmul(o, o, o, value=-1.0, out=po).mul_(tc)  # do: tanh(c) o (1 - o)
+                torch.addcmul(o, h, tc, value=-1.0, out=dc_dh[t, :, :n])  # dc/dh: o (1 - tanh(c)^2)
+        if for_backward:
+            ctx.save_for_backward(w)
+            ctx.buffers = (p, dc_dh, fgate, hx)
+            ctx.batch_sizes = batch_sizes
         return hx[1:, :, :, :hs].contiguous()
-
-    @staticmethod
-    def _local_derivatives(acts, cs, tcs, mask, keep_prob):
-        """``P [T, D, B, 4H]`` with dL/d(pre-activation) = P * (dc, dc, dc, dh) per gate, and
-        ``A [T, D, B, H]`` with dc += A * dh (all steps at once)."""
-        hs = acts.shape[-1] // 4
-        gm, i, f, o = acts.split(hs, dim=-1)
-        p = torch.empty_like(acts)
-        pg, pi, pf, po = p.split(hs, dim=-1)
-        torch.mul(gm, gm, out=pg)
-        if mask is None:  # dg: i (1 - g^2)
-            pg.neg_().add_(1.0).mul_(i)
-        else:  # g = gm / m where m != 0, so i m (1 - g^2) = i (m - keep gm^2), also 0 where m = 0
-            pg.mul_(-keep_prob).add_(mask).mul_(i)
-        torch.mul(i, i, out=pi)  # di: (m g) i (1 - i)
-        pi.neg_().add_(i).mul_(gm)
-        torch.mul(f, f, out=pf)  # df: c_prev f (1 - f)
-        pf.neg_().add_(f).mul_(cs[:-1])
-        torch.mul(o, o, out=po)  # do: tanh(c) o (1 - o)
-        po.neg_().add_(o).mul_(tcs)
-        a = torch.mul(tcs, tcs).neg_().add_(1.0).mul_(o)  # dc/dh: o (1 - tanh(c)^2)
-        return p, a
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h):
-        w, mask = ctx.saved_tensors
-        acts, cs, tcs, hx = ctx.buffers
+        (w,) = ctx.saved_tensors
+        p, dc_dh, fgate, hx = ctx.buffers
         batch_sizes = ctx.batch_sizes
-        t_len, d, b, h4 = acts.shape
+        t_len, d, b, h4 = p.shape
         hs = h4 // 4
-        p, a_dc = FusedLSTMFunction._local_derivatives(acts, cs, tcs, mask, ctx.keep_prob)
         po = p[..., 3 * hs :]
-        f_all = acts[..., 2 * hs : 3 * hs]
         w_h = w[:, :hs].transpose(1, 2)  # [D, 4H, H]
-        dgates = torch.empty_like(acts)  # finished rows are zeroed step by step below (not the whole buffer)
-        dh = acts.new_zeros(d, b, hs)
-        dc = acts.new_zeros(d, b, hs)
+        dgates = torch.empty_like(p)  # finished rows are zeroed step by step below (not the whole buffer)
+        dh = p.new_zeros(d, b, hs)
+        dc = p.new_zeros(d, b, hs)
         grad_h = grad_h.contiguous()
         for t in range(t_len - 1, -1, -1):
             n = b if batch_sizes is None else batch_sizes[t]
@@ -172,12 +175,12 @@ class FusedLSTMFunction(torch.autograd.Function):
                 continue
             dh_n, dc_n = dh[:, :n], dc[:, :n]
             dh_n.add_(grad_h[t, :, :n])
-            dc_n.addcmul_(dh_n, a_dc[t, :, :n])
+            dc_n.addcmul_(dh_n, dc_dh[t, :, :n])
             for j in range(3):  # g, i, f; one product per gate (a broadcast product into the strided
                 # [D, n, 3, H] view runs ~20x slower per element on CPU)
                 torch.mul(dc_n, p[t, :, :n, j * hs : (j + 1) * hs], out=dgates[t, :, :n, j * hs : (j + 1) * hs])
             torch.mul(dh_n, po[t, :, :n], out=dgates[t, :, :n, 3 * hs :])
-            dc_n.mul_(f_all[t, :, :n])
+            dc_n.mul_(fgate[t, :, :n])
             if n == b:
                 torch.bmm(dgates[t], w_h, out=dh)
             else:
@@ -198,7 +201,7 @@ class FusedLSTMFunction(torch.autograd.Function):
         dx = None
         if ctx.needs_input_grad[0]:
             dx = torch.matmul(dgates, w[:, hs:].transpose(1, 2).unsqueeze(0))
-        return dx, dextra, dh, dc, dw, None, None, None
+        return dx, dextra, dh, dc, dw, None, None, None, None
 
 
 def _loop_lstm(x, extra, h0, c0, w, mask):
@@ -226,7 +229,8 @@ def lstm_sequence(x, extra, h0, c0, w, mask=None, keep_prob=1.0, batch_sizes=Non
             ``batch_sizes`` and computes every position).
     """
     if impl == "fused":
-        return FusedLSTMFunction.apply(x, extra, h0, c0, w, mask, keep_prob, batch_sizes)
+        for_backward = torch.is_grad_enabled() and any(t.requires_grad for t in (x, extra, h0, c0, w))
+        return FusedLSTMFunction.apply(x, extra, h0, c0, w, mask, keep_prob, batch_sizes, for_backward)
     if impl == "loop":
         return _loop_lstm(x, extra, h0, c0, w, mask)
     raise ValueError(f"impl must be 'fused' or 'loop', got {impl!r}")
