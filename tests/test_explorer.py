@@ -169,3 +169,22 @@ def test_image_inputs_are_resized_to_the_model(tmp_path):
     (tmp_path / "bad.png").write_text("no image")
     with pytest.raises(ExplorerError, match="not a readable image"):
         ex.read_input(tmp_path / "bad.png")
+
+
+def test_studio_command_routes_face_models_to_the_face_studio(tmp_path):
+    from click.testing import CliRunner
+
+    from latentstudio.cli.main import cli
+    from latentstudio.cli.studio import _face_model
+    from latentstudio.samplers import load_model_with_samplers
+
+    routes = {}
+    for family, dataset in (("vae", "celeba"), ("vae", "mnist"), ("two-stage-vae", ""), ("draw", "mnist"),
+                            ("sketch-rnn", "strokes"), ("stylegan2", "")):
+        folder = tmp_path / f"{family}-{dataset or 'unknown'}"
+        make(family).save_pretrained(folder, meta={"dataset": dataset} if dataset else None)
+        routes[folder.name] = _face_model(load_model_with_samplers(folder)) is not None
+    assert routes == {"vae-celeba": True, "vae-mnist": False, "two-stage-vae-unknown": True, "draw-mnist": False,
+                      "sketch-rnn-strokes": False, "stylegan2-unknown": True}
+    out = CliRunner().invoke(cli, ["studio", "--help"]).output
+    assert "--explorer" in out and "latent explorer" in out

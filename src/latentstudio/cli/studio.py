@@ -52,9 +52,12 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
 
 
 @click.command("studio")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True),
+              help="Model directory or run directory of any family (face models open the face studio).")
+@click.option("--explorer", "force_explorer", is_flag=True,
+              help="Open the latent explorer even for a face model (StyleGAN2, a VAE of faces).")
 @click.option("--directions", "directions", multiple=True, type=click.Path(exists=True),
-              help="Direction library .npz, a folder of .npy directions or one .npy (repeatable).")
+              help="Direction library .npz, a folder of .npy directions or one .npy (repeatable; face studio).")
 @click.option("--only", default=None, help="Show only these directions (comma-separated names), in this order.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; 0.0.0.0 exposes the studio to the network.")
@@ -71,40 +74,92 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
 @click.option("--session-mb", type=float, default=200.0, show_default=True,
               help="Largest size of one session's folder; its oldest renders are deleted beyond it.")
 @friendly_errors
-def studio_command(model_path, directions, only, host, port, steps, perceptual, predictor, threads, keep_files,
-                   session_mb):
-    """Open the web studio: generate or upload faces and edit them with direction sliders.
+def studio_command(model_path, force_explorer, directions, only, host, port, steps, perceptual, predictor, threads,
+                   keep_files, session_mb):
+    """Open the web studio of a model: the face studio or the latent explorer.
 
-    Serves on http://127.0.0.1:7860 by default (only this machine can connect); uploads are
-    aligned and projected with a progress bar; concurrent users are queued. Uploads and renders
-    live in one temporary folder per session, deleted when the tab closes and when the server stops
-    (Ctrl-C or SIGTERM), unless --keep-files.
+    StyleGAN2 models and VAEs of faces open the face studio: generate or upload faces and edit them
+    with direction sliders (uploads are aligned and projected with a progress bar). Every other model
+    (DRAW, sketch-rnn, VAEs of other data), or any model with --explorer, opens the latent explorer:
+    its latent spaces, samples, encoded inputs, interpolations, random walks and principal directions
+    (docs/explorer.md).
+
+    Serves on http://127.0.0.1:7860 by default (only this machine can connect); concurrent users are
+    queued. Uploads and renders live in one temporary folder per session, deleted when the tab closes
+    and when the server stops (Ctrl-C or SIGTERM), unless --keep-files.
 
     \b
     Example:
       latentstudio studio --model runs/studio/00000-two-stage-vae-celeba --directions celeba-directions.npz
       latentstudio studio --model models/ffhq --directions ffhq-dirs/ --only smile,age,gender --host 0.0.0.0
+      latentstudio studio --model runs/draw/00000-draw-mnist/model
+      latentstudio studio --model models/ffhq --explorer
     """
-    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
+    from latentstudio.samplers import load_model_with_samplers  # lazy: imports torch
+
+    _set_threads(threads)
+    loaded = load_model_with_samplers(model_path)
+    face = None if force_explorer else _face_model(loaded)
+    _log_web_events()
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the server like Ctrl-C: files are deleted
+    try:
+        if face is None:
+            demo = _serve_explorer(loaded, directions, host, port, keep_files, session_mb)
+        else:
+            demo = _serve_face_studio(face, directions, only, host, port, steps, perceptual, predictor, keep_files,
+                                      session_mb)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if keep_files:
+        click.echo(f"uploads and renders kept in {demo.studio_workdir}")
+
+
+#: Datasets of faces: a VAE trained on one opens the face studio (as does one whose dataset is unknown).
+FACE_DATASETS = ("celeba", "ffhq", "faces")
+#: Datasets known not to be faces: a VAE trained on one opens the latent explorer.
+OTHER_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "strokes")
+
+
+def _face_model(model):
+    """The face studio's model of ``model`` (StyleGAN2, a VAE not known to be of other data), or None."""
+    from latentstudio.studio.adapters import ADAPTERS  # lazy: imports torch
+    from latentstudio.studio.loading import wrap_model  # lazy: imports torch
+
+    if model.model_type not in ADAPTERS:
+        return None
+    face = wrap_model(model)
+    dataset = str(face.describe().get("dataset") or "").lower()
+    if dataset and not dataset.startswith(FACE_DATASETS) and dataset.startswith(OTHER_DATASETS):
+        return None
+    return face
+
+
+def _serve_explorer(model, directions, host, port, keep_files, session_mb):
+    from latentstudio.studio.explorer import Explorer  # lazy: imports torch
+    from latentstudio.studio.web.explorer_app import serve_explorer  # lazy: imports gradio
+
+    if directions:
+        click.echo("note: --directions is for the face studio; the explorer computes principal directions itself",
+                   err=True)
+    explorer = Explorer(model)
+    click.echo(f"latent explorer: {explorer.headline()}")
+    demo, _ = serve_explorer(explorer, host=host, port=port, block=True, keep_files=keep_files,
+                             max_session_bytes=int(session_mb * 1024 * 1024))
+    return demo
+
+
+def _serve_face_studio(model, directions, only, host, port, steps, perceptual, predictor, keep_files, session_mb):
     from latentstudio.studio.session import Studio  # lazy: imports torch
     from latentstudio.studio.web.app import serve  # lazy: imports torch
 
-    _set_threads(threads)
-    model = load_latent_model(model_path)
     lib = _library(directions, model.latent_dim)
     if only:
         lib = _subset(lib, only)
     studio = Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
     click.echo(f"model: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
-    _log_web_events()
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the server like Ctrl-C: files are deleted
-    try:
-        demo, _ = serve(studio, host=host, port=port, block=True, keep_files=keep_files,
-                        max_session_bytes=int(session_mb * 1024 * 1024))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if keep_files:
-        click.echo(f"uploads and renders kept in {demo.studio_workdir}")
+    demo, _ = serve(studio, host=host, port=port, block=True, keep_files=keep_files,
+                    max_session_bytes=int(session_mb * 1024 * 1024))
+    return demo
 
 
 def _interrupt(signum, frame) -> None:
