@@ -188,3 +188,38 @@ def test_studio_command_routes_face_models_to_the_face_studio(tmp_path):
                       "sketch-rnn-strokes": False, "stylegan2-unknown": True}
     out = CliRunner().invoke(cli, ["studio", "--help"]).output
     assert "--explorer" in out and "latent explorer" in out
+
+
+@pytest.mark.parametrize(("family", "condition"), [("draw", "class"), ("vae", "attributes"),
+                                                   ("two-stage-vae", "class")])
+def test_conditional_models_take_their_condition_everywhere(family, condition):
+    from latentstudio.models.registry import MODELS
+
+    cls = MODELS.get(family)
+    torch.manual_seed(0)
+    model = cls(cls.example_config(condition=condition, cond_dim=3)).eval()
+    ex = Explorer(model)
+    assert ex.describe()["condition"] == {"kind": condition, "dim": 3}
+    cond = 2 if condition == "class" else {0: 1.0, 2: -1.0}
+    z, outs = ex.draw([0, 1], condition=cond)
+    assert tuple(z.shape) == (2, *ex.space().shape) and n_outputs(outs) == 2
+    assert n_outputs(ex.decode(ex.interpolate(z[0], z[1], 3), condition=cond)) == 3
+    x = model.example_batch(2, torch.Generator().manual_seed(0)).x
+    assert tuple(ex.encode(x, condition=cond).shape) == (2, *ex.space().shape)
+    with pytest.raises(ConfigError):
+        ex.draw([0], condition=7 if condition == "class" else {9: 1.0})
+
+
+def test_page_inputs_seeds_and_conditions():
+    from latentstudio.errors import LatentStudioError
+    from latentstudio.studio.web.explorer_app import parse_condition, parse_seeds
+
+    assert parse_seeds("0-3, 7") == [0, 1, 2, 3, 7] and parse_seeds(5) == [5]
+    for bad in ("", "3-1", "x", "0-100"):
+        with pytest.raises(LatentStudioError):
+            parse_seeds(bad)
+    assert parse_condition("class", "in turn") is None and parse_condition("class", "2") == 2
+    assert parse_condition("attributes", "3:+1, 5:-1") == {3: 1.0, 5: -1.0}
+    assert parse_condition("none", "2") is None
+    with pytest.raises(LatentStudioError, match="index:value"):
+        parse_condition("attributes", "smile")

@@ -48,11 +48,18 @@ def chromium():
         browser.close()
 
 
-def open_explorer(chromium, tmp_path, family: str):
-    """Serve the explorer for a saved tiny model of ``family``; returns (page, explorer, demo, context)."""
+def open_explorer(chromium, tmp_path, family: str, **config):
+    """Serve the explorer for a saved tiny model of ``family`` (its example config with ``config``);
+    returns (page, explorer, demo, context)."""
+    from latentstudio.models.registry import MODELS
     from latentstudio.studio.web.explorer_app import serve_explorer
 
-    make(family).save_pretrained(tmp_path / "model")
+    if config:
+        cls = MODELS.get(family)
+        torch.manual_seed(0)
+        cls(cls.example_config(**config)).save_pretrained(tmp_path / "model")
+    else:
+        make(family).save_pretrained(tmp_path / "model")
     explorer = Explorer(load(tmp_path / "model"))
     demo, url = serve_explorer(explorer, port=free_port(), block=False, workdir=tmp_path / "files", quiet=True,
                                pca_samples=32)
@@ -84,12 +91,14 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
     page.click("#sample")
     wait_status(page, "Sampled 4 latent(s) of z")
     no_error(page)
+    conditional = "condition" in status_text(page)
     if sketches:
         assert page.locator("#samples svg").count() >= 1  # sketches as SVG in the page
     lat = download(page, "download-latents", tmp_path)
     with np.load(lat, allow_pickle=False) as data:
         assert data["latent"].shape == (4, *shape) and str(data["space"]) == "z"
         assert str(data["model_path"]).endswith("model")
+        assert json.loads(str(data["meta"]))["condition"] == (2 if conditional else None)
     set_upload(page, input_path, "input-file")
     wait_status(page, "Encoded")
     no_error(page)
@@ -120,10 +129,12 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
         assert data["vec/pc0"].shape == shape
 
 
-def test_draw_in_the_browser(chromium, tmp_path):
-    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "draw")
+def test_class_conditional_draw_in_the_browser(chromium, tmp_path):
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "draw", condition="class", cond_dim=3)
     try:
-        assert "draw" in page.locator("#header").inner_text()
+        assert "draw" in page.locator("#header").inner_text() and "class condition" in page.locator(
+            "#header").inner_text()
+        page.locator("#condition label", has_text="2").click()  # the condition is a control
         img = tmp_path / "digit.png"
         save_image(torch.randint(0, 255, (1, 40, 40), dtype=torch.uint8), img)
         explore(page, tmp_path, img, shape=explorer.space().shape, sketches=False)

@@ -225,11 +225,12 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
             stem = f"{sess.space}_seeds{seed_list[0]}-{seed_list[-1]}"
             shown, full = view(outs, folder, stem)
             lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space, seeds=seed_list,
-                               knobs=explorer.knobs(knobs))
+                               knobs=explorer.knobs(knobs), condition=cond)
             ws.enforce_cap(hash_of(request), keep=[full, lat])
             return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Samples"),
                     dl_latents: dl(lat, "Latents"),
-                    status: f"Sampled {len(seed_list)} latent(s) of {sess.space} (seeds {seeds}). "
+                    status: f"Sampled {len(seed_list)} latent(s) of {sess.space} (seeds {seeds}"
+                            f"{'' if cond is None else f', condition {cond}'}). "
                             f"Pool: {pool_note(sess)}."}
         except SessionEnded:
             return {state: sess}
@@ -402,8 +403,10 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                                         precision=0 if k.kind is int else None)
                     knob_boxes[knob_kw[k.name]] = box
                 if kind == "class":
-                    condition = gr.Dropdown(["in turn", *map(str, range(model.condition_spec.dim))], value="in turn",
-                                            label="Class", elem_id="condition")
+                    classes = ["in turn", *map(str, range(model.condition_spec.dim))]
+                    widget = gr.Radio if len(classes) <= 13 else gr.Dropdown
+                    condition = widget(classes, value="in turn", label="Class (in turn: 0, 1, ... across samples)",
+                                       elem_id="condition")
                 elif kind == "attributes":
                     condition = gr.Textbox(label=f"Attributes (index:value, 0-{model.condition_spec.dim - 1})",
                                            value="", elem_id="condition")
