@@ -223,3 +223,20 @@ def test_page_inputs_seeds_and_conditions():
     assert parse_condition("none", "2") is None
     with pytest.raises(LatentStudioError, match="index:value"):
         parse_condition("attributes", "smile")
+
+
+def test_a_mouse_drawing_becomes_one_stroke3_sketch():
+    from latentstudio.studio.explorer import sketch_from_drawing
+
+    drawing = [[[10, 60, 120], [10, 12, 14]], [[50, 50], [20, 200]]]
+    sketch = sketch_from_drawing(json.dumps(drawing))
+    assert sketch.dtype == np.float32 and sketch.shape[1] == 3 and sketch[-1, 2] == 1
+    assert list(sketch[:, 2]).count(1) == 2  # the pen lifts at the end of each stroke
+    assert 0.5 < float(sketch[:, :2].std()) < 2.0
+    z = Explorer(make("sketch-rnn")).encode(Sketches([sketch]))
+    assert tuple(z.shape) == (1, 4)
+    for nothing in ("", "[]", [[[1], [2]]]):
+        with pytest.raises(ExplorerError, match="nothing drawn"):
+            sketch_from_drawing(nothing)
+    with pytest.raises(ExplorerError, match="not JSON"):
+        sketch_from_drawing("{")

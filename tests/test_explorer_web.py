@@ -153,6 +153,25 @@ def test_sketch_rnn_in_the_browser(chromium, tmp_path):
         assert page.locator("#knob-temperature").count() == 1
         strokes = write_stroke_npz(tmp_path / "cats.npz", n=12, max_points=12, splits=(6, 3))
         explore(page, tmp_path, strokes, shape=explorer.space().shape, sketches=True)
+        # a sketch drawn with the mouse on the canvas -> stroke-3 -> encoded, reconstructed
+        box = page.locator("#canvas canvas").bounding_box()
+        for (x0, y0), (x1, y1) in (((0.2, 0.2), (0.8, 0.3)), ((0.5, 0.3), (0.5, 0.9))):
+            page.mouse.move(box["x"] + x0 * box["width"], box["y"] + y0 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=4)
+            page.mouse.up()
+        drawn = json.loads(page.locator("#drawing textarea").input_value())
+        assert len(drawn) == 2 and all(len(xs) == len(ys) >= 2 for xs, ys in drawn)
+        page.click("#encode-drawing")
+        wait_status(page, "Encoded 1 input(s) from the drawing")
+        no_error(page)
+        assert page.locator("#samples svg").count() >= 1
+        lat = download(page, "download-latents", tmp_path)
+        with np.load(lat, allow_pickle=False) as data:
+            assert data["latent"].shape == (1, *explorer.space().shape)
+        page.locator("#canvas .canvas-clear").click()
+        page.click("#encode-drawing")
+        assert "nothing drawn yet" in wait_status(page, "Error:")
     finally:
         ctx.close()
         demo.close()

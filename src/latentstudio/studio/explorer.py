@@ -48,7 +48,7 @@ from latentstudio.studio.directions import Direction, DirectionLibrary, ganspace
 from latentstudio.types import Sketches
 
 __all__ = ["Explorer", "ExplorerError", "Outputs", "load_sketch_file", "save_animation", "save_directions",
-           "save_latents", "save_outputs", "to_frames"]
+           "save_latents", "save_outputs", "sketch_from_drawing", "to_frames", "unit_spread"]
 
 Outputs = torch.Tensor | Sketches
 
@@ -321,13 +321,37 @@ def load_sketch_file(path: str | Path, limit: int = 16) -> list[np.ndarray]:
     sketches = [np.asarray(s, dtype=np.float32) for s in sketches[:limit]]
     if not sketches:
         raise ExplorerError(f"{path.name} holds no sketch")
+    return unit_spread(sketches)
+
+
+def unit_spread(sketches: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Stroke-3 sketches with their offsets divided by their spread (the normalisation of the training
+    data, computed on these sketches)."""
     factor = normalizing_scale_factor(sketches) or 1.0
     out = []
     for s in sketches:
-        s = s.copy()
+        s = np.asarray(s, dtype=np.float32).copy()
         s[:, :2] /= factor
         out.append(s)
     return out
+
+
+def sketch_from_drawing(drawing: Any, epsilon: float = 2.0) -> np.ndarray:
+    """A drawing made with the mouse (Quick, Draw! strokes ``[[xs, ys], ...]`` on a 0..255 canvas, or its
+    JSON text) as one stroke-3 sketch of unit spread (simplified with RDP, ``epsilon`` canvas pixels).
+
+    Raises:
+        ExplorerError: nothing drawn or not a drawing.
+    """
+    if isinstance(drawing, str):
+        try:
+            drawing = json.loads(drawing) if drawing.strip() else []
+        except ValueError:
+            raise ExplorerError("the drawing is not JSON strokes [[xs, ys], ...]") from None
+    strokes = [s for s in (drawing or []) if isinstance(s, list | tuple) and len(s) >= 2 and len(s[0]) >= 2]
+    if not strokes:
+        raise ExplorerError("nothing drawn yet: draw on the canvas (each stroke needs two points or more)")
+    return unit_spread([drawing_to_stroke3(strokes, epsilon=epsilon, where="the drawing")])[0]
 
 
 def _rgb(images: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,7 @@ from latentstudio.studio.explorer import (
     save_directions,
     save_latents,
     save_outputs,
+    sketch_from_drawing,
 )
 from latentstudio.studio.session import MAX_UPLOAD_BYTES
 from latentstudio.studio.web.workspace import DEFAULT_SESSION_BYTES, SessionEnded, Workspace
@@ -56,6 +57,58 @@ NUM_DIRECTIONS = 4
 MAX_SEEDS = 64
 HANDLER_PARAMS = ("session_state", "space", "seeds", "condition", "request", "first", "second", "method",
                   "frames", "step_size", "file_format", "start", "input_file")
+
+
+#: The sketch canvas: draw with the mouse (or a pen or a finger); each stroke is written to the #drawing box.
+CANVAS_HTML = ('<div><canvas width="256" height="256" style="border:1px solid #999;touch-action:none;'
+               'background:white;width:256px;height:256px;cursor:crosshair"></canvas>'
+               '<br><button type="button" class="canvas-clear">Clear the canvas</button></div>')
+CANVAS_JS = """
+const c = element.querySelector('canvas');
+const ctx = c.getContext('2d');
+ctx.lineWidth = 3; ctx.lineCap = 'round'; ctx.strokeStyle = '#1a1a1a';
+let strokes = [];
+let cur = null;
+const pos = (e) => {
+  const r = c.getBoundingClientRect();
+  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
+  return [clamp((e.clientX - r.left) * 255 / r.width), clamp((e.clientY - r.top) * 255 / r.height)];
+};
+const publish = () => {
+  const box = document.querySelector('#drawing textarea, #drawing input');
+  if (!box) return;
+  box.value = JSON.stringify(strokes);
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+};
+c.addEventListener('pointerdown', (e) => {
+  const [x, y] = pos(e);
+  cur = [[x], [y]];
+  c.setPointerCapture(e.pointerId);
+});
+c.addEventListener('pointermove', (e) => {
+  if (!cur) return;
+  const [x, y] = pos(e);
+  const n = cur[0].length - 1;
+  ctx.beginPath();
+  ctx.moveTo(cur[0][n] * c.width / 255, cur[1][n] * c.height / 255);
+  ctx.lineTo(x * c.width / 255, y * c.height / 255);
+  ctx.stroke();
+  cur[0].push(x); cur[1].push(y);
+});
+const end = () => {
+  if (!cur) return;
+  if (cur[0].length > 1) strokes.push(cur);
+  cur = null;
+  publish();
+};
+c.addEventListener('pointerup', end);
+c.addEventListener('pointercancel', end);
+element.querySelector('.canvas-clear').addEventListener('click', () => {
+  strokes = []; cur = null;
+  ctx.clearRect(0, 0, c.width, c.height);
+  publish();
+});
+"""
 
 
 def parse_seeds(text: Any) -> list[int]:
@@ -237,39 +290,50 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         except LatentStudioError as exc:
             return refuse(sess, "sample", exc)
 
+    def encode_data(sess, x, name: str, stem: str, condition, request, kw) -> dict:
+        """Encode inputs ``x``: their latents join the pool, their reconstruction is shown."""
+        if sess.space != spaces[0]:
+            raise LatentStudioError(f"the encoder gives latents of {spaces[0]}; switch the space to {spaces[0]} first")
+        cond = parse_condition(kind, condition)
+        z = explorer.encode(x, condition=cond)
+        sess.add(z, [f"{name}[{i}]" for i in range(len(z))], replace=False)
+        folder = ws.new_render_dir(hash_of(request))
+        rec = explorer.decode(z, space=sess.space, knobs=knobs_from(kw), condition=cond)
+        shown, full = view(rec, folder, f"{stem}_reconstruction")
+        lat = save_latents(folder / f"{stem}_{sess.space}.npz", z, model=model, space=sess.space, source=name)
+        n0 = len(sess.pool) - len(z)
+        return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Reconstruction"),
+                dl_latents: dl(lat, "Latents"),
+                status: f"Encoded {len(z)} input(s) from {name} as latents {n0}-{len(sess.pool) - 1} (the "
+                        f"reconstruction is shown). Pool: {pool_note(sess)}."}
+
     def encode_input(input_file, session_state, condition, request: gr.Request, **kw):
         """Encode an uploaded image or stroke file; its latents join the pool, its reconstruction is shown."""
         sess = session_of(session_state, request)
         if input_file is None:
             return {state: sess}
-        h = hash_of(request)
         stored = None
         try:
-            stored = ws.store_upload(h, input_file)
+            stored = ws.store_upload(hash_of(request), input_file)
             if stored.stat().st_size > MAX_UPLOAD_BYTES:
                 raise LatentStudioError(f"the file is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-            if sess.space != spaces[0]:
-                raise LatentStudioError(f"the encoder gives latents of {spaces[0]}; switch the space to "
-                                        f"{spaces[0]} first")
-            x = explorer.read_input(stored)
-            cond = parse_condition(kind, condition)
-            z = explorer.encode(x, condition=cond)
-            sess.add(z, [f"{stored.name}[{i}]" for i in range(len(z))], replace=False)
-            folder = ws.new_render_dir(h)
-            rec = explorer.decode(z, space=sess.space, knobs=knobs_from(kw), condition=cond)
-            shown, full = view(rec, folder, f"{stored.stem}_reconstruction")
-            lat = save_latents(folder / f"{stored.stem}_{sess.space}.npz", z, model=model, space=sess.space,
-                               source=stored.name)
-            n0 = len(sess.pool) - len(z)
-            return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Reconstruction"),
-                    dl_latents: dl(lat, "Latents"),
-                    status: f"Encoded {len(z)} input(s) from {stored.name} as latents {n0}-{len(sess.pool) - 1}. "
-                            f"Pool: {pool_note(sess)}."}
+            return encode_data(sess, explorer.read_input(stored), stored.name, stored.stem, condition, request, kw)
         except SessionEnded:
             return {state: sess}
         except LatentStudioError as exc:
             ws.discard(stored)
             return refuse(sess, "input", exc)
+
+    def encode_drawing(drawing, session_state, condition, request: gr.Request, **kw):
+        """Encode the sketch drawn on the canvas (stroke-3 of the mouse strokes) and show its reconstruction."""
+        sess = session_of(session_state, request)
+        try:
+            sketch = sketch_from_drawing(drawing)
+            return encode_data(sess, Sketches([sketch]), "the drawing", "drawing", condition, request, kw)
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "drawing", exc)
 
     def write_path(sess, z, what: str, stem: str, file_format: str, knobs, cond, request) -> dict:
         fmt = str(file_format or "gif").lower()
@@ -416,6 +480,12 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                 with gr.Accordion("Encode an input", open=True, visible=can_encode):
                     input_file = gr.File(label="An image" if images else "A stroke file (.npz, .ndjson)",
                                          type="filepath", elem_id="input-file")
+                    if not images:
+                        gr.HTML(CANVAS_HTML, js_on_load=CANVAS_JS, elem_id="canvas")
+                        drawing = gr.Textbox(label="Drawing (strokes [[xs, ys], ...] on a 0-255 canvas; drawn "
+                                                   "above or pasted)", value="", lines=1, max_lines=3,
+                                             elem_id="drawing")
+                        drawing_btn = gr.Button("Encode the drawing", elem_id="encode-drawing")
             with gr.Column(scale=2):
                 if images:
                     samples_view = gr.Image(label="Samples", interactive=False, elem_id="samples")
@@ -479,6 +549,10 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         input_file.upload(encode_input, [input_file, state, condition],
                           [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in,
                           api_name="encode", **render)
+        if not images:
+            drawing_btn.click(encode_drawing, [drawing, state, condition],
+                              [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in,
+                              api_name="encode_drawing", **render)
         path_outs = [state, path_view, anim_view, dl_path, dl_anim, dl_path_latents, status]
         interp_btn.click(interpolate, [state, first, second, method, frames, file_format, condition], path_outs,
                          inputs_kwargs=kw_in, api_name="interpolate", **render)
