@@ -122,6 +122,15 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
     moved = load_latent(download(page, "download-moved-latent", tmp_path))
     assert tuple(moved["latent"].shape) == (1, *shape) and moved["meta"]["directions"]["pc0"] == 2.0
     assert not torch.allclose(moved["latent"][0], torch.from_numpy(np.load(lat)["latent"][0]))
+    # the pool's own principal directions (here: the samples and the encoded inputs)
+    page.locator("#pca-of label", has_text="the pool").click()
+    move_slider(page, "dir-pc1", -1)
+    wait_status(page, "principal directions of given latents")
+    no_error(page)
+    # a latent file saved here comes back into the pool
+    set_upload(page, lat, "input-file")
+    wait_status(page, f"Loaded 4 latent(s) of z from {lat.name}")
+    no_error(page)
     dirs = download(page, "download-directions", tmp_path)
     with np.load(dirs, allow_pickle=False) as data:
         index = json.loads(str(data["index"]))

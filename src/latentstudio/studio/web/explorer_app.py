@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from latentstudio.errors import LatentStudioError
@@ -42,6 +43,7 @@ from latentstudio.studio.explorer import (
     save_outputs,
     sketch_from_drawing,
 )
+from latentstudio.studio.projection import load_latent
 from latentstudio.studio.session import MAX_UPLOAD_BYTES
 from latentstudio.studio.web.workspace import DEFAULT_SESSION_BYTES, SessionEnded, Workspace
 from latentstudio.types import Sketches
@@ -56,7 +58,7 @@ VIEW = 96  # images are shown at least this large (nearest-neighbour upscaling)
 NUM_DIRECTIONS = 4
 MAX_SEEDS = 64
 HANDLER_PARAMS = ("session_state", "space", "seeds", "condition", "request", "first", "second", "method",
-                  "frames", "step_size", "file_format", "start", "input_file")
+                  "frames", "step_size", "file_format", "start", "input_file", "drawing", "pca_of")
 
 
 #: The sketch canvas: draw with the mouse (or a pen or a finger); each stroke is written to the #drawing box.
@@ -109,6 +111,17 @@ element.querySelector('.canvas-clear').addEventListener('click', () => {
   publish();
 });
 """
+
+
+def is_latent_file(path: Path) -> bool:
+    """Whether ``path`` is a latent file (``.npz`` with a ``latent`` array, or a ``.npy``), not a stroke file."""
+    if path.suffix.lower() == ".npy":
+        return True
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "latent" in data.files
+    except (OSError, ValueError):
+        return False
 
 
 def parse_seeds(text: Any) -> list[int]:
@@ -307,6 +320,27 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                 status: f"Encoded {len(z)} input(s) from {name} as latents {n0}-{len(sess.pool) - 1} (the "
                         f"reconstruction is shown). Pool: {pool_note(sess)}."}
 
+    def load_latents(sess, stored: Path, condition, request, kw) -> dict:
+        """Latents from a file written here (or by ``latentstudio``): they join the pool."""
+        data = load_latent(stored)
+        z = data["latent"]
+        space_name = data["space"] or sess.space
+        if space_name != sess.space:
+            raise LatentStudioError(f"{stored.name} holds latents of {space_name}; switch the space to it first")
+        shape = explorer.space(sess.space).shape
+        try:
+            z = z.reshape(-1, *shape)
+        except RuntimeError:
+            raise LatentStudioError(f"{stored.name}: latents of shape {list(data['latent'].shape)} are not "
+                                    f"{sess.space} latents {list(shape)}") from None
+        rec = explorer.decode(z, space=sess.space, knobs=knobs_from(kw), condition=parse_condition(kind, condition))
+        sess.add(z, [f"{stored.name}[{i}]" for i in range(len(z))], replace=False)
+        shown, full = view(rec, ws.new_render_dir(hash_of(request)), f"{stored.stem}_decoded")
+        n0 = len(sess.pool) - len(z)
+        return {state: sess, samples_view: show(samples_view, shown), dl_samples: dl(full, "Decoded"),
+                status: f"Loaded {len(z)} latent(s) of {sess.space} from {stored.name} as latents "
+                        f"{n0}-{len(sess.pool) - 1}. Pool: {pool_note(sess)}."}
+
     def encode_input(input_file, session_state, condition, request: gr.Request, **kw):
         """Encode an uploaded image or stroke file; its latents join the pool, its reconstruction is shown."""
         sess = session_of(session_state, request)
@@ -317,6 +351,8 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
             stored = ws.store_upload(hash_of(request), input_file)
             if stored.stat().st_size > MAX_UPLOAD_BYTES:
                 raise LatentStudioError(f"the file is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+            if stored.suffix.lower() in (".npz", ".npy") and is_latent_file(stored):
+                return load_latents(sess, stored, condition, request, kw)
             return encode_data(sess, explorer.read_input(stored), stored.name, stored.stem, condition, request, kw)
         except SessionEnded:
             return {state: sess}
@@ -377,14 +413,25 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         except LatentStudioError as exc:
             return refuse(sess, "random walk", exc)
 
-    def move(session_state, start, condition, request: gr.Request, **kw):
-        """One pool latent moved along the principal directions by the sliders' amounts."""
+    def move(session_state, start, pca_of, condition, request: gr.Request, **kw):
+        """One pool latent moved along the principal directions (of drawn latents or of the pool) by the
+        sliders' amounts."""
         sess = session_of(session_state, request)
         try:
             amounts = [float(kw.pop(n, 0.0) or 0.0) for n in dir_names]
             knobs, cond = knobs_from(kw), parse_condition(kind, condition)
             base = sess.latent(start)
-            dirs = directions_for(sess.space, knobs, cond)
+            if pca_of == "pool":
+                if len(sess.pool) < 3:
+                    raise LatentStudioError("directions of the pool need at least 3 latents in it")
+                key = ("pool", sess.space, len(sess.pool), tuple(sess.labels))
+                if sess.cache.get("pool_key") != key:
+                    sess.cache["pool_key"] = key
+                    sess.cache["pool_dirs"] = explorer.principal_directions(sess.pool, k=NUM_DIRECTIONS,
+                                                                            space=sess.space)
+                dirs = sess.cache["pool_dirs"]
+            else:
+                dirs = directions_for(sess.space, knobs, cond)
             z = explorer.move(base, dirs, amounts)[None]
             outs = explorer.decode(z, space=sess.space, knobs=knobs, condition=cond)
             moved = "_".join(f"{n}{a:+g}" for n, a in zip(dir_names, amounts, strict=True) if a) or "unmoved"
@@ -478,7 +525,8 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                     condition = gr.State(None)
                 sample_btn = gr.Button("Sample", variant="primary", elem_id="sample")
                 with gr.Accordion("Encode an input", open=True, visible=can_encode):
-                    input_file = gr.File(label="An image" if images else "A stroke file (.npz, .ndjson)",
+                    input_file = gr.File(label=("An image" if images else "A stroke file (.npz, .ndjson)")
+                                         + ", or a latent file (.npz) saved here",
                                          type="filepath", elem_id="input-file")
                     if not images:
                         gr.HTML(CANVAS_HTML, js_on_load=CANVAS_JS, elem_id="canvas")
@@ -517,7 +565,10 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                                                     elem_id="download-path-latents")
         sliders = []
         with gr.Accordion("Principal directions", open=True, visible=bool(spaces)):
-            start = gr.Number(label="Latent # to move", value=0, precision=0, minimum=0, elem_id="move-from")
+            with gr.Row():
+                start = gr.Number(label="Latent # to move", value=0, precision=0, minimum=0, elem_id="move-from")
+                pca_of = gr.Radio([("drawn latents", "drawn"), ("the pool (e.g. encoded inputs)", "pool")],
+                                  value="drawn", label="Principal directions of", elem_id="pca-of")
             with gr.Row():
                 for n in dir_names:
                     sliders.append(gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=n, elem_id=f"dir-{n}",
@@ -559,7 +610,7 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         walk_btn.click(random_walk, [state, first, frames, step_size, file_format, condition], path_outs,
                        inputs_kwargs=kw_in, api_name="random_walk", **render)
         move_triggers = [t for s in sliders for t in (s.release, s.input)] + [start.submit]
-        gr.on(move_triggers, move, [state, start, condition],
+        gr.on(move_triggers, move, [state, start, pca_of, condition],
               [state, edit_view, dl_edit, dl_edit_latent, dl_directions, status],
               inputs_kwargs={**kw_in, **dict(zip(dir_names, sliders, strict=True))}, api_name="move",
               trigger_mode="always_last", show_progress="minimal", **render)
