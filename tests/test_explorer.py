@@ -240,3 +240,22 @@ def test_a_mouse_drawing_becomes_one_stroke3_sketch():
             sketch_from_drawing(nothing)
     with pytest.raises(ExplorerError, match="not JSON"):
         sketch_from_drawing("{")
+
+
+def test_explorer_files_feed_the_edit_command(tmp_path):
+    from click.testing import CliRunner
+
+    from latentstudio.api import load
+    from latentstudio.cli.main import cli
+
+    make("vae").save_pretrained(tmp_path / "m")
+    model = load(tmp_path / "m")
+    ex = Explorer(model)
+    z, _ = ex.draw([0, 1, 2, 3, 4])
+    dirs = ex.principal_directions(z, k=2)
+    moved = save_latents(tmp_path / "moved.npz", ex.move(z[0], dirs, [1.0, 0.0])[None], model=model, space="z")
+    lib = save_directions(tmp_path / "dirs.npz", dirs, model=model)
+    res = CliRunner().invoke(cli, ["edit", "--model", str(tmp_path / "m"), "--latent", str(moved),
+                                   "--directions", str(lib), "--set", "pc1=1.5", "--out", str(tmp_path / "e.png")])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "e.png").size[0] == ex.output_shape()[-1]
