@@ -259,3 +259,13 @@ def test_explorer_files_feed_the_edit_command(tmp_path):
                                    "--directions", str(lib), "--set", "pc1=1.5", "--out", str(tmp_path / "e.png")])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "e.png").size[0] == ex.output_shape()[-1]
+
+
+def test_latent_values_as_a_grid():
+    from latentstudio.studio.explorer import latent_grid
+
+    img = latent_grid(torch.tensor([[-3.0, 0.0, 3.0], [0.0, 0.0, 0.0]]), cell=4)
+    assert img.dtype == torch.uint8 and tuple(img.shape) == (3, 8, 12)
+    blue, white, red = img[:, 0, 0], img[:, 0, 5], img[:, 0, 9]
+    assert blue[2] > blue[0] and red[0] > red[2] and int(white.min()) > 200
+    assert tuple(latent_grid(torch.zeros(5), cell=2).shape) == (3, 2, 10)

@@ -119,6 +119,7 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
     move_slider(page, "dir-pc0", 2)
     wait_status(page, "Moved latent 0 (pc0+2)")
     no_error(page)
+    page.wait_for_selector("#latent-values img")  # the moved latent's values as a grid (a row per step for DRAW)
     moved = load_latent(download(page, "download-moved-latent", tmp_path))
     assert tuple(moved["latent"].shape) == (1, *shape) and moved["meta"]["directions"]["pc0"] == 2.0
     assert not torch.allclose(moved["latent"][0], torch.from_numpy(np.load(lat)["latent"][0]))

@@ -47,8 +47,20 @@ from latentstudio.models.base import DECODE, ENCODE, STEPS, GenerativeModel, Lat
 from latentstudio.studio.directions import Direction, DirectionLibrary, ganspace
 from latentstudio.types import Sketches
 
-__all__ = ["Explorer", "ExplorerError", "Outputs", "load_sketch_file", "save_animation", "save_directions",
-           "save_latents", "save_outputs", "sketch_from_drawing", "to_frames", "unit_spread"]
+__all__ = [
+    "Explorer",
+    "ExplorerError",
+    "Outputs",
+    "latent_grid",
+    "load_sketch_file",
+    "save_animation",
+    "save_directions",
+    "save_latents",
+    "save_outputs",
+    "sketch_from_drawing",
+    "to_frames",
+    "unit_spread",
+]
 
 Outputs = torch.Tensor | Sketches
 
@@ -352,6 +364,20 @@ def sketch_from_drawing(drawing: Any, epsilon: float = 2.0) -> np.ndarray:
     if not strokes:
         raise ExplorerError("nothing drawn yet: draw on the canvas (each stroke needs two points or more)")
     return unit_spread([drawing_to_stroke3(strokes, epsilon=epsilon, where="the drawing")])[0]
+
+
+def latent_grid(latent: torch.Tensor, *, cell: int = 16, limit: float = 3.0) -> torch.Tensor:
+    """One latent as a picture of its values: ``uint8 [3, rows * cell, cols * cell]``, a row per step of a
+    ``[T, D]`` latent (DRAW) or per style row of ``[L, D]`` (W+), one row for ``[D]``; blue negative, white
+    0, red positive, saturated at +-``limit``."""
+    from matplotlib import colormaps  # lazy: matplotlib is slow to import
+
+    z = torch.as_tensor(latent, dtype=torch.float32).detach().cpu()
+    z = z.reshape(1, -1) if z.ndim == 1 else z.reshape(z.shape[0], -1)
+    values = ((z.clamp(-limit, limit) / limit + 1.0) / 2.0).numpy()
+    rgb = (colormaps["RdBu_r"](values)[..., :3] * 255.0).round().astype(np.uint8)
+    img = torch.from_numpy(rgb).permute(2, 0, 1)
+    return img.repeat_interleave(cell, dim=1).repeat_interleave(cell, dim=2).contiguous()
 
 
 def _rgb(images: torch.Tensor) -> torch.Tensor:

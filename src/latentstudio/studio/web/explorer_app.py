@@ -32,11 +32,12 @@ import numpy as np
 import torch
 
 from latentstudio.errors import LatentStudioError
-from latentstudio.io.images import make_grid
+from latentstudio.io.images import make_grid, save_image
 from latentstudio.models.base import ENCODE, STEPS
 from latentstudio.studio.explorer import (
     Directions,
     Explorer,
+    latent_grid,
     save_animation,
     save_directions,
     save_latents,
@@ -440,11 +441,14 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
             shown, full = view(outs, folder, stem)
             lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space,
                                directions={n: a for n, a in zip(dir_names, amounts, strict=True)})
+            grid = save_image(latent_grid(z[0], cell=max(4, min(16, 480 // max(z[0].shape[-1], 1)))),
+                              folder / f"{stem}_values.png", overwrite=True)
             dfile = folder / f"{sess.space}_directions.npz"
             save_directions(dfile, dirs, model=model)
             ws.enforce_cap(hash_of(request), keep=[full, lat, dfile])
             ratios = ", ".join(f"{n} {r:.0%}" for n, r in zip(dirs.names, dirs.variance_ratio, strict=False))
-            return {state: sess, edit_view: show(edit_view, shown), dl_edit: dl(full, "Moved"),
+            return {state: sess, edit_view: show(edit_view, shown), values_view: str(grid),
+                    dl_edit: dl(full, "Moved"),
                     dl_edit_latent: dl(lat, "Moved latent"), dl_directions: dl(dfile, "Directions"),
                     status: f"Moved latent {int(start or 0)} ({moved.replace('_', ', ')}); principal directions "
                             f"of {dirs.source} ({ratios} of the variance)."}
@@ -573,10 +577,15 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                 for n in dir_names:
                     sliders.append(gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=n, elem_id=f"dir-{n}",
                                              info="standard deviations", min_width=160))
-            if images:
-                edit_view = gr.Image(label="Moved", interactive=False, elem_id="moved")
-            else:
-                edit_view = gr.HTML(label="Moved", elem_id="moved")
+            with gr.Row():
+                if images:
+                    edit_view = gr.Image(label="Moved", interactive=False, elem_id="moved")
+                else:
+                    edit_view = gr.HTML(label="Moved", elem_id="moved")
+                shape = explorer.space().shape if spaces else ()
+                rows = f"a row per step of {shape[0]}" if len(shape) == 2 else "one row"
+                values_view = gr.Image(label=f"Its latent's values ({rows}; blue -3, white 0, red +3)",
+                                       interactive=False, elem_id="latent-values")
             with gr.Row():
                 dl_edit = gr.DownloadButton("Moved", interactive=False, elem_id="download-moved")
                 dl_edit_latent = gr.DownloadButton("Moved latent (.npz)", interactive=False,
@@ -611,7 +620,7 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                        inputs_kwargs=kw_in, api_name="random_walk", **render)
         move_triggers = [t for s in sliders for t in (s.release, s.input)] + [start.submit]
         gr.on(move_triggers, move, [state, start, pca_of, condition],
-              [state, edit_view, dl_edit, dl_edit_latent, dl_directions, status],
+              [state, edit_view, values_view, dl_edit, dl_edit_latent, dl_directions, status],
               inputs_kwargs={**kw_in, **dict(zip(dir_names, sliders, strict=True))}, api_name="move",
               trigger_mode="always_last", show_progress="minimal", **render)
         steps_btn.click(drawing_steps, [state, seeds, condition], [state, steps_view, steps_anim, dl_steps, status],
