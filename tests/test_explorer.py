@@ -269,3 +269,34 @@ def test_latent_values_as_a_grid():
     blue, white, red = img[:, 0, 0], img[:, 0, 5], img[:, 0, 9]
     assert blue[2] > blue[0] and red[0] > red[2] and int(white.min()) > 200
     assert tuple(latent_grid(torch.zeros(5), cell=2).shape) == (3, 2, 10)
+
+
+def test_nearest_training_examples_and_label_directions():
+    from latentstudio.data.base import ImageData
+    from latentstudio.data.strokes import StrokeSet
+    from latentstudio.studio.explorer import Reference
+
+    model = make("vae")
+    images = model.example_batch(12, torch.Generator().manual_seed(5)).x
+    split = ImageData(images, labels=torch.tensor([0, 1, 2] * 4), class_names=["zero", "one", "two"], name="toy")
+    ex = Explorer(model, Reference.of(split))
+    assert ex.reference.labels[:3] == ("zero", "one", "two")
+    idx, dist, found = ex.nearest(images[7:8], k=3)
+    assert idx[0] == 7 and dist[0] == 0.0 and dist == sorted(dist) and torch.equal(found[0], images[7])
+    dirs = ex.label_directions()
+    assert dirs.names == ["one", "two", "zero"]  # most frequent first, then by name
+    z = ex.reference_latents()
+    assert tuple(z.shape) == (12, *ex.space().shape)
+    zero = dirs.names.index("zero")
+    assert torch.allclose(dirs.vectors[zero], z[0::3].mean(0) - z.mean(0), atol=1e-6)
+    with pytest.raises(ExplorerError, match="no training data"):
+        Explorer(model).nearest(images[:1])
+    with pytest.raises(ExplorerError, match="no labels"):
+        Explorer(model, Reference(images, None, "toy")).label_directions()
+
+    sk = make("sketch-rnn")
+    sketches = list(example_data(sk, 3).strokes)
+    ex = Explorer(sk, Reference.of(StrokeSet(sketches, labels=["cat", "dog", "cat"])))
+    idx, _, found = ex.nearest(Sketches([sketches[1]]), k=2)
+    assert idx[0] == 1 and len(found) == 2
+    assert sorted(ex.label_directions().names) == ["cat", "dog"]

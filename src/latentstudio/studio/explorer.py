@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentstudio.data.strokes import drawing_to_stroke3, normalizing_scale_factor, read_ndjson, read_npz
+from latentstudio.data.base import ImageData
+from latentstudio.data.strokes import (
+    StrokeSet,
+    drawing_to_stroke3,
+    normalizing_scale_factor,
+    read_ndjson,
+    read_npz,
+)
 from latentstudio.errors import ConfigError, LatentStudioError
 from latentstudio.io import media
 from latentstudio.io.atomic import atomic_path
@@ -51,6 +59,7 @@ __all__ = [
     "Explorer",
     "ExplorerError",
     "Outputs",
+    "Reference",
     "latent_grid",
     "load_sketch_file",
     "save_animation",
@@ -74,26 +83,56 @@ class ExplorerError(LatentStudioError):
 
 @dataclass(frozen=True)
 class Directions:
-    """Principal directions of one space: ``vectors [k, *shape]`` (unit component times the standard
-    deviation along it), ``mean [*shape]`` and the variance ratio of each."""
+    """Directions of one space: ``vectors [k, *shape]``, ``mean [*shape]`` and, for principal directions,
+    the variance ratio of each (unit component times the standard deviation along it); label directions
+    have ``labels`` (their names) and a variance ratio of 0."""
 
     space: str
     vectors: torch.Tensor
     mean: torch.Tensor
     variance_ratio: tuple[float, ...]
     source: str
+    labels: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        return [f"pc{i}" for i in range(len(self.vectors))]
+        return list(self.labels) if self.labels else [f"pc{i}" for i in range(len(self.vectors))]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Training examples the explorer compares with: ``data`` (images ``uint8 [N, C, H, W]`` or
+    :class:`Sketches`), a label per example (class names or words) or None, and a name for the page."""
+
+    data: Any
+    labels: tuple[str, ...] | None
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @classmethod
+    def of(cls, split: ImageData | StrokeSet) -> Reference:
+        """The reference of a loaded split (``latentstudio.api.data_split``)."""
+        if isinstance(split, ImageData):
+            labels = None
+            if split.labels is not None:
+                names = split.class_names
+                labels = tuple(names[int(i)] if names and int(i) < len(names) else str(int(i))
+                               for i in split.labels)
+            return cls(split.images, labels, f"{split.name} {split.split}")
+        words = tuple(split.labels) if split.labels and len(set(split.labels)) > 1 else None
+        return cls(Sketches(list(split.sketches)), words, f"{split.name} {split.split}")
 
 
 class Explorer:
     """The latent spaces of ``model`` (a loaded :class:`GenerativeModel`), see the module docstring."""
 
-    def __init__(self, model: GenerativeModel) -> None:
+    def __init__(self, model: GenerativeModel, reference: Reference | None = None) -> None:
         self.model = model.eval()
+        self.reference = reference
         self._output_shape: tuple[int, ...] | None = None
+        self._reference_z: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ description
     @property
@@ -296,6 +335,69 @@ class Explorer:
             return self.draw([0], space=s.name)[0]  # raises the explanation
         return torch.randn(n, *s.shape, generator=torch.Generator().manual_seed(12345))
 
+    # ------------------------------------------------------------------ training data
+    def _need_reference(self) -> Reference:
+        if self.reference is None or len(self.reference) == 0:
+            raise ExplorerError("no training data loaded: start the studio with --reference (and --data)")
+        return self.reference
+
+    def reference_latents(self, batch: int = 256) -> torch.Tensor:
+        """Posterior means of the training examples (default space), computed once."""
+        ref = self._need_reference()
+        if self._reference_z is None:
+            self.model.require(ENCODE)
+            data = ref.data
+            parts = []
+            for i in range(0, len(data), batch):
+                chunk = Sketches(data.strokes[i : i + batch]) if isinstance(data, Sketches) else data[i : i + batch]
+                parts.append(self.encode(chunk))
+            self._reference_z = torch.cat(parts)
+        return self._reference_z
+
+    def nearest(self, output: Outputs, k: int = 6) -> tuple[list[int], list[float], Outputs]:
+        """The ``k`` training examples nearest to one output: images by pixel distance (RMS over 0..1),
+        sketches by the distance of their posterior means (models with an encoder).
+
+        Returns:
+            ``(indices, distances, the examples)``.
+        """
+        ref = self._need_reference()
+        k = max(1, min(int(k), len(ref)))
+        if isinstance(ref.data, Sketches):
+            if not isinstance(output, Sketches):
+                raise ExplorerError("the training data are sketches, the output is not")
+            d = torch.cdist(self.encode(Sketches(output.strokes[:1])).flatten(1),
+                            self.reference_latents().flatten(1))[0]
+        else:
+            if not isinstance(output, torch.Tensor) or tuple(output.shape[1:]) != tuple(ref.data.shape[1:]):
+                raise ExplorerError(f"the training images ({list(ref.data.shape[1:])}) do not match the model's "
+                                    f"outputs ({list(getattr(output, 'shape', [])[1:])})")
+            x = output[:1].flatten(1).float() / 255.0
+            d = torch.cdist(x, ref.data.flatten(1).float() / 255.0)[0] / math.sqrt(x.shape[1])
+        dist, idx = torch.topk(d, k, largest=False)
+        indices = [int(i) for i in idx]
+        found = Sketches([ref.data.strokes[i] for i in indices]) if isinstance(ref.data, Sketches) \
+            else ref.data[indices]
+        return indices, [float(v) for v in dist], found
+
+    def label_directions(self, max_labels: int = 6) -> Directions:
+        """One direction per label of the training data (the most frequent ``max_labels``): the mean
+        posterior latent of the examples with that label minus the mean of all (default space)."""
+        ref = self._need_reference()
+        if not ref.labels:
+            raise ExplorerError(f"the training data ({ref.name}) have no labels")
+        z = self.reference_latents()
+        counts: dict[str, int] = {}
+        for lab in ref.labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        top = sorted(counts, key=lambda lab: (-counts[lab], lab))[:max_labels]
+        mean = z.mean(0)
+        labels = list(ref.labels)
+        vecs = [z[[i for i, lab in enumerate(labels) if lab == t]].mean(0) - mean for t in top]
+        names = tuple(re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(t))[:40] or "label" for t in top)
+        return Directions(self.space().name, torch.stack(vecs), mean, tuple(0.0 for _ in top),
+                          f"labels of {ref.name}", labels=names)
+
     @staticmethod
     def move(latent: torch.Tensor, directions: Directions, amounts: Sequence[float]) -> torch.Tensor:
         """``latent + sum_i amounts[i] * direction_i`` (an amount of 1 is one standard deviation)."""
@@ -441,9 +543,11 @@ def save_latents(path: str | Path, latents: torch.Tensor, /, *, model: Generativ
 
 def save_directions(path: str | Path, directions: Directions, *, model: GenerativeModel) -> Path:
     """The principal directions as a direction library ``.npz`` (``latentstudio edit --directions``)."""
+    source = "labels" if directions.labels else "pca"
     lib = DirectionLibrary(
-        [Direction(name, v, source="pca", range=(-3.0, 3.0),
-                   note=f"principal component {i} of {directions.space} ({r:.1%} of the variance)",
+        [Direction(name, v, source=source, range=(-3.0, 3.0),
+                   note=(f"label {name} of {directions.source}" if directions.labels else
+                         f"principal component {i} of {directions.space} ({r:.1%} of the variance)"),
                    meta={"variance_ratio": r})
          for i, (name, v, r) in enumerate(zip(directions.names, directions.vectors, directions.variance_ratio,
                                                strict=True))],
