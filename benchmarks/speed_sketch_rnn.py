@@ -55,6 +55,7 @@ import statistics
 import time
 from pathlib import Path
 
+import _common
 import torch
 import torch.nn.functional as F
 from _common import data_root, environment, write_result
@@ -339,7 +340,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=None, help="untimed rounds first")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--out", default=NAME, help="result name under benchmarks/results")
+    ap.add_argument("--results-dir", type=Path, default=None,
+                    help="write the JSON there instead of benchmarks/results (checks, tests)")
     args = ap.parse_args()
+    if args.results_dir is not None:
+        _common.RESULTS = args.results_dir
     for k, v in SUITES[args.suite].items():
         if getattr(args, k) is None:
             setattr(args, k, v)
