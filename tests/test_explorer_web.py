@@ -48,7 +48,7 @@ def chromium():
         browser.close()
 
 
-def open_explorer(chromium, tmp_path, family: str, **config):
+def open_explorer(chromium, tmp_path, family: str, reference=None, **config):
     """Serve the explorer for a saved tiny model of ``family`` (its example config with ``config``);
     returns (page, explorer, demo, context)."""
     from latentstudio.models.registry import MODELS
@@ -60,7 +60,8 @@ def open_explorer(chromium, tmp_path, family: str, **config):
         cls(cls.example_config(**config)).save_pretrained(tmp_path / "model")
     else:
         make(family).save_pretrained(tmp_path / "model")
-    explorer = Explorer(load(tmp_path / "model"))
+    model = load(tmp_path / "model")
+    explorer = Explorer(model, None if reference is None else reference(model))
     demo, url = serve_explorer(explorer, port=free_port(), block=False, workdir=tmp_path / "files", quiet=True,
                                pca_samples=32)
     ctx = chromium.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1600})
@@ -187,12 +188,32 @@ def test_sketch_rnn_in_the_browser(chromium, tmp_path):
         demo.close()
 
 
+def training_data(model):
+    """Labelled stand-in training data of the model's shape."""
+    from latentstudio.data.base import ImageData
+    from latentstudio.studio.explorer import Reference
+
+    x = model.example_batch(12, torch.Generator().manual_seed(3)).x
+    return Reference.of(ImageData(x, labels=torch.arange(12) % 3, class_names=["cat", "dog", "owl"], name="toy"))
+
+
 def test_two_stage_vae_in_the_browser(chromium, tmp_path):
-    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "two-stage-vae")
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "two-stage-vae", reference=training_data)
     try:
         img = tmp_path / "face.png"
         save_image(torch.randint(0, 255, (3, 24, 24), dtype=torch.uint8), img)
         explore(page, tmp_path, img, shape=explorer.space().shape, sketches=False)
+        # label directions of the training data and the nearest training examples
+        assert "12 examples of toy train" in page.locator("#reference-info").inner_text()
+        move_slider(page, "label-1", 1.5)
+        wait_status(page, "dog+1.5")
+        no_error(page)
+        page.click("#nearest")
+        wait_status(page, "Nearest training examples of the moved latent 0")
+        no_error(page)
+        nearest = download(page, "download-nearest", tmp_path)
+        with Image.open(nearest) as im:
+            assert im.format == "PNG" and im.size[0] > 6 * explorer.output_shape()[-1]
         page.locator("#space label", has_text="u").click()
         wait_status(page, "Latent space u")
         assert "latent space u" in page.locator("#space-info").inner_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import friendly_errors, parse_int_list, parse_pairs
+from latentstudio.cli.options import data_options, data_spec, friendly_errors, parse_int_list, parse_pairs
 from latentstudio.errors import LatentStudioError
 from latentstudio.io.atomic import write_json
 
@@ -73,9 +73,13 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
               help="Keep uploads and renders after a session ends and after the server stops (the folder is printed).")
 @click.option("--session-mb", type=float, default=200.0, show_default=True,
               help="Largest size of one session's folder; its oldest renders are deleted beyond it.")
+@click.option("--reference", is_flag=True,
+              help="Explorer: load the training split of --data (default: the model's dataset; the first --limit "
+                   "examples, default 2000) for nearest training examples and label directions.")
+@data_options(default=None)
 @friendly_errors
 def studio_command(model_path, force_explorer, directions, only, host, port, steps, perceptual, predictor, threads,
-                   keep_files, session_mb):
+                   keep_files, session_mb, reference, data_name, data_root, data_option, download, strict, limit):
     """Open the web studio of a model: the face studio or the latent explorer.
 
     StyleGAN2 models and VAEs of faces open the face studio: generate or upload faces and edit them
@@ -104,7 +108,10 @@ def studio_command(model_path, force_explorer, directions, only, host, port, ste
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the server like Ctrl-C: files are deleted
     try:
         if face is None:
-            demo = _serve_explorer(loaded, directions, host, port, keep_files, session_mb)
+            ref = None
+            if reference:
+                ref = data_spec(data_name, data_root, data_option, download, strict, limit or 2000)
+            demo = _serve_explorer(loaded, directions, host, port, keep_files, session_mb, ref)
         else:
             demo = _serve_face_studio(face, directions, only, host, port, steps, perceptual, predictor, keep_files,
                                       session_mb)
@@ -134,14 +141,19 @@ def _face_model(model):
     return face
 
 
-def _serve_explorer(model, directions, host, port, keep_files, session_mb):
-    from latentstudio.studio.explorer import Explorer  # lazy: imports torch
+def _serve_explorer(model, directions, host, port, keep_files, session_mb, reference_spec=None):
+    from latentstudio.api import data_split  # lazy: imports torch
+    from latentstudio.studio.explorer import Explorer, Reference  # lazy: imports torch
     from latentstudio.studio.web.explorer_app import serve_explorer  # lazy: imports gradio
 
     if directions:
         click.echo("note: --directions is for the face studio; the explorer computes principal directions itself",
                    err=True)
-    explorer = Explorer(model)
+    reference = None
+    if reference_spec is not None:
+        reference = Reference.of(data_split(model, reference_spec, "train"))
+        click.echo(f"training data: {len(reference)} examples of {reference.name}")
+    explorer = Explorer(model, reference)
     click.echo(f"latent explorer: {explorer.headline()}")
     demo, _ = serve_explorer(explorer, host=host, port=port, block=True, keep_files=keep_files,
                              max_session_bytes=int(session_mb * 1024 * 1024))

@@ -209,6 +209,11 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
     knob_kw = {k.name: (f"knob_{k.name}" if k.name in HANDLER_PARAMS else k.name) for k in model.knobs}
     knob_of = {v: k for k, v in knob_kw.items()}
     dir_names = [f"pc{i}" for i in range(NUM_DIRECTIONS)]
+    reference = explorer.reference
+    label_dirs = None
+    if reference is not None and reference.labels and can_encode:
+        label_dirs = explorer.label_directions()
+    label_names = label_dirs.names if label_dirs is not None else []
     directions: dict[tuple, Directions] = {}
     live: dict[str, ExplorerSession] = {}
 
@@ -414,33 +419,43 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         except LatentStudioError as exc:
             return refuse(sess, "random walk", exc)
 
+    def moved_latent(sess, start, pca_of, kw, knobs, cond):
+        """The pool latent ``start`` moved by every slider: ``(latent [1, *shape], amounts by name, dirs)``."""
+        amounts = [float(kw.pop(n, 0.0) or 0.0) for n in dir_names]
+        by_label = [float(kw.pop(f"label_{i}", 0.0) or 0.0) for i in range(len(label_names))]
+        base = sess.latent(start)
+        if pca_of == "pool":
+            if len(sess.pool) < 3:
+                raise LatentStudioError("directions of the pool need at least 3 latents in it")
+            key = ("pool", sess.space, len(sess.pool), tuple(sess.labels))
+            if sess.cache.get("pool_key") != key:
+                sess.cache["pool_key"] = key
+                sess.cache["pool_dirs"] = explorer.principal_directions(sess.pool, k=NUM_DIRECTIONS,
+                                                                        space=sess.space)
+            dirs = sess.cache["pool_dirs"]
+        else:
+            dirs = directions_for(sess.space, knobs, cond)
+        z = explorer.move(base, dirs, amounts)
+        if any(by_label):
+            if sess.space != spaces[0]:
+                raise LatentStudioError(f"the label directions are directions of {spaces[0]}; switch to it")
+            z = explorer.move(z, label_dirs, by_label)
+        moves = {**dict(zip(dir_names, amounts, strict=True)), **dict(zip(label_names, by_label, strict=True))}
+        return z[None], moves, dirs
+
     def move(session_state, start, pca_of, condition, request: gr.Request, **kw):
-        """One pool latent moved along the principal directions (of drawn latents or of the pool) by the
-        sliders' amounts."""
+        """One pool latent moved along the principal directions (of drawn latents or of the pool) and the
+        label directions by the sliders' amounts."""
         sess = session_of(session_state, request)
         try:
-            amounts = [float(kw.pop(n, 0.0) or 0.0) for n in dir_names]
-            knobs, cond = knobs_from(kw), parse_condition(kind, condition)
-            base = sess.latent(start)
-            if pca_of == "pool":
-                if len(sess.pool) < 3:
-                    raise LatentStudioError("directions of the pool need at least 3 latents in it")
-                key = ("pool", sess.space, len(sess.pool), tuple(sess.labels))
-                if sess.cache.get("pool_key") != key:
-                    sess.cache["pool_key"] = key
-                    sess.cache["pool_dirs"] = explorer.principal_directions(sess.pool, k=NUM_DIRECTIONS,
-                                                                            space=sess.space)
-                dirs = sess.cache["pool_dirs"]
-            else:
-                dirs = directions_for(sess.space, knobs, cond)
-            z = explorer.move(base, dirs, amounts)[None]
+            knobs, cond = knobs_from({k: v for k, v in kw.items() if k in knob_of}), parse_condition(kind, condition)
+            z, moves, dirs = moved_latent(sess, start, pca_of, kw, knobs, cond)
             outs = explorer.decode(z, space=sess.space, knobs=knobs, condition=cond)
-            moved = "_".join(f"{n}{a:+g}" for n, a in zip(dir_names, amounts, strict=True) if a) or "unmoved"
+            moved = "_".join(f"{n}{a:+g}" for n, a in moves.items() if a) or "unmoved"
             folder = ws.new_render_dir(hash_of(request))
-            stem = f"{sess.space}_latent{int(start or 0)}_{moved}"
+            stem = f"{sess.space}_latent{int(start or 0)}_{moved}"[:120]
             shown, full = view(outs, folder, stem)
-            lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space,
-                               directions={n: a for n, a in zip(dir_names, amounts, strict=True)})
+            lat = save_latents(folder / f"{stem}.npz", z, model=model, space=sess.space, directions=moves)
             grid = save_image(latent_grid(z[0], cell=max(4, min(16, 480 // max(z[0].shape[-1], 1)))),
                               folder / f"{stem}_values.png", overwrite=True)
             dfile = folder / f"{sess.space}_directions.npz"
@@ -456,6 +471,26 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
             return {state: sess}
         except LatentStudioError as exc:
             return refuse(sess, "move", exc)
+
+    def nearest(session_state, start, pca_of, condition, request: gr.Request, **kw):
+        """The training examples nearest to the moved output of latent ``start``."""
+        sess = session_of(session_state, request)
+        try:
+            knobs, cond = knobs_from({k: v for k, v in kw.items() if k in knob_of}), parse_condition(kind, condition)
+            z, _, _ = moved_latent(sess, start, pca_of, kw, knobs, cond)
+            out = explorer.decode(z, space=sess.space, knobs=knobs, condition=cond)
+            idx, dist, found = explorer.nearest(out, k=6)
+            folder = ws.new_render_dir(hash_of(request))
+            shown, full = view(found, folder, f"nearest_latent{int(start or 0)}", nrow=len(idx))
+            labels = explorer.reference.labels
+            names = [f"#{i}" + (f" ({labels[i]})" if labels else "") + f" {d:.3f}" for i, d in zip(idx, dist,
+                                                                                                    strict=True)]
+            return {state: sess, nearest_view: show(nearest_view, shown), dl_nearest: dl(full, "Nearest"),
+                    status: f"Nearest training examples of the moved latent {int(start or 0)}: {', '.join(names)}."}
+        except SessionEnded:
+            return {state: sess}
+        except LatentStudioError as exc:
+            return refuse(sess, "nearest", exc)
 
     def drawing_steps(session_state, seeds, condition, request: gr.Request, **kw):
         """The canvas after every step of the seeds' samples: a strip (a row per sample) and a GIF."""
@@ -577,6 +612,13 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                 for n in dir_names:
                     sliders.append(gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=n, elem_id=f"dir-{n}",
                                              info="standard deviations", min_width=160))
+            label_sliders = []
+            if label_names:
+                gr.Markdown(f"Label directions ({label_dirs.source}): mean latent of a label minus the mean of all.")
+                with gr.Row():
+                    for i, n in enumerate(label_names):
+                        label_sliders.append(gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"label {n}",
+                                                       elem_id=f"label-{i}", min_width=160))
             with gr.Row():
                 if images:
                     edit_view = gr.Image(label="Moved", interactive=False, elem_id="moved")
@@ -592,6 +634,15 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                                                    elem_id="download-moved-latent")
                 dl_directions = gr.DownloadButton("Directions (.npz)", interactive=False,
                                                   elem_id="download-directions")
+        with gr.Accordion("Training data", open=True, visible=reference is not None and bool(spaces)):
+            gr.Markdown(f"{len(reference)} examples of {reference.name}" if reference is not None else "",
+                        elem_id="reference-info")
+            nearest_btn = gr.Button("Nearest training examples of the moved output (6)", elem_id="nearest")
+            if images:
+                nearest_view = gr.Image(label="Nearest", interactive=False, elem_id="nearest-view")
+            else:
+                nearest_view = gr.HTML(label="Nearest", elem_id="nearest-view")
+            dl_nearest = gr.DownloadButton("Nearest", interactive=False, elem_id="download-nearest")
         with gr.Accordion("Drawing steps", open=True, visible=STEPS in model.capabilities):
             steps_btn = gr.Button("Show the drawing steps of the seeds (at most 8)", elem_id="steps")
             with gr.Row():
@@ -618,10 +669,14 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                          inputs_kwargs=kw_in, api_name="interpolate", **render)
         walk_btn.click(random_walk, [state, first, frames, step_size, file_format, condition], path_outs,
                        inputs_kwargs=kw_in, api_name="random_walk", **render)
-        move_triggers = [t for s in sliders for t in (s.release, s.input)] + [start.submit]
+        move_triggers = [t for s in [*sliders, *label_sliders] for t in (s.release, s.input)] + [start.submit]
+        slider_kw = {**kw_in, **dict(zip(dir_names, sliders, strict=True)),
+                     **{f"label_{i}": s for i, s in enumerate(label_sliders)}}
+        nearest_btn.click(nearest, [state, start, pca_of, condition], [state, nearest_view, dl_nearest, status],
+                          inputs_kwargs=slider_kw, api_name="nearest", **render)
         gr.on(move_triggers, move, [state, start, pca_of, condition],
               [state, edit_view, values_view, dl_edit, dl_edit_latent, dl_directions, status],
-              inputs_kwargs={**kw_in, **dict(zip(dir_names, sliders, strict=True))}, api_name="move",
+              inputs_kwargs=slider_kw, api_name="move",
               trigger_mode="always_last", show_progress="minimal", **render)
         steps_btn.click(drawing_steps, [state, seeds, condition], [state, steps_view, steps_anim, dl_steps, status],
                         inputs_kwargs=kw_in, api_name="drawing_steps", **render)
