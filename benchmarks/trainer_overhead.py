@@ -6,8 +6,12 @@ interleaved (bare, Lightning, bare, Lightning, ...) and the ratio of the median 
 reported. The Lightning side uses the project's own trainer settings: TensorBoard + CSV logging
 of every loss term every 10 steps, epoch-end checkpoints; progress bar off in both.
 
+The work is fixed (images x epochs x repeats); wall time, CPU time, threads and the load average
+are reported beside the ratio. Suites: ``quick`` 3,200 images x 1 epoch, 1 repeat; ``full`` 6,400 x 2,
+3 repeats.
+
 Usage:
-    python benchmarks/trainer_overhead.py [--data digits|mnist] [--data-root ../shared/data] [--repeats 3]
+    python benchmarks/trainer_overhead.py --suite quick|full [--data digits|mnist] [--data-root ../shared/data]
 """
 
 from __future__ import annotations
@@ -19,7 +23,17 @@ import time
 from pathlib import Path
 
 import torch
-from _common import data_root, environment, write_result
+from _common import (
+    Meter,
+    add_suite,
+    data_root,
+    environment,
+    headline,
+    result_name,
+    set_threads,
+    time_text,
+    write_result,
+)
 
 
 def main() -> None:
@@ -30,8 +44,10 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="torch / OpenMP CPU threads")
+    suite = add_suite(p, {"images": 3200, "epochs": 1, "repeats": 1}, {"images": 6400, "epochs": 2, "repeats": 3})
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    threads = set_threads(args.threads)
 
     from latentstudio.data import load_images
     from latentstudio.io.images import to_float
@@ -80,14 +96,26 @@ def main() -> None:
             _fit_stage(module, dm, Path(tmp), train, TwoStageRunConfig(), [], progress=False)
             return n_images / (time.perf_counter() - t)
 
-    lightning()  # warm-up: imports and first-call costs
-    bare_runs, lit_runs = [], []
-    for _ in range(args.repeats):
-        bare_runs.append(bare())
-        lit_runs.append(lightning())
+    with Meter() as meter:
+        lightning()  # warm-up: imports and first-call costs
+        bare_runs, lit_runs = [], []
+        for _ in range(args.repeats):
+            bare_runs.append(bare())
+            lit_runs.append(lightning())
     ratio = statistics.median(lit_runs) / statistics.median(bare_runs)
-    write_result("trainer_overhead", {
+    total = meter.record()
+    steps = -(-len(data) // args.batch_size) * args.epochs
+    write_result(result_name("trainer_overhead", suite), {
         "benchmark": "trainer_overhead",
+        "suite": suite,
+        "command": f"python benchmarks/trainer_overhead.py --suite {suite} --data {args.data} --images {args.images} "
+                   f"--epochs {args.epochs} --batch-size {args.batch_size} --repeats {args.repeats} --threads {threads}",
+        "timing": {"total": total},
+        "headline": headline(
+            f"Lightning {statistics.median(lit_runs):.0f} images/s (median of {args.repeats})",
+            reference=f"bare loop {statistics.median(bare_runs):.0f} images/s", ratio=ratio,
+            work=f"{len(data)} {args.data} images x {args.epochs} epochs ({steps} steps of {args.batch_size}) x "
+                 f"{args.repeats} repeats per loop, 1 warm-up", time_text=time_text(total)),
         "data": f"{args.data} train, first {len(data)} images, {args.epochs} epochs, batch {args.batch_size}",
         "model": cfg.to_dict(),
         "bare_images_per_s": [round(v, 1) for v in bare_runs],

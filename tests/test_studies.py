@@ -323,7 +323,7 @@ def test_samplers_study_runs_resumes_and_reports_every_cell(tiny, tmp_path, monk
     calls.update(n=0, limit=None)
     report = S.run_samplers(out, **kw)
     variants = S.sampler_grid([1, 2])
-    assert len(variants) == 1 + 2 * 2 * 2 + 1
+    assert len(variants) == 1 + 2 * 2 * 2 + 2 + 1  # N(0, I), GMMs (k x cov x fit), KDE (scott, cv), second stage
     assert calls["n"] == len(variants) - 4
     recs = {r["cell"]: r for r in _records(out)}
     assert recs["train"]["stage_seconds"] is not None
@@ -335,7 +335,77 @@ def test_samplers_study_runs_resumes_and_reports_every_cell(tiny, tmp_path, monk
             assert r["fit_seconds"] > 0 and math.isfinite(r["ref_log_density"])
             cells = f"| GMM | {v['k']} | {v['covariance']} | {v['fit_on']} | {'{:.4g}'.format(r['fid'])} |"
             assert cells in text
-    assert "fid-samplers.png" in text
+        if v["kind"] == "kde":
+            assert r["bandwidth_h"] > 0 and math.isfinite(r["ref_log_density"]) and r["grid"]
+            assert f"| KDE |  | bandwidth {v['bandwidth']} (h = {r['bandwidth_h']:.3g}) | mean |" in text
+    assert ("cv_scores" in recs["kde/bw=cv/fit=mean"]) and ("cv_scores" not in recs["kde/bw=scott/fit=mean"])
+    assert "fid-samplers.png" in text and "## Expected orderings" in text and "every GMM < N(0, I)" in text
+
+
+def test_samplers_study_orderings_and_grid_options():
+    from latentstudio.studies import samplers as S
+
+    keys = [v["key"] for v in S.sampler_grid([1, 10, 50], covariances=("full",), kde_bandwidths=("scott",))]
+    assert keys == ["normal", "gmm/k=1/cov=full/fit=mean", "gmm/k=1/cov=full/fit=sample", "gmm/k=10/cov=full/fit=mean",
+                    "gmm/k=10/cov=full/fit=sample", "gmm/k=50/cov=full/fit=mean", "gmm/k=50/cov=full/fit=sample",
+                    "kde/bw=scott/fit=mean", "second-stage"]
+    assert S.DEFAULT_GMM_K == (1, 10, 50)
+    fids = {"normal": 30.0, "gmm/k=10/cov=full/fit=mean": 15.0, "gmm/k=1/cov=full/fit=mean": 29.0,
+            "kde/bw=scott/fit=mean": 12.0, "second-stage": 24.0, "reconstruction": 10.0}
+    assert S.orderings(fids) == {"second_stage_le_0.8_normal": True, "every_gmm_lt_normal": True,
+                                 "gmm10_mu_lt_normal": True, "reconstruction_lowest": True}
+    fids.update({"second-stage": 24.1, "gmm/k=1/cov=full/fit=sample": 31.0, "reconstruction": 12.0})
+    assert S.orderings(fids) == {"second_stage_le_0.8_normal": False, "every_gmm_lt_normal": False,
+                                 "gmm10_mu_lt_normal": True, "reconstruction_lowest": False}
+    assert S.orderings({"normal": 1.0})["reconstruction_lowest"] is None
+    for bad in ({"gmm_covariances": ["spherical"]}, {"kde_bandwidths": ["wide"]}):
+        with pytest.raises(ConfigError):
+            S.run_samplers("unused", data=object(), **bad)
+
+
+def test_kde_sampler_rules_density_sampling_and_state():
+    import numpy as np
+
+    from latentstudio.models.distributions import DiagonalGaussian
+    from latentstudio.samplers import SAMPLERS, KDESampler
+    from latentstudio.samplers.kde import CV_GRID, kde_log_density
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 3, generator=g) * torch.tensor([1.0, 5.0, 0.1]) + torch.tensor([0.0, 2.0, -1.0])
+    scott = KDESampler(3).fit(x)
+    assert scott.bandwidth_ == pytest.approx(400 ** (-1 / 7))
+    silverman = KDESampler(3, bandwidth="silverman").fit(x)
+    assert silverman.bandwidth_ == pytest.approx((400 * 5 / 4) ** (-1 / 7))
+    # exact log-density: brute force over the standardised centres, Jacobian of the standardisation included
+    q = x[:5] + 0.05
+    u, c = (q - scott.loc) / scott.scale, (x - scott.loc) / scott.scale
+    h = scott.bandwidth_
+    d2 = ((u[:, None, :] - c[None]) ** 2).sum(-1).double()
+    brute = (torch.logsumexp(-d2 / (2 * h * h), 1) - math.log(400) - 1.5 * math.log(2 * math.pi * h * h)
+             - scott.scale.double().log().sum())
+    assert torch.allclose(scott.log_prob(q).double(), brute, atol=1e-4)
+    assert kde_log_density(u, c, h).shape == (5,)
+    # samples: seeded, in the data's scale, round trip through the stored state
+    a = scott.sample(2000, torch.Generator().manual_seed(1))
+    assert torch.equal(a, scott.sample(2000, torch.Generator().manual_seed(1)))
+    assert a.shape == (2000, 3) and np.allclose(a.std(0).numpy(), x.std(0).numpy() * math.sqrt(1 + h * h), rtol=0.15)
+    again = SAMPLERS.get("kde").from_state(scott.config_dict(), scott.state_dict())
+    assert again.bandwidth_ == scott.bandwidth_
+    assert torch.equal(again.sample(50, torch.Generator().manual_seed(3)), scott.sample(50, torch.Generator().manual_seed(3)))
+    # cross-validated bandwidth: the grid's best held-out likelihood, smaller than Scott's on clustered latents
+    blobs = torch.cat([torch.randn(100, 3, generator=g) * 0.05 + m for m in (-3.0, 0.0, 3.0)])
+    cv = KDESampler(3, bandwidth="cv", seed=0).fit(blobs)
+    assert len(cv.cv_scores) == len(CV_GRID) and cv.bandwidth_ == max(cv.cv_scores, key=cv.cv_scores.get)
+    assert cv.bandwidth_ < KDESampler(3).fit(blobs).bandwidth_
+    # fit on sampled z needs a posterior; bad rules are refused
+    post = DiagonalGaussian(x, torch.full_like(x, -4.0))
+    assert KDESampler(3, fit_on="sample").fit(post, torch.Generator().manual_seed(0)).points.shape == (400, 3)
+    with pytest.raises(ConfigError):
+        KDESampler(3, fit_on="sample").fit(x)
+    with pytest.raises(ConfigError):
+        KDESampler(3, bandwidth="wide")
+    with pytest.raises(ConfigError):
+        KDESampler(3, bandwidth=0.0)
 
 
 # ------------------------------------------------------------------------------------------------

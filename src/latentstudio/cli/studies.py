@@ -79,6 +79,12 @@ def _sizes(text):
     return None if not text else parse_int_list(text)
 
 
+def _words(text: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``; ``"none"`` or empty -> ``[]``."""
+    words = [w.strip().lower() for w in str(text or "").split(",") if w.strip()]
+    return [] if words == ["none"] else words
+
+
 @click.command("fid-repeats")
 @data_options
 @click.option("--sizes", default=None, help="Set sizes n, e.g. 10,20,40 (default 10, 20, 40, ... below full, then full).")
@@ -213,16 +219,21 @@ def training_subsets(data_name, data_root, data_option, download, strict, limit,
 @_training
 @click.option("--model", "model_path", type=click.Path(exists=True), default=None,
               help="Use this trained two-stage model (model or run directory) instead of training one.")
-@click.option("--gmm-k", default="1,10,20,100", show_default=True, help="GMM component counts.")
+@click.option("--gmm-k", default="1,10,50", show_default=True, help="GMM component counts.")
+@click.option("--gmm-covariance", default="full,diag", show_default=True, help="GMM covariance types: full, diag.")
+@click.option("--kde-bandwidth", default="scott,cv", show_default=True,
+              help="Bandwidth rules of the KDE baseline on the training mu: scott, silverman, cv (held-out "
+                   "likelihood); 'none' leaves the KDE out.")
 @click.option("--gmm-fit-size", type=int, default=None,
-              help="Fit the GMMs on this many training latents (random, seeded; default all).")
+              help="Fit the GMMs and KDEs on this many training latents (random, seeded; default all).")
 @_common
 @friendly_errors
 def samplers(data_name, data_root, data_option, download, strict, limit, extractor, download_weights, out_dir,
              seed, accelerator, overwrite, no_progress, budget, budget2, preset, overrides, n_reference, n_samples,
-             extractor_budget, model_path, gmm_k, gmm_fit_size):
+             extractor_budget, model_path, gmm_k, gmm_covariance, kde_bandwidth, gmm_fit_size):
     """Latent samplers of one trained VAE: N(0, I), GMMs (k components, full or diagonal covariance,
-    fitted on mu or on sampled z) and the second stage; FID and the time to fit and to sample.
+    fitted on mu or on sampled z), a KDE baseline on mu and the second stage; FID and the time to fit
+    and to sample.
 
     \b
     Example:
@@ -236,7 +247,7 @@ def samplers(data_name, data_root, data_option, download, strict, limit, extract
     report = run_samplers(
         _out(out_dir, "samplers", data_name), spec, extractor=extractor, budget=budget, budget2=budget2,
         preset=preset, overrides=parse_pairs(overrides, "--set"), model=model_path, gmm_components=parse_int_list(gmm_k),
-        gmm_fit_size=gmm_fit_size, n_reference=n_reference, n_samples=n_samples, extractor_budget=extractor_budget,
+        gmm_covariances=_words(gmm_covariance), kde_bandwidths=_words(kde_bandwidth), gmm_fit_size=gmm_fit_size, n_reference=n_reference, n_samples=n_samples, extractor_budget=extractor_budget,
         seed=seed, accelerator=accelerator, download_weights=download_weights, progress=not no_progress,
         overwrite=overwrite, command=canonical_command(ctx))
     click.echo(f"report: {report}")
