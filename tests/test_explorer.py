@@ -300,3 +300,17 @@ def test_nearest_training_examples_and_label_directions():
     idx, _, found = ex.nearest(Sketches([sketches[1]]), k=2)
     assert idx[0] == 1 and len(found) == 2
     assert sorted(ex.label_directions().names) == ["cat", "dog"]
+
+
+def test_animations_as_mp4(tmp_path):
+    pytest.importorskip("av")
+    ex = Explorer(make("draw"))
+    z, _ = ex.draw([0, 1])
+    mp4 = save_animation(ex.decode(ex.interpolate(z[0], z[1], 4)), tmp_path / "path.mp4", side=32)
+    import av
+
+    with av.open(str(mp4)) as f:
+        frames = list(f.decode(video=0))
+    assert len(frames) == 4 and frames[0].width >= ex.output_shape()[-1]
+    with pytest.raises(ExplorerError, match="gif or .mp4"):
+        save_animation(ex.decode(z), tmp_path / "path.avi")

@@ -100,9 +100,10 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
         assert data["latent"].shape == (4, *shape) and str(data["space"]) == "z"
         assert str(data["model_path"]).endswith("model")
         assert json.loads(str(data["meta"]))["condition"] == (2 if conditional else None)
-    set_upload(page, input_path, "input-file")
-    wait_status(page, "Encoded")
-    no_error(page)
+    if input_path is not None:
+        set_upload(page, input_path, "input-file")
+        wait_status(page, "Encoded")
+        no_error(page)
     page.locator("#path-steps input[type=number]").fill("5")
     page.locator("#path-steps input[type=number]").press("Tab")
     page.click("#interpolate")
@@ -220,6 +221,23 @@ def test_two_stage_vae_in_the_browser(chromium, tmp_path):
         page.click("#sample")
         wait_status(page, "Sampled 4 latent(s) of u")
         no_error(page)
+    finally:
+        ctx.close()
+        demo.close()
+
+
+def test_stylegan2_with_explorer_in_the_browser(chromium, tmp_path):
+    """StyleGAN2 opens the face studio; with --explorer its z space is explored here (no encoder)."""
+    page, explorer, demo, ctx = open_explorer(chromium, tmp_path, "stylegan2")
+    try:
+        assert page.locator("#knob-truncation_psi").count() == 1
+        # no encoder: only latent files load here (photos go through the face studio)
+        assert "A latent file" in page.locator("#input-file").inner_text()
+        page.locator("#knob-truncation_psi input").fill("0.7")
+        explore(page, tmp_path, None, shape=explorer.space().shape, sketches=False)
+        page.locator("#space label", has_text="w+").click()
+        page.click("#sample")
+        assert "not drawn here; choose z" in wait_status(page, "Error:")
     finally:
         ctx.close()
         demo.close()

@@ -563,11 +563,12 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
                 else:
                     condition = gr.State(None)
                 sample_btn = gr.Button("Sample", variant="primary", elem_id="sample")
-                with gr.Accordion("Encode an input", open=True, visible=can_encode):
-                    input_file = gr.File(label=("An image" if images else "A stroke file (.npz, .ndjson)")
-                                         + ", or a latent file (.npz) saved here",
+                what = ("An image, or " if images else "A stroke file (.npz, .ndjson), or ") if can_encode else ""
+                with gr.Accordion("Encode an input" if can_encode else "Load latents", open=True,
+                                  visible=bool(spaces)):
+                    input_file = gr.File(label=f"{what}a latent file (.npz) saved here".capitalize(),
                                          type="filepath", elem_id="input-file")
-                    if not images:
+                    if not images and can_encode:
                         gr.HTML(CANVAS_HTML, js_on_load=CANVAS_JS, elem_id="canvas")
                         drawing = gr.Textbox(label="Drawing (strokes [[xs, ys], ...] on a 0-255 canvas; drawn "
                                                    "above or pasted)", value="", lines=1, max_lines=3,
@@ -660,7 +661,7 @@ def build_explorer_app(explorer: Explorer, *, title: str = "latentstudio latent 
         input_file.upload(encode_input, [input_file, state, condition],
                           [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in,
                           api_name="encode", **render)
-        if not images:
+        if not images and can_encode:
             drawing_btn.click(encode_drawing, [drawing, state, condition],
                               [state, samples_view, dl_samples, dl_latents, status], inputs_kwargs=kw_in,
                               api_name="encode_drawing", **render)
