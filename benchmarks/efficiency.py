@@ -24,7 +24,10 @@ Inputs are synthetic (random images / sketches of the right shapes): FLOPs and t
 pixel values. ``--profile`` adds a torch.profiler table (top operators by self CPU time) per step.
 
 Threads: one run per count in ``--threads`` (quick and full: 1 and 2), each with its own matrix-product
-rate.
+rate. On a CPU shared with other jobs, threads of the OpenMP runtime that wait at a barrier spin by
+default and burn the CPU time their partner thread needs; ``--wait-policies default,passive`` (quick and
+full) therefore repeats the multi-thread runs in a child process started with ``OMP_WAIT_POLICY=PASSIVE``
+(each run says its ``omp_wait_policy``).
 
 Suites: ``smoke`` (tiny shapes, for the tests), ``quick`` (3 rounds), ``full`` (7 rounds). Writes
 benchmarks/results/efficiency.json.
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import time
@@ -52,9 +56,9 @@ NAME = "efficiency"
 GOAL = 0.35
 GOAL_STEPS = ("two-stage-vae/stage1", "stylegan2")
 SUITES = {
-    "smoke": {"rounds": 1, "small": True, "mm_size": 256, "threads": "1"},
-    "quick": {"rounds": 3, "small": False, "mm_size": 2048, "threads": "1,2"},
-    "full": {"rounds": 7, "small": False, "mm_size": 2048, "threads": "1,2"},
+    "smoke": {"rounds": 1, "small": True, "mm_size": 256, "threads": "1", "wait_policies": "current"},
+    "quick": {"rounds": 3, "small": False, "mm_size": 2048, "threads": "1,2", "wait_policies": "default,passive"},
+    "full": {"rounds": 7, "small": False, "mm_size": 2048, "threads": "1,2", "wait_policies": "default,passive"},
 }
 
 
@@ -227,10 +231,22 @@ class _GlobalOnly:
 
 
 def count_flops(fn: Callable[[], None]) -> int:
-    """FLOPs of ``fn`` by FlopCounterMode (``Global`` total)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of ``fn`` by FlopCounterMode (``Global`` total), with the in-place ``addmm_`` / ``baddbmm_``
+    counted like ``addmm`` / ``baddbmm`` (FlopCounterMode's table has only the out-of-place forms; the
+    sketch-rnn kernel accumulates its weight gradients in place)."""
+    from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-    fc = FlopCounterMode(display=False)
+    aten = torch.ops.aten
+
+    def same_as(op):  # the registered formula already takes tensors: mark it raw so it is not wrapped again
+        def formula(*args, **kwargs):
+            return flop_registry[op](*args, **kwargs)
+
+        formula._get_raw = True
+        return formula
+
+    fc = FlopCounterMode(display=False, custom_mapping={aten.baddbmm_: same_as(aten.baddbmm),
+                                                        aten.addmm_: same_as(aten.addmm)})
     fc.mod_tracker = _GlobalOnly()
     with fc:
         fn()
@@ -254,6 +270,30 @@ def profile_table(fn: Callable[[], None], rows: int = 12) -> list[dict]:
     total = sum(e.self_cpu_time_total for e in events) or 1
     return [{"op": e.key, "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 2),
              "share": round(e.self_cpu_time_total / total, 3)} for e in events[:rows]]
+
+
+def wait_policy() -> str:
+    """``OMP_WAIT_POLICY`` of this process (read by the OpenMP runtime when torch loads it)."""
+    return os.environ.get("OMP_WAIT_POLICY", "default (unset)")
+
+
+def passive_runs(threads: list[int]) -> list[dict]:
+    """The multi-thread runs again in a child process started with ``OMP_WAIT_POLICY=PASSIVE`` (threads
+    that wait at a barrier sleep instead of spinning; the variable only acts when set before start-up)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    argv = list(sys.argv[1:])
+    for opt in ("--threads", "--results-dir", "--out", "--wait-policies"):
+        while opt in argv:
+            i = argv.index(opt)
+            del argv[i : i + 2]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, __file__, *argv, "--threads", ",".join(map(str, threads)),
+                        "--wait-policies", "current", "--results-dir", tmp, "--out", "passive"],
+                       check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}, stdout=subprocess.DEVNULL)
+        return json.loads((Path(tmp) / "passive.json").read_text())["runs"]
 
 
 def measure(args, device: torch.device, threads: int) -> dict:
@@ -338,6 +378,7 @@ def measure(args, device: torch.device, threads: int) -> dict:
     results.update(failed)
     return {
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": wait_policy(),
         "matmul": {"size": m, "flops": mm_flops, "precision": args.precision,
                    "wall_seconds": [round(x, 5) for x in times["matmul"]["wall"]],
                    "cpu_seconds": [round(x, 5) for x in times["matmul"]["cpu"]],
@@ -362,6 +403,9 @@ def main() -> None:
                          "and the reference matrix product in bf16")
     ap.add_argument("--small", action="store_true", default=None, help="tiny shapes (tests)")
     ap.add_argument("--profile", action="store_true", help="add the top operators of each step")
+    ap.add_argument("--wait-policies", choices=("current", "default,passive"), default=None,
+                    help="default,passive: also measure the multi-thread counts with OMP_WAIT_POLICY=PASSIVE "
+                         "(a child process; CPU only)")
     ap.add_argument("--out", default=NAME)
     ap.add_argument("--results-dir", type=Path, default=None,
                     help="write the JSON there instead of benchmarks/results (checks, tests)")
@@ -377,7 +421,11 @@ def main() -> None:
     from latentstudio.training.sketch_rnn import retain_freed_memory
 
     retain_freed_memory()
-    runs = [measure(args, device, int(t)) for t in str(args.threads).split(",")]
+    counts = [int(t) for t in str(args.threads).split(",")]
+    runs = [measure(args, device, t) for t in counts]
+    multi = [t for t in counts if t > 1]
+    if args.wait_policies == "default,passive" and multi and device.type == "cpu" and wait_policy() != "PASSIVE":
+        runs += passive_runs(multi)
     first = runs[0]
     ok = {k: v for k, v in first["steps"].items() if "fraction_of_matmul_rate" in v}
     head = ok.get("two-stage-vae/stage1") or next(iter(ok.values()), {"fraction_of_matmul_rate": {"cpu": None}})

@@ -310,6 +310,7 @@ def main() -> None:
         "suite": args.suite,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (unset)"),
         "batch": b,
         "images": source,
         "pytorch_fid_version": getattr(pytorch_fid, "__version__", "?"),

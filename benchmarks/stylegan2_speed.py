@@ -257,6 +257,7 @@ def main() -> None:
     precisions = (args.precision or ("fp32,bf16" if device.type == "cuda" else "fp32")).split(",")
     load_start = os.getloadavg()
     out: dict = {"benchmark": NAME, "suite": args.suite, "device": str(device), "threads": torch.get_num_threads(),
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (unset)"),
                  "generation": [], "training": []}
     if device.type == "cuda":
         out["gpu_name"] = torch.cuda.get_device_name(0)
