@@ -412,3 +412,16 @@ def test_the_studio_opens_a_class_conditional_generator_with_official_pixels():
     assert studio.latent_std > 0
     with torch.no_grad():
         assert torch.equal(studio.images(ws), images_to_uint8(G.synthesis(ws, noise_mode="const")))
+
+
+def test_mapping_under_bf16_autocast_keeps_a_float32_w_avg():
+    """Mixed-precision training (bf16 autocast, the CUDA default) updates w_avg and truncates without a
+    dtype error; checked with CPU autocast."""
+    G = _g(9)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ws = G.mapping(z, None, update_w_avg=True)
+        ws_t = G.mapping(z, None, truncation_psi=0.7)
+    assert G.mapping.w_avg.dtype == torch.float32 and torch.isfinite(G.mapping.w_avg).all()
+    assert G.mapping.w_avg.abs().sum() > 0
+    assert ws.shape == ws_t.shape == (4, G.num_ws, 8)

@@ -498,11 +498,12 @@ class MappingNetwork(nn.Module):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                # float32 running mean also under bf16/fp16 autocast
+                self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else int(truncation_cutoff)
-            x[:, :cutoff] = self.w_avg.lerp(x[:, :cutoff], truncation_psi)
+            x[:, :cutoff] = self.w_avg.to(x.dtype).lerp(x[:, :cutoff], truncation_psi)
         return x
 
 
@@ -726,7 +727,7 @@ class Generator(GenerativeModel):
             if v["truncation_psi"] != 1:
                 cut = self.num_ws if v["truncation_cutoff"] is None else int(v["truncation_cutoff"])
                 ws = ws.clone()
-                ws[:, :cut] = self.w_avg.lerp(ws[:, :cut], v["truncation_psi"])
+                ws[:, :cut] = self.w_avg.to(ws.dtype).lerp(ws[:, :cut], v["truncation_psi"])
             noise_g = None if generator is None or v["noise_mode"] != "random" else generator
             return self.synthesize_images(ws, v["noise_mode"], generator=noise_g)
 
