@@ -184,6 +184,27 @@ def _reader_draw(d: dict[str, Any]) -> Row:
             "work": str(_dig(d, "comparison", "optimizer_steps") or d.get("budget", ""))}
 
 
+def _reader_sketch_rnn_nmax(d: dict[str, Any]) -> Row:
+    """CPU-time ratio of a step at Nmax 250 over the data's Nmax, per preset section and stroke set."""
+    res, work = [], []
+    for sec, v in d.items():
+        for name, st in ((v or {}).get("sets") or {}).items() if isinstance(v, dict) else ():
+            r = st.get("ratio_cpu_median")
+            if r is not None:
+                res.append(f"{sec} {name}: {float(r):.2f}x (Nmax {st.get('nmax_fixed')} vs {st.get('nmax_data')})")
+                work.append(f"{st.get('timed_rounds')} rounds")
+    return {"result": "; ".join(res), "reference": "step at the data's Nmax", "work": ", ".join(dict.fromkeys(work))}
+
+
+def _reader_two_stage_conditional(d: dict[str, Any]) -> Row:
+    acc, per = d.get("classifier_accuracy") or {}, d.get("classifier_accuracy_per_digit") or {}
+    if not acc:
+        return {}
+    return {"result": "samples classified as requested: " + ", ".join(
+        f"{k} {float(v):.3f} (worst digit {min(per.get(k) or [v]):.3f})" for k, v in sorted(acc.items())),
+        "reference": "target >= 0.9 on every digit"}
+
+
 def _reader_generic(d: dict[str, Any]) -> Row:
     """Whatever a JSON without headline and reader offers: a few scalar results, its command as the work."""
     skip = {"environment", "command", "benchmark", "suite", "headline", "timing", "run_dir", "report"}
@@ -230,6 +251,8 @@ def row_for(entry: Entry, result_name: str, data: dict[str, Any] | None, status:
         if not got.get("result"):
             got = {**_reader_generic(data), **{k: v for k, v in got.items() if v}}
     row.update({k: str(v) for k, v in got.items() if k in row and v})
+    if " --minutes" in str(data.get("command", "")) and "minutes" not in row["work"]:
+        row["work"] = (row["work"] + "; " if row["work"] else "") + "old protocol: a minutes budget, depends on machine speed"
     if not row["time"]:
         row["time"] = _time_generic(data)
     if data.get("suite"):
@@ -309,12 +332,12 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("speed_fid", "speed_fid", ("speed_fid",)),
     Entry("stylegan2_speed", "stylegan2_speed", ("stylegan2_speed",), reader=_reader_stylegan2_speed),
     Entry("efficiency", "efficiency", ("efficiency",)),
-    Entry("sketch_rnn_nmax", "sketch_rnn_nmax", ("sketch_rnn_nmax",)),
+    Entry("sketch_rnn_nmax", "sketch_rnn_nmax", ("sketch_rnn_nmax",), reader=_reader_sketch_rnn_nmax),
     Entry("studio_scale", "studio_scale", ("studio_scale",), reader=_reader_studio_scale),
     Entry("two_stage_mnist_conditional", "two_stage_mnist", ("two_stage_mnist_conditional",),
           optional=("two_stage_mnist_conditional_quick",),
           full=("--conditional", "--gamma-init", "1.0"), quick=("--conditional", "--gamma-init", "1.0"),
-          suites=("full",), details=_details_two_stage,
+          suites=("full",), details=_details_two_stage, reader=_reader_two_stage_conditional,
           notes="Class-conditional two-stage VAE: fraction of samples classified as the requested digit."),
     Entry("stylegan2_celeba", "stylegan2_celeba", ("stylegan2_celeba32",), suites=("full",),
           optional=("stylegan2_celeba32_quick",),

@@ -134,6 +134,12 @@ def test_table_from_fake_jsons(run, tmp_path):
     assert pos == sorted(pos)
     assert "| second stage | 20.00 (0.50x) |" in text and "| every GMM < N(0, I) | yes |" in text
     assert "## Last run of run.py" in text and "| speed_sketch_rnn | script missing |" in text
+    # optional JSONs (the quick run of a full-only entry) get a row only when present
+    assert "stylegan2_celeba32_quick" not in text
+    (res / "stylegan2_celeba32_quick.json").write_text(json.dumps({
+        "suite": "quick", "fid_clf_trained_g_ema": 30.0, "fid_clf_initial_weights": 40.0, "kimg": 4.0}))
+    assert "| stylegan2_celeba: stylegan2_celeba32_quick | fid_clf after training 30.00 | initial weights 40.00 | 0.75 |" \
+        in run.build_table(res)
     # --table-only on an empty folder: every row "not run", no crash
     empty = tmp_path / "empty"
     empty.mkdir()
