@@ -44,8 +44,8 @@ def add_suite(parser: argparse.ArgumentParser, quick: dict[str, Any], full: dict
         KeyError: a suite names a destination the parser does not have (a typo would be silently ignored).
     """
     parser.add_argument("--suite", choices=SUITES, default="full",
-                        help="work preset of this benchmark: quick (minutes, what run.py --suite quick runs) "
-                             "or full (the long runs behind the committed figures); explicit options win")
+                        help="work preset of this benchmark: quick (small fixed work, what run.py --suite quick "
+                             "runs) or full (the long runs behind the committed figures); explicit options win")
     dests = {a.dest for a in parser._actions}
     for name, values in (("quick", quick), ("full", full)):
         unknown = sorted(set(values) - dests)

@@ -479,9 +479,7 @@ def run_entries(entries: list[Entry], suite: str, *, threads: int | None, data_r
             print(f"== {e.name}: benchmarks/{e.script}.py is missing, not run", flush=True)
             log["entries"][e.name] = {"missing_script": True}
             continue
-        cmd = e.command(suite)
-        if threads and e.script in THREADED_SCRIPTS:
-            cmd += ["--threads", str(threads)]
+        cmd = command_for(e, suite, threads)
         print(f"== {e.name}: {' '.join(cmd[1:])}", flush=True)
         t, c = time.perf_counter(), _children_cpu()
         rc = subprocess.call(cmd, env=env, cwd=HERE.parent)
@@ -497,6 +495,14 @@ def run_entries(entries: list[Entry], suite: str, *, threads: int | None, data_r
 
 #: Scripts of this runner's entries known to take ``--threads`` (others get OMP_NUM_THREADS only).
 THREADED_SCRIPTS = frozenset({"two_stage_mnist", "samplers_study", "stylegan2_celeba", "trainer_overhead"})
+
+
+def command_for(e: Entry, suite: str, threads: int | None, python: str = sys.executable) -> list[str]:
+    """The entry's command line for ``suite``, with ``--threads`` for the scripts that take it."""
+    cmd = e.command(suite, python)
+    if threads and e.script in THREADED_SCRIPTS:
+        cmd += ["--threads", str(threads)]
+    return cmd
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -522,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for e in entries:
             mark = "" if e.script_path.is_file() else "   (script missing)"
-            print(f"{e.name}: python benchmarks/{e.script}.py {' '.join(e.args(args.suite))}{mark}")
+            cmd = command_for(e, args.suite, args.threads or None, python="python")
+            print(f"{e.name}: python benchmarks/{e.script}.py {' '.join(cmd[2:])}{mark}")
         return 0
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     log = run_entries(entries, args.suite, threads=args.threads or None, data_root=args.data_root, command=command)
