@@ -274,9 +274,11 @@ def _evaluate(ev: ImageEval, family: ImageFamily) -> Path:
         recon_pictures.append(("reconstructions", "reconstructions.png"))
 
     if model.supports(ENCODE):
-        (family.latents or encoder_latents)(ev)
+        with phase(f"latent statistics of the {len(test)} test images (encoding, active units)", ev.progress):
+            (family.latents or encoder_latents)(ev)
     if family.extras is not None:
-        family.extras(ev)
+        with phase(f"{model.model_type} extras", ev.progress):
+            family.extras(ev)
     if model.supports(NLL) and family.decoder(model) == "bernoulli":
         k = min(int(ev.options["nll_images"]), len(test))
         xb = binarize_images(test.images[:k])  # binarised at 0.5, as the NLL benchmarks use
