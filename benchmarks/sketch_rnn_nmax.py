@@ -16,8 +16,13 @@ The sets: the sheep (``sketches/sketch-rnn-datasets/aaron_sheep.npz``, whose lon
 Quick, Draw! symbol classes from ``sketches/quickdraw_simplified`` (the classes of
 docs/sketch_rnn.md, read from the 344-class sample with a class filter).
 
+Suites: ``full`` (the default): 20 timed rounds after 3 warm-up rounds on both sets, into
+benchmarks/results/sketch_rnn_nmax.json; ``quick``: 3 timed rounds after 1 warm-up round on the
+symbols set only (the set whose Nmax differs from 250), into sketch_rnn_nmax_quick.json.
+
 Usage:
-    python benchmarks/sketch_rnn_nmax.py [--steps 20] [--warmup 3] [--threads 1] [--preset cpu]
+    python benchmarks/sketch_rnn_nmax.py --suite quick
+    python benchmarks/sketch_rnn_nmax.py [--suite full] [--steps 20] [--warmup 3] [--threads 1] [--preset cpu]
         [--sets sheep,symbols] [--section cpu]
 """
 
@@ -31,20 +36,22 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, data_root, environment, write_result
+from _common import RESULTS, add_suite, data_root, environment, result_name, write_result
 from sketch_rnn_sheep import SHEEP, _train_step
 
 NAME = "sketch_rnn_nmax"
 FIXED_NMAX = 250
 BATCH = 100
+QUICK = {"steps": 3, "warmup": 1, "sets": "symbols"}
+FULL = {"steps": 20, "warmup": 3, "sets": "sheep,symbols"}
 QUICKDRAW = Path("sketches") / "quickdraw_simplified" / "quickdraw_simplified_344classes_25each.ndjson.gz"
 #: Quick, Draw! classes whose drawings are symbols (shapes and signs) rather than scenes or objects.
 SYMBOLS = ("circle", "diamond", "hexagon", "lightning", "line", "moon", "octagon", "snowflake", "square", "star",
            "triangle")
 
 
-def _load_existing() -> dict:
-    path = RESULTS / f"{NAME}.json"
+def _load_existing(name: str = NAME) -> dict:
+    path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -126,12 +133,14 @@ def main() -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (fixed for the whole run)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=20, help="timed rounds (one step of each Nmax per round)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    p.add_argument("--steps", type=int, help="timed rounds (one step of each Nmax per round)")
+    p.add_argument("--warmup", type=int, help="untimed rounds first")
     p.add_argument("--preset", default="cpu", help="model size: a sketch-rnn preset (cpu, default = the reference)")
-    p.add_argument("--sets", default="sheep,symbols", help="comma-separated: sheep, symbols")
+    p.add_argument("--sets", help="comma-separated: sheep, symbols")
     p.add_argument("--section", default=None, help="result section name (default: the preset)")
+    suite = add_suite(p, QUICK, FULL)
     args = p.parse_args()
+    name = result_name(NAME, suite)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}", flush=True)
 
@@ -163,9 +172,9 @@ def main() -> None:
         r = section["sets"][name]
         print(f"{name}: Nmax {r['nmax_data']} vs {FIXED_NMAX}: median step {r['timing']['data']['wall_seconds_median']:.3f}s"
               f" vs {r['timing']['fixed']['wall_seconds_median']:.3f}s, ratio {r['ratio_wall_median']:.2f}x", flush=True)
-    result = _load_existing()
-    result.update({args.section or args.preset: section, "environment": environment()})
-    write_result(NAME, result)
+    result = _load_existing(name)
+    result.update({args.section or args.preset: section, "environment": environment(), "suite": suite})
+    write_result(name, result)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ load average is recorded before and after each resolution.
 
 Writes benchmarks/results/studio_scale.json.
 
-    OMP_NUM_THREADS=1 python benchmarks/studio_scale.py --threads 1
+    OMP_NUM_THREADS=1 python benchmarks/studio_scale.py --threads 1   # full suite: 256 and 1024 px
+    python benchmarks/studio_scale.py --suite quick      # 256 px, 2 images, 2 steps -> studio_scale_quick.json
     python benchmarks/studio_scale.py --make-models        # only write the two model folders
 """
 
@@ -57,7 +58,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import data_root, environment, write_result
+from _common import add_suite, data_root, environment, result_name, write_result
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL_ROOT = HERE / "runs" / "studio_scale"
@@ -314,12 +315,18 @@ def worker(args: argparse.Namespace) -> dict:
     return out
 
 
+#: Work of each suite: ``quick`` measures 256 px only (2 images, 2 projection steps; about a minute on one
+#: core), ``full`` 256 and 1024 px.
+QUICK = {"resolutions": "256", "gen_images": "256=2", "steps": "256=2"}
+FULL = {"resolutions": "256,1024", "gen_images": "256=4,1024=3", "steps": "256=4,1024=3"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--resolutions", default="256,1024")
+    ap.add_argument("--resolutions")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (and OMP_NUM_THREADS)")
-    ap.add_argument("--gen-images", default="256=4,1024=3", help="timed generated images per resolution")
-    ap.add_argument("--steps", default="256=4,1024=3", help="timed projection steps per resolution")
+    ap.add_argument("--gen-images", help="timed generated images per resolution")
+    ap.add_argument("--steps", help="timed projection steps per resolution")
     ap.add_argument("--batch-memory", type=int, default=2, help="images in the one batch measured for memory")
     ap.add_argument("--perceptual", default="lpips-vgg", help="as the CLI (pyramid-l2 without the LPIPS weights)")
     ap.add_argument("--no-metrics-timing", dest="metrics_timing", action="store_false")
@@ -328,6 +335,7 @@ def main() -> None:
     ap.add_argument("--make-models", action="store_true", help="only write the model folders and print commands")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
+    suite = add_suite(ap, QUICK, FULL)
     args = ap.parse_args()
     if args.worker is not None:
         args.gen_images = _pairs(args.gen_images)[args.worker]
@@ -380,7 +388,8 @@ def main() -> None:
     result["load_average_1min_end"] = load1()
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
     result["environment"] = environment()
-    write_result("studio_scale", result)
+    result["suite"] = suite
+    write_result(result_name("studio_scale", suite), result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""Every script the benchmark runner starts accepts ``--suite quick|full`` (read from each script's
+argument parser definition, without importing torch or running anything)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("bench_run_for_suites", BENCH / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(BENCH))
+    return mod
+
+
+def _takes_suite(source: str) -> bool:
+    """The script calls ``_common.add_suite(parser, ...)`` or adds a ``--suite`` option itself."""
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+        if name == "add_suite":
+            return True
+        if name == "add_argument" and any(isinstance(a, ast.Constant) and a.value == "--suite" for a in node.args):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("entry", [e.name for e in _runner().ENTRIES])
+def test_every_runner_entry_script_takes_the_suite_option(entry):
+    e = {x.name: x for x in _runner().ENTRIES}[entry]
+    script = BENCH / f"{e.script}.py"
+    assert script.is_file(), f"run.py entry {entry} names a missing script {script.name}"
+    assert _takes_suite(script.read_text()), (
+        f"benchmarks/{script.name} has no --suite option, but run.py passes '--suite quick|full' to it")
+
+
+def test_the_check_tells_a_script_without_the_option():
+    assert not _takes_suite("import argparse\np = argparse.ArgumentParser()\np.add_argument('--steps')\n")
+    assert _takes_suite("p.add_argument('--suite', choices=('quick', 'full'))\n")
+    assert _takes_suite("from _common import add_suite\nadd_suite(p, {}, {})\n")
