@@ -24,7 +24,16 @@ from latentstudio.data.base import ImageData
 from latentstudio.data.strokes import stroke5_to_stroke3
 from latentstudio.errors import CapabilityError, ConfigError, LatentStudioError, NonFiniteLossError
 from latentstudio.models import load_all
-from latentstudio.models.base import CAPABILITIES, DECODE, ENCODE, NLL, RECONSTRUCT, GenerativeModel
+from latentstudio.models.base import (
+    CAPABILITIES,
+    COMPLETE,
+    DECODE,
+    ENCODE,
+    NLL,
+    RECONSTRUCT,
+    STEPS,
+    GenerativeModel,
+)
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.loading import load_model
 from latentstudio.models.registry import MODELS
@@ -168,6 +177,66 @@ def test_every_latent_space_decodes(family):
             assert_typed(model, model.decode(z, space=s.name, generator=torch.Generator().manual_seed(0)), 2)
     with pytest.raises(ConfigError, match="no latent space 'nope'"):
         model.latent_space("nope")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mapped_spaces_map_their_source_latents(family):
+    model = make(family)
+    knobs = {k.name for k in model.knobs}
+    for s in model.latent_spaces():
+        if s.row_space is not None:
+            assert s.layers == s.shape[0] and model.latent_space(s.row_space).shape == s.shape[1:]
+        if s.mapped_from is None:
+            with pytest.raises(CapabilityError, match=f"do not map latents into {s.name!r}"):
+                model.to_space(torch.zeros(1, *s.shape), s.name)
+            continue
+        assert set(s.mapping_knobs) <= knobs
+        source = model.latent_space(s.mapped_from)
+        z = torch.randn(3, *source.shape, generator=torch.Generator().manual_seed(0))
+        mapped = model.to_space(z, s.name)
+        assert mapped.dtype == torch.float32 and tuple(mapped.shape) == (3, *s.shape)
+        assert torch.equal(model.to_space(z, s.name), mapped)
+        if model.supports(DECODE) and s.decodable:  # mapped latents decode as their source latents
+            a = model.decode(mapped, space=s.name, generator=torch.Generator().manual_seed(0))
+            b = model.decode(z, space=source.name, generator=torch.Generator().manual_seed(0))
+            assert int((a.int() - b.int()).abs().max()) <= 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_steps_of_given_latents_or_refused(family):
+    model = make(family)
+    spaces = model.latent_spaces()
+    z = torch.randn(2, *spaces[0].shape, generator=torch.Generator().manual_seed(0)) if spaces else torch.zeros(2, 1)
+    if STEPS not in model.capabilities:
+        with pytest.raises(CapabilityError, match="cannot steps"):
+            model.decode_steps(z)
+        return
+    images, frames = model.decode_steps(z)
+    assert_typed(model, images, 2)
+    assert torch.equal(images, model.decode(z, generator=torch.Generator().manual_seed(0)))
+    assert frames.dtype == torch.uint8 and frames.ndim == 5 and frames.shape[1] == 2
+    # sample_steps draws through the same code: the same draws give the same frames
+    sampled, sampled_frames = model.sample_steps(2, generator=torch.Generator().manual_seed(4))
+    assert_typed(model, sampled, 2)
+    assert sampled_frames.shape == frames.shape
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_completion_keeps_the_prefix_or_is_refused(family):
+    model = make(family)
+    prefix = np.array([[0.5, 0.1, 0.0], [0.2, -0.3, 0.0], [-0.1, 0.4, 1.0]], dtype=np.float32)
+    if not model.supports(COMPLETE):
+        with pytest.raises(CapabilityError, match="cannot complete"):
+            model.complete(prefix, 2)
+        return
+    out = model.complete(prefix, 3, generator=torch.Generator().manual_seed(0), temperature=0.7)
+    assert_typed(model, out, 3)
+    assert_same_output(out, model.complete(prefix, 3, generator=torch.Generator().manual_seed(0), temperature=0.7))
+    for s in out.strokes:
+        np.testing.assert_array_equal(s[:3], prefix)
+    assert list(out.prefix_lengths) == [3, 3, 3]
+    with pytest.raises(ConfigError, match="no sampling option"):
+        model.complete(prefix, 1, no_such_option=1)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -76,14 +76,92 @@ def test_encode_gives_latents_of_the_default_space_or_is_refused(family):
     assert len(dirs.vectors) == 2 and dirs.source == "given latents"
 
 
-def test_spaces_with_another_prior_are_named_not_drawn():
-    ex = Explorer(make("stylegan2"))
+def _close_images(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """uint8 images equal up to one level (rounding of floats computed in another order)."""
+    return a.shape == b.shape and int((a.int() - b.int()).abs().max()) <= 1
+
+
+def test_stylegan2_w_and_w_plus_are_drawn_by_mapping_the_seeds_z():
+    model = make("stylegan2")
+    with torch.no_grad():
+        model.mapping.w_avg.copy_(torch.randn(model.w_dim, generator=torch.Generator().manual_seed(9)))
+    ex = Explorer(model)
     assert [s.name for s in ex.spaces()] == ["z", "w", "w+"]
-    assert [ex.drawable(s) for s in ex.spaces()] == [True, False, False]
-    with pytest.raises(ExplorerError, match="not drawn here; choose z"):
-        ex.draw([0], space="w")
+    assert [ex.drawable(s) for s in ex.spaces()] == [True, True, True]
+    z, from_z = ex.draw([3, 5], space="z")
+    w, from_w = ex.draw([3, 5], space="w")
+    assert tuple(w.shape) == (2, model.w_dim)
+    with torch.no_grad():
+        assert torch.allclose(w, model.mapping(z)[:, 0], atol=1e-6)  # seed i's w is the mapping of seed i's z
+    wp, from_wp = ex.draw([3, 5], space="w+")
+    assert tuple(wp.shape) == (2, model.num_ws, model.w_dim) and torch.allclose(wp, w[:, None].expand_as(wp))
+    assert _close_images(from_w, from_z) and _close_images(from_wp, from_z)
+    assert torch.equal(ex.decode(w, space="w"), from_w)
+    # truncation is applied once, in the mapping: psi = 0 gives w_avg, 0.5 halfway, and the outputs are those
+    # of z decoded with the same knobs (no second truncation at decoding)
+    w0, _ = ex.draw([3, 5], space="w", knobs={"truncation_psi": 0})
+    assert torch.allclose(w0, model.w_avg.expand(2, -1), atol=1e-6)
+    half = {"truncation_psi": 0.5}
+    wh, from_wh = ex.draw([3, 5], space="w", knobs=half)
+    assert torch.allclose(wh, model.w_avg.lerp(w, 0.5), atol=1e-5)
+    assert _close_images(from_wh, ex.decode(z, space="z", knobs=half))
+    assert torch.equal(ex.decode(wh, space="w", knobs=half), from_wh)
+    cut, _ = ex.draw([3], space="w+", knobs={"truncation_psi": 0.5, "truncation_cutoff": 1})
+    assert torch.allclose(cut[0, 0], wh[0], atol=1e-5) and torch.allclose(cut[0, 1:], wp[0, 1:], atol=1e-6)
+    with pytest.raises(ConfigError, match="map into w\\+ instead"):
+        ex.draw([0], space="w", knobs={"truncation_psi": 0.5, "truncation_cutoff": 1})
+    info = {s["name"]: s for s in ex.describe()["spaces"]}
+    assert info["w"]["mapped_from"] == "z" and info["w+"]["layers"] == model.num_ws and info["w"]["layers"] is None
     with pytest.raises(ExplorerError, match="no explorable space 'q'"):
         ex.space("q")
+    with pytest.raises(ExplorerError, match="latents have shape"):
+        ex.decode(w, space="w+")
+
+
+def test_principal_directions_of_w_and_w_plus():
+    model = make("stylegan2")
+    ex = Explorer(model)
+    d = ex.principal_directions(k=3, space="w", samples=64)
+    with torch.no_grad():  # GANSpace: PCA of the mapping outputs of drawn z
+        w = ex.model.to_space(torch.randn(64, model.z_dim, generator=torch.Generator().manual_seed(12345)), "w")
+    assert d.space == "w" and tuple(d.vectors.shape) == (3, model.w_dim)
+    assert torch.allclose(d.mean, w.mean(0), atol=1e-5)
+    units = d.vectors / d.vectors.norm(dim=1, keepdim=True)
+    assert torch.allclose(units @ units.T, torch.eye(3), atol=1e-4)
+    spread = ((w - w.mean(0)) @ units.T).var(dim=0)  # the standard deviation along each is its length
+    assert torch.allclose(spread, d.vectors.norm(dim=1) ** 2, rtol=1e-3)
+    plus = ex.principal_directions(k=3, space="w+", samples=64)  # PCA of W, broadcast to every layer
+    assert tuple(plus.vectors.shape) == (3, model.num_ws, model.w_dim)
+    assert torch.allclose(plus.vectors, d.vectors[:, None].expand_as(plus.vectors), atol=1e-5)
+    assert torch.allclose(plus.mean, d.mean.expand(model.num_ws, -1), atol=1e-5)
+    assert plus.variance_ratio == pytest.approx(d.variance_ratio, abs=1e-5)
+    pool, _ = ex.draw(range(6), space="w+")
+    assert tuple(ex.principal_directions(pool, k=9, space="w+").vectors.shape) == (5, model.num_ws, model.w_dim)
+
+
+def test_moves_on_chosen_layers_of_w_plus():
+    model = make("stylegan2")
+    ex = Explorer(model)
+    n = model.num_ws
+    assert ex.layer_count("w+") == n and ex.layer_count("w") is None and ex.layer_count("z") is None
+    wp, _ = ex.draw([0, 1], space="w+")
+    d = ex.principal_directions(k=2, space="w+", samples=32)
+    moved = ex.move(wp[0], d, [2.0, -1.0], layers=[0, 2])
+    changed = (moved - wp[0]).abs().amax(dim=1) > 1e-6
+    assert changed.tolist() == [i in (0, 2) for i in range(n)]
+    assert torch.allclose(moved[2], wp[0, 2] + 2.0 * d.vectors[0, 2] - d.vectors[1, 2], atol=1e-5)
+    batch = ex.move(wp, d, [1.0], layers=[1])
+    assert tuple(batch.shape) == tuple(wp.shape)
+    assert torch.equal(batch[:, 0], wp[:, 0]) and not torch.allclose(batch[:, 1], wp[:, 1])
+    assert torch.allclose(ex.move(wp[0], d, [1.0]), ex.move(wp[0], d, [1.0], layers=range(n)))  # None: every layer
+    assert tuple(ex.decode(moved[None], space="w+").shape[:1]) == (1,)
+    for bad in (n, -1):
+        with pytest.raises(ExplorerError, match=f"layer {bad} is out of range: w\\+ has layers 0..{n - 1}"):
+            ex.move(wp[0], d, [1.0], layers=[bad])
+    z, _ = ex.draw([0], space="z")
+    dz = ex.principal_directions(k=2, space="z", samples=16)
+    with pytest.raises(ExplorerError, match="z latents have no layers"):
+        ex.move(z[0], dz, [1.0], layers=[0])
 
 
 def test_two_stage_spaces_and_fitted_samplers():
@@ -108,6 +186,64 @@ def test_steps_of_a_drawing_model():
     assert frames.dtype == torch.uint8 and frames.shape[:2] == (t, 2)
     with pytest.raises(CapabilityError):
         Explorer(make("vae")).steps([0])
+
+
+def test_steps_of_any_latent():
+    from latentstudio.models.registry import MODELS
+
+    cls = MODELS.get("draw")
+    torch.manual_seed(0)
+    ex = Explorer(cls(cls.example_config(attention=False)).eval())  # no write boxes drawn on the frames
+    z, _ = ex.draw([0, 1])
+    path = ex.interpolate(z[0], z[1], 3)
+    frames = ex.steps_of(path)
+    t = ex.space().shape[0]
+    assert frames.dtype == torch.uint8 and tuple(frames.shape[:3]) == (t, 3, 3)
+    images = ex.decode(path)
+    last = frames[-1][:, :, ::2, ::2]  # RGB frames at twice the size
+    assert _close_images(last, images.expand(-1, 3, -1, -1))
+    assert not torch.equal(frames[0], frames[-1])
+    assert _close_images(ex.steps_of(z), ex.steps([0, 1]))  # the seeds' latents draw as their samples
+    attending = Explorer(make("draw"))
+    za, _ = attending.draw([2])
+    assert tuple(attending.steps_of(za).shape[:2]) == (t, 1)
+    with pytest.raises(ExplorerError, match="latents have shape"):
+        ex.steps_of(torch.zeros(1, 5))
+    with pytest.raises(CapabilityError):
+        Explorer(make("vae")).steps_of(torch.zeros(1, *make("vae").latent_space().shape))
+
+
+def test_completion_of_a_drawn_prefix():
+    from latentstudio.errors import DataError
+    from latentstudio.models.registry import MODELS
+    from latentstudio.studio.explorer import sketch_from_drawing
+
+    prefix = sketch_from_drawing([[[10, 60, 120, 130], [10, 12, 14, 60]], [[50, 50], [20, 200]]])
+    cls = MODELS.get("sketch-rnn")
+    for conditional in (True, False):
+        torch.manual_seed(0)
+        ex = Explorer(cls(cls.example_config(conditional=conditional)).eval())
+        assert ex.can_complete() and ex.describe()["complete"]
+        out = ex.complete(prefix, 5, knobs={"temperature": 0.8}, seed=7)
+        assert len(out) == 5
+        for s in out:
+            assert s.dtype == np.float32 and s.shape[1] == 3 and len(s) >= len(prefix)
+            np.testing.assert_array_equal(s[: len(prefix), :2], prefix[:, :2])  # the prefix is kept
+            np.testing.assert_array_equal(s[: len(prefix) - 1, 2], prefix[:-1, 2])
+        again = ex.complete(prefix, 5, knobs={"temperature": 0.8}, seed=7)
+        assert all(np.array_equal(a, b) for a, b in zip(out, again, strict=True))  # same seed, same sketches
+        other = ex.complete(prefix, 5, knobs={"temperature": 0.8}, seed=8)
+        assert not all(np.array_equal(a, b) for a, b in zip(out, other, strict=True))
+    too_long = np.zeros((ex.model.config.max_seq_len, 3), dtype=np.float32)
+    with pytest.raises(DataError, match="max_seq_len"):
+        ex.complete(too_long)
+    with pytest.raises(DataError, match="empty"):
+        ex.complete(np.zeros((0, 3), dtype=np.float32))
+    with pytest.raises(ExplorerError, match="stroke-3"):
+        ex.complete(np.zeros((4, 2), dtype=np.float32))
+    assert not Explorer(make("draw")).can_complete()
+    with pytest.raises(CapabilityError, match="cannot complete"):
+        Explorer(make("draw")).complete(prefix)
 
 
 def test_files_latents_outputs_animations_directions(tmp_path):
@@ -314,3 +450,55 @@ def test_animations_as_mp4(tmp_path):
     assert len(frames) == 4 and frames[0].width >= ex.output_shape()[-1]
     with pytest.raises(ExplorerError, match="gif or .mp4"):
         save_animation(ex.decode(z), tmp_path / "path.avi")
+
+
+def test_interpolate_command_reads_explorer_latent_files(tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from latentstudio import api
+    from latentstudio.cli.main import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["interpolate", *map(str, args)])
+
+    make("stylegan2").save_pretrained(tmp_path / "sg")
+    model = api.load(tmp_path / "sg")
+    ex = Explorer(model)
+    wp, outs = ex.draw([0, 1, 2], space="w+", knobs={"truncation_psi": 0.7})
+    lat = save_latents(tmp_path / "wp.npz", wp, model=model, space="w+", seeds=[0, 1, 2])
+    found = api.read_latents(model, lat)  # the round trip: the file's latents and space, checked against the model
+    assert found.space == "w+" and torch.equal(found.latents, wp) and found.note is None
+    a, b = found.pick(0, 2)
+    strip = api.interpolate(model, a, b, steps=3, method="lerp", space=found.space)
+    assert _close_images(strip[0], outs[0]) and _close_images(strip[-1], outs[2])
+    res = run("--model", tmp_path / "sg", "--latents", lat, "--pair", "0,2", "--steps", "3", "--method", "lerp",
+              "--out", tmp_path / "strip.png")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "strip.png").size[0] >= 3 * outs.shape[-1]
+    res = run("--model", tmp_path / "sg", "--latents", lat, "--steps", "4", "--out", tmp_path / "walk.gif")
+    assert res.exit_code == 0, res.output
+    with Image.open(tmp_path / "walk.gif") as im:
+        assert im.n_frames == 4
+
+    def error(*args) -> str:
+        res = run("--model", tmp_path / "sg", *args, "--out", tmp_path / "x.png")
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        return res.output
+
+    wrong_space = save_latents(tmp_path / "u.npz", wp[:, 0], model=model, space="u")
+    assert "holds latents of space 'u'; this stylegan2 model's spaces: z, w, w+" in error("--latents", wrong_space)
+    wrong_shape = save_latents(tmp_path / "w-as-wp.npz", wp[:, 0], model=model, space="w+")
+    assert "do not fit space w+ of this model (it reads [n, " in error("--latents", wrong_shape)
+    draw = make("draw")
+    other = save_latents(tmp_path / "draw.npz", torch.zeros(2, *draw.latent_space().shape), model=draw, space="z")
+    assert "holds latents of a draw model" in error("--latents", other)
+    assert "holds 3 latents (0..2); latent 5 is not one of them" in error("--latents", lat, "--pair", "0,5")
+    res = run("--model", tmp_path / "sg", "--latents", lat, "--seeds", "1,2")
+    assert res.exit_code == 2 and "not both" in res.output
+    res = run("--model", tmp_path / "sg", "--latents", lat, "--space", "z")
+    assert res.exit_code == 2 and "holds latents of w+" in res.output
+    shutil.copytree(tmp_path / "sg", tmp_path / "copy")  # another folder of the same model: used, with a note
+    res = run("--model", tmp_path / "copy", "--latents", lat, "--steps", "2", "--out", tmp_path / "c.png")
+    assert res.exit_code == 0 and "was saved from" in res.output, res.output

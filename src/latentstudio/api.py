@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,12 @@ from latentstudio.models.base import ENCODE, GenerativeModel
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.loading import resolve_model_dir
 from latentstudio.samplers import load_model_with_samplers
+from latentstudio.studio.projection import load_latent
 from latentstudio.training.registry import TRAINERS
 from latentstudio.types import Sketches
 
-__all__ = ["data_split", "decode", "encode", "evaluate", "generate", "interpolate", "load", "reconstruct", "resolve_model_dir",
-           "train"]
+__all__ = ["LatentFile", "data_split", "decode", "encode", "evaluate", "generate", "interpolate", "load",
+           "read_latents", "reconstruct", "resolve_model_dir", "train"]
 
 def load(path: str | Path, *, map_location: str | torch.device = "cpu") -> GenerativeModel:
     """Load a model folder (or a run's ``model/``) of any family, with its fitted samplers, without pickle.
@@ -130,6 +132,90 @@ def _as_latent(model: GenerativeModel, end: Any, space: str | None, condition: A
     elif isinstance(end, np.ndarray):  # one stroke-3 sketch
         end = [end]
     return model.encode(end, condition=condition).mean[0].reshape(s.shape)
+
+
+@dataclass(frozen=True)
+class LatentFile:
+    """Latents read from a file for a model (:func:`read_latents`).
+
+    Attributes:
+        path: the file.
+        latents: ``float32 [n, *shape]`` of ``space``.
+        space: a latent space of the model.
+        condition: the condition recorded with them (a class, attribute dict or list of classes), or None.
+        note: one line when the file was saved from another model folder than the model's (its space
+            and shape fit, so it is used), else None.
+    """
+
+    path: Path
+    latents: torch.Tensor
+    space: str
+    condition: Any = None
+    note: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def pick(self, *indices: int) -> list[torch.Tensor]:
+        """The latents at ``indices`` (``[*shape]`` each).
+
+        Raises:
+            ConfigError: an index outside ``0..n-1``, naming the file.
+        """
+        n = len(self.latents)
+        for i in indices:
+            if not 0 <= int(i) < n:
+                raise ConfigError(f"{self.path.name} holds {n} latent{'s' if n != 1 else ''} (0..{n - 1}); "
+                                  f"latent {i} is not one of them (CLI: --pair A,B picks two)")
+        return [self.latents[int(i)] for i in indices]
+
+    def condition_of(self, index: int) -> Any:
+        """The recorded condition of latent ``index``: one class of a per-latent list, else the condition
+        recorded for all (None when none was)."""
+        c = self.condition
+        return c[int(index)] if isinstance(c, list) and len(c) == len(self.latents) else c
+
+
+def read_latents(model: GenerativeModel, path: str | Path) -> LatentFile:
+    """Latents of a file for ``model``: an ``.npz`` with ``latent [n, *shape]`` (or ``[*shape]``) and ``space``
+    as the latent explorer (``studio.explorer.save_latents``), the studio and projection write it, or a bare
+    ``.npy`` (the model's default space).
+
+    The file's recorded model is checked against ``model``: another family, a space the model does not
+    have, or latents of another shape are refused; a file saved from another folder of a model of the
+    same family whose space and shape fit is used, with a :attr:`LatentFile.note`.
+
+    Raises:
+        LatentStudioError: a missing or unreadable file. ConfigError: the file does not fit the model
+            (the message names the file, what it holds and what the model reads).
+    """
+    path = Path(path)
+    data = load_latent(path)
+    meta = data["meta"] if isinstance(data["meta"], dict) else {}
+    family = meta.get("model_type")
+    saved_from = meta.get("model_path") or None
+    if family and family != model.model_type:
+        raise ConfigError(f"{path.name} holds latents of a {family} model ({saved_from or 'path not recorded'}), "
+                          f"not of this {model.model_type} model: give the model it was saved from (--model)")
+    names = [s.name for s in model.latent_spaces()]
+    space = data["space"] or (names[0] if names else None)
+    if space not in names:
+        raise ConfigError(f"{path.name} holds latents of space {space!r}; this {model.model_type} model's spaces: "
+                          f"{', '.join(names) or 'none (decoder only)'}")
+    shape = model.latent_space(space).shape
+    z = data["latent"].float()
+    if tuple(z.shape) == shape:
+        z = z[None]
+    if z.ndim != len(shape) + 1 or tuple(z.shape[1:]) != shape or len(z) == 0:
+        raise ConfigError(f"{path.name}: latents of shape {list(z.shape)} do not fit space {space} of this model "
+                          f"(it reads [n, {', '.join(map(str, shape))}]); was it saved from another model?")
+    note = None
+    if saved_from and model.path is not None and Path(saved_from).resolve() != Path(model.path).resolve():
+        note = f"{path.name} was saved from {saved_from}, not {model.path}; its space {space} and shape fit"
+    condition = meta.get("condition")
+    if isinstance(condition, dict):  # JSON keys are strings: attribute indices
+        condition = {int(k): float(v) for k, v in condition.items()}
+    return LatentFile(path, z.contiguous(), space, condition, note)
 
 
 def interpolate(

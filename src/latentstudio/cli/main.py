@@ -407,9 +407,13 @@ def _two(text: str, flag: str) -> tuple[int, int]:
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test", show_default=True,
               help="Split holding the --pair examples (valid: stroke files only).")
 @click.option("--pair", default=None,
-              help="Ends: examples A,B of the split, encoded (default 0,1 for families with an encoder).")
+              help="Ends: examples A,B of the split, encoded (default 0,1 for families with an encoder); with "
+                   "--latents, latents A,B of the file (default 0,1).")
 @click.option("--seeds", default=None,
               help="Ends: two latents A,B of the default space drawn from its prior with these seeds.")
+@click.option("--latents", "latents_file", type=click.Path(dir_okay=False), default=None,
+              help="Ends: two latents of a latent file (.npz from the studio, the latent explorer or project; "
+                   "its space is used and checked against --model).")
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True,
               help="Decoded outputs (ends included).")
 @click.option("--method", type=click.Choice(["slerp", "lerp"]), default="slerp", show_default=True)
@@ -422,18 +426,22 @@ def _two(text: str, flag: str) -> tuple[int, int]:
                    "interpolation.png / .svg).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @friendly_errors
-def interpolate(model_path, data_name, data_root, data_option, download, strict, limit, split, pair, seeds, steps,
-                method, space, condition, seed, out, overwrite, **knobs):
-    """Decode the latents between two ends: two encoded examples (--pair) or two prior draws (--seeds).
+def interpolate(model_path, data_name, data_root, data_option, download, strict, limit, split, pair, seeds,
+                latents_file, steps, method, space, condition, seed, out, overwrite, **knobs):
+    """Decode the latents between two ends: two encoded examples (--pair), two prior draws (--seeds) or
+    two latents of a file (--latents, e.g. saved by the latent explorer; --pair picks which).
 
     With --pair the first and last cells of the strip show the two originals; between them, the
-    outputs decoded from latents spaced from one posterior mean to the other.
+    outputs decoded from latents spaced from one posterior mean to the other. Latents of a file are
+    decoded in the file's space as they are (W / W+ saved by the explorer already carry their
+    truncation).
 
     \b
     Examples:
       latentstudio interpolate --model runs/00003-sketch-rnn-aaron-sheep --pair 3,17 --out strip.svg
       latentstudio interpolate --model RUN --method lerp --steps 6 --temperature 0 --out strip.png
       latentstudio interpolate --model models/ffhq --seeds 1,2 --truncation-psi 0.7 --out walk.gif
+      latentstudio interpolate --model RUN --latents w_seeds0-3.npz --pair 0,2 --out walk.gif
     """
     import torch  # lazy: slow import (CLI start-up)
 
@@ -442,12 +450,26 @@ def interpolate(model_path, data_name, data_root, data_option, download, strict,
 
     if pair is not None and seeds is not None:
         raise click.UsageError("give either --pair (two examples) or --seeds (two prior latents), not both")
+    if latents_file is not None and seeds is not None:
+        raise click.UsageError("give either --latents (two latents of a file) or --seeds (two prior latents), not both")
     model = load_model(model_path)
     _suffix_check(model, out)
     values = model_knobs(model, given_knobs(knobs))
     cond = parse_condition(condition)
     originals, titles = None, None
-    if seeds is not None or (pair is None and not model.supports(ENCODE)):
+    if latents_file is not None:
+        found = api.read_latents(model, latents_file)
+        if space not in (None, found.space):
+            raise click.UsageError(f"{Path(latents_file).name} holds latents of {found.space}; drop --space {space}")
+        if found.note:
+            click.echo(f"note: {found.note}", err=True)
+        ia, ib = _two(pair or "0,1", "--pair")
+        a, b = found.pick(ia, ib)
+        space = found.space
+        if cond is None:
+            cond = found.condition_of(ia)
+        label = f"latents {ia} and {ib} of {found.path.name}"
+    elif seeds is not None or (pair is None and not model.supports(ENCODE)):
         sa, sb = _two(seeds or "0,1", "--seeds")
         default = model.latent_space().name
         if space not in (None, default):

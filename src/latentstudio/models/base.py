@@ -10,8 +10,9 @@ registered subclass (``@register_model("name")`` in :mod:`latentstudio.models.re
   (``temperature``, ``truncation_psi``, ``sampler`` ...) are declared per family as :class:`Knob`
   and validated by name;
 - declares its optional capabilities explicitly (:data:`ENCODE`, :data:`DECODE`,
-  :data:`RECONSTRUCT`, :data:`NLL`, :data:`STEPS`) instead of being probed with ``hasattr``;
-- describes its latent spaces (:meth:`GenerativeModel.latent_spaces`);
+  :data:`RECONSTRUCT`, :data:`NLL`, :data:`STEPS`, :data:`COMPLETE`) instead of being probed with ``hasattr``;
+- describes its latent spaces (:meth:`GenerativeModel.latent_spaces`) and, for spaces reached through a
+  mapping (StyleGAN2's W and W+), maps latents into them (:meth:`GenerativeModel.to_space`);
 - returns typed outputs: images ``uint8 [N, C, H, W]`` or :class:`~latentstudio.types.Sketches`.
 """
 
@@ -47,9 +48,13 @@ RECONSTRUCT = "reconstruct"
 #: ``nll(x) -> [N]`` nats, an importance-sampled bound of -log p(x).
 NLL = "nll"
 CAPABILITIES = (ENCODE, DECODE, RECONSTRUCT, NLL)
-#: ``sample_steps(n) -> (images, frames [T, N, C, H, W])``: samples with the frames of their drawing (an
-#: optional output of families that draw in steps; not one of the core :data:`CAPABILITIES`).
+#: ``sample_steps(n) -> (images, frames [T, N, C, H, W])``: samples with the frames of their drawing, and
+#: ``decode_steps(latent) -> (images, frames)`` the same for given latents (an optional output of families
+#: that draw in steps; not one of the core :data:`CAPABILITIES`).
 STEPS = "steps"
+#: ``complete(prefix, n) -> Sketches``: continuations of a given start of a sequence (sketch-rnn's
+#: completion of a partial sketch; not one of the core :data:`CAPABILITIES`).
+COMPLETE = "complete"
 
 #: What :meth:`GenerativeModel.sample` returns: image tensors or sketches.
 OUTPUT_KINDS = ("images", "sketches")
@@ -116,6 +121,13 @@ class LatentSpace:
             (``"N(0, I)"``, ``"mapping(z), z ~ N(0, I)"``).
         decodable: ``model.decode(latent, space=name)`` accepts it.
         description: one line for reports and the studio.
+        mapped_from: the space whose latents :meth:`GenerativeModel.to_space` maps into this one (W and
+            W+: ``z``), or None for a space drawn from its own prior.
+        mapping_knobs: the knobs :meth:`GenerativeModel.to_space` applies when mapping into this space
+            (W, W+: ``truncation_psi``, ``truncation_cutoff``); latents mapped with them already carry
+            their effect.
+        row_space: the space of one row when the first axis of a latent indexes the generator's layers
+            (W+: ``[num_ws, w_dim]``, each row a latent of ``w``); None otherwise.
     """
 
     name: str
@@ -123,6 +135,14 @@ class LatentSpace:
     prior: str
     decodable: bool = True
     description: str = ""
+    mapped_from: str | None = None
+    mapping_knobs: tuple[str, ...] = ()
+    row_space: str | None = None
+
+    @property
+    def layers(self) -> int | None:
+        """Number of layer rows of a latent (``shape[0]`` when :attr:`row_space` is set), else None."""
+        return self.shape[0] if self.row_space is not None else None
 
 
 CONDITION_KINDS = ("none", "class", "attributes")
@@ -442,6 +462,68 @@ class GenerativeModel(nn.Module):
             CapabilityError: the family does not draw in steps.
         """
         self.require(STEPS)
+        raise NotImplementedError
+
+    def decode_steps(self, latent: torch.Tensor, *, space: str | None = None, condition: Any = None,
+                     **knobs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode given latents with the frames of their drawing (families that draw in steps), the frames
+        :meth:`sample_steps` shows for the model's own samples.
+
+        Args:
+            latent: ``float [N, *shape]`` latents of ``space`` (default: the first space); encoded,
+                interpolated or moved ones as well as drawn ones.
+            condition, knobs: as :meth:`decode`.
+
+        Returns:
+            ``(images uint8 [N, C, H, W], frames uint8 [T, N, C', H', W'])``: the decoded images (those of
+            :meth:`decode`) and the canvas after each step.
+
+        Raises:
+            CapabilityError: the family does not draw in steps.
+        """
+        self.require(STEPS)
+        raise NotImplementedError
+
+    def to_space(self, z: torch.Tensor, space: str, *, condition: Any = None, **knobs: Any) -> torch.Tensor:
+        """Latents of ``space`` mapped from latents of the space it is reached from (StyleGAN2: ``z`` -> ``w``
+        or ``w+`` through the mapping network, with truncation).
+
+        Args:
+            z: ``float [N, *shape]`` latents of ``latent_space(space).mapped_from``.
+            space: the target space, one whose :attr:`LatentSpace.mapped_from` is set.
+            condition: as :meth:`sample` (class-conditional mappings).
+            **knobs: the family's knobs; those of :attr:`LatentSpace.mapping_knobs` are applied, the others
+                are checked and ignored.
+
+        Returns:
+            ``float32 [N, *space shape]`` on CPU.
+
+        Raises:
+            CapabilityError: the model maps no latents into ``space`` (spaces drawn from their own prior,
+                families without a mapping). ConfigError: an unknown space or knob, a bad shape.
+        """
+        s = self.latent_space(space)
+        raise CapabilityError(f"{self.model_type} models do not map latents into {s.name!r} "
+                              f"(its prior: {s.prior})")
+
+    def complete(self, prefix: Any, n: int = 1, *, generator: torch.Generator | None = None,
+                 condition: Any = None, **knobs: Any) -> torch.Tensor | Sketches:
+        """``n`` continuations of a given start (sketch-rnn: a partial stroke-3 sketch), each with the start.
+
+        Args:
+            prefix: the start, in the model's data units (sketch-rnn: stroke-3 ``float [L, 3]``, normalised
+                offsets, ``L`` below the model's ``max_seq_len``).
+            n: number of continuations, >= 1.
+            generator: every random draw (same state, same continuations).
+            condition, knobs: as :meth:`sample`.
+
+        Returns:
+            Typed outputs (sketch-rnn: :class:`Sketches` whose ``prefix_lengths`` are ``L``).
+
+        Raises:
+            CapabilityError: the family does not complete inputs. DataError: an empty or too long prefix.
+        """
+        self.require(COMPLETE)
         raise NotImplementedError
 
     # ------------------------------------------------------------------ files

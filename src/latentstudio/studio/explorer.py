@@ -7,19 +7,24 @@ description, never from its type:
   (stroke-3, rendered as SVG and GIF);
 - ``latent_spaces()``: the spaces offered (those ``decode`` accepts), their shapes and priors;
 - ``knobs``: the sampling options shown as controls (``temperature``, ``sampler``, ``truncation_psi`` ...);
-- ``capabilities``: encode (inputs -> latents of the default space), ``steps`` (the canvas after each step);
+- ``capabilities``: encode (inputs -> latents of the default space), ``steps`` (the canvas after each step,
+  of samples and of any latent), ``complete`` (continuations of a drawn start);
 - ``condition_spec``: a class or attribute condition shared by every call.
 
 Where latents come from (:meth:`Explorer.draw`): in the default space of a model with a ``sampler`` knob
 and an encoder (the VAE family), the model's own samples (so the fitted GMM and second stage are used)
 and their posterior means; otherwise a space whose prior is ``N(0, I)`` is drawn from it (one
-generator per seed). Spaces with another prior (StyleGAN2's W and W+, reached through ``mapping(z)``)
-are decodable but not drawn here: the face studio explores them.
+generator per seed); a space reached through a mapping (``LatentSpace.mapped_from``: StyleGAN2's W and
+W+) maps the latents its source space gives for the same seeds (``model.to_space``), with the mapping's
+knobs (``LatentSpace.mapping_knobs``: truncation). Such latents already carry those knobs, so
+:meth:`Explorer.decode` decodes them with those knobs at their defaults (no second truncation).
 
 Tools: :meth:`~Explorer.encode`, :meth:`~Explorer.interpolate` (lerp/slerp of
 :mod:`latentstudio.latents`), :meth:`~Explorer.random_walk`, :meth:`~Explorer.principal_directions`
-(PCA with scikit-learn, through :func:`~latentstudio.studio.directions.ganspace`) and
-:meth:`~Explorer.move`; files: :func:`save_latents` (``.npz`` with the model path and space),
+(PCA with scikit-learn, through :func:`~latentstudio.studio.directions.ganspace`; for a space of layer
+rows such as W+, PCA of its row space, W, broadcast to every row, GANSpace-style), :meth:`~Explorer.move`
+(on chosen layers of W+), :meth:`~Explorer.steps_of` (the drawing of any latent) and
+:meth:`~Explorer.complete` (a partial sketch continued); files: :func:`save_latents` (``.npz`` with the model path and space),
 :func:`save_outputs` (PNG grid / SVG), :func:`save_animation` (GIF / MP4), :func:`save_directions`
 (a direction library ``.npz`` as ``latentstudio edit --directions`` reads it).
 """
@@ -51,7 +56,7 @@ from latentstudio.io.atomic import atomic_path
 from latentstudio.io.images import load_image, make_grid, save_image
 from latentstudio.io.strokes_render import grid_image, save_sketches
 from latentstudio.latents import INTERPOLATIONS, interpolation_path
-from latentstudio.models.base import DECODE, ENCODE, STEPS, GenerativeModel, LatentSpace
+from latentstudio.models.base import COMPLETE, DECODE, ENCODE, STEPS, GenerativeModel, LatentSpace
 from latentstudio.studio.directions import Direction, DirectionLibrary, ganspace
 from latentstudio.types import Sketches
 
@@ -163,8 +168,25 @@ class Explorer:
                             f"{', '.join(s.name for s in spaces)}")
 
     def drawable(self, space: LatentSpace) -> bool:
-        """Whether :meth:`draw` can make latents of ``space``."""
-        return self._through_samples(space) or space.prior.startswith("N(0, I)")
+        """Whether :meth:`draw` can make latents of ``space``: drawn from its ``N(0, I)`` prior, through the
+        model's samples, or mapped (``space.mapped_from``) from a drawable space."""
+        if self._through_samples(space) or space.prior.startswith("N(0, I)"):
+            return True
+        source = self._source(space)
+        return source is not None and self.drawable(source)
+
+    def _source(self, space: LatentSpace) -> LatentSpace | None:
+        """The space ``space`` is mapped from, or None."""
+        if space.mapped_from is None or space.mapped_from == space.name:
+            return None
+        try:
+            return self.model.latent_space(space.mapped_from)
+        except ConfigError:
+            return None
+
+    def layer_count(self, space: str | None = None) -> int | None:
+        """Layer rows of a latent of ``space`` (W+: ``num_ws``) that :meth:`move` can mask, else None."""
+        return self.space(space).layers
 
     def _through_samples(self, space: LatentSpace) -> bool:
         names = {k.name for k in self.model.knobs}
@@ -178,13 +200,15 @@ class Explorer:
             "output_kind": self.output_kind,
             "path": None if m.path is None else str(m.path),
             "spaces": [{"name": s.name, "shape": list(s.shape), "prior": s.prior, "description": s.description,
-                        "drawable": self.drawable(s)} for s in self.spaces()],
+                        "drawable": self.drawable(s), "layers": s.layers, "mapped_from": s.mapped_from}
+                       for s in self.spaces()],
             "knobs": {k.name: {"default": m.default_knobs().get(k.name), "help": k.help, "kind": k.kind.__name__,
                                "choices": list(m.sampler_choices() or ()) if k.name == "sampler"
                                else (list(k.choices) if k.choices else None)} for k in m.knobs},
             "capabilities": sorted(m.capabilities),
             "condition": {"kind": m.condition_spec.kind, "dim": m.condition_spec.dim},
             "steps": STEPS in m.capabilities,
+            "complete": self.can_complete(),
         }
 
     def headline(self, space: str | None = None) -> str:
@@ -210,31 +234,73 @@ class Explorer:
              condition: Any = None) -> tuple[torch.Tensor, Outputs]:
         """Latents ``[n, *shape]`` of ``space`` and their outputs, one per seed (see the module docstring).
 
+        A mapped space (StyleGAN2's ``w`` ``[n, w_dim]`` and ``w+`` ``[n, num_ws, w_dim]``) gives the mapping
+        of the latent its source space (``z``) gives for the same seed, with the mapping's knobs
+        (``truncation_psi``, ``truncation_cutoff``) applied; ``truncation_psi=0`` gives ``w_avg``.
+
         Raises:
             ExplorerError: a space whose latents cannot be drawn here.
         """
         s = self.space(space)
         seeds = [int(v) for v in seeds]
+        if not seeds:
+            raise ExplorerError("no seeds given: give one or more, e.g. 0-3")
         if self._through_samples(s):
             outs = self.sample(seeds, knobs=knobs, condition=condition)
             z = self.encode(outs, condition=condition)
             return z, outs
-        if not s.prior.startswith("N(0, I)"):
+        z = self._seed_latents(s, seeds, knobs=knobs, condition=condition)
+        return z, self.decode(z, space=s.name, knobs=knobs, condition=condition, seed=seeds[0])
+
+    def _seed_latents(self, s: LatentSpace, seeds: Sequence[int], *, knobs: dict[str, Any] | None,
+                      condition: Any) -> torch.Tensor:
+        """Latents of ``s`` for ``seeds`` without decoding them (prior draws, or mapped ones)."""
+        if s.prior.startswith("N(0, I)"):
+            return torch.stack([torch.randn(s.shape, generator=torch.Generator().manual_seed(int(v)))
+                                for v in seeds])
+        source = self._source(s)
+        if source is None or not self.drawable(source):
             raise ExplorerError(f"{self.family}: latents of {s.name} ({s.prior}) are not drawn here; choose "
                                 f"{', '.join(x.name for x in self.spaces() if self.drawable(x)) or 'another space'}")
-        z = torch.stack([torch.randn(s.shape, generator=torch.Generator().manual_seed(v)) for v in seeds])
-        return z, self.decode(z, space=s.name, knobs=knobs, condition=condition, seed=seeds[0])
+        if self._through_samples(source):
+            z = self.draw(seeds, space=source.name, knobs=knobs, condition=condition)[0]
+        else:
+            z = self._seed_latents(source, seeds, knobs=knobs, condition=condition)
+        return self._map(z, s, knobs=knobs, condition=condition)
+
+    def _map(self, z: torch.Tensor, s: LatentSpace, *, knobs: dict[str, Any] | None, condition: Any) -> torch.Tensor:
+        return self.model.to_space(z, s.name, condition=self._condition(condition, len(z)),
+                                   **self.knobs(knobs)).float().cpu()
 
     def decode(self, z: torch.Tensor, *, space: str | None = None, knobs: dict[str, Any] | None = None,
                condition: Any = None, seed: int = 0) -> Outputs:
-        """Outputs of latents ``[n, *shape]`` (``seed`` fixes stochastic decoders such as sketch-rnn's)."""
+        """Outputs of latents ``[n, *shape]`` (``seed`` fixes stochastic decoders such as sketch-rnn's).
+
+        The knobs a mapped space's latents already carry (``LatentSpace.mapping_knobs``: W and W+'s
+        truncation) are not applied again: such latents decode with those knobs at their defaults.
+
+        Raises:
+            ExplorerError: latents of another shape than the space's.
+        """
         s = self.space(space)
+        z = self._checked(z, s)
+        return self.model.decode(z, space=s.name, condition=self._condition(condition, len(z)),
+                                 generator=torch.Generator().manual_seed(int(seed)), **self._decode_knobs(s, knobs))
+
+    def _checked(self, z: Any, s: LatentSpace) -> torch.Tensor:
         z = torch.as_tensor(z, dtype=torch.float32)
         if tuple(z.shape[1:]) != s.shape:
             raise ExplorerError(f"{s.name} latents have shape [N, {', '.join(map(str, s.shape))}], "
                                 f"got {list(z.shape)}")
-        return self.model.decode(z, space=s.name, condition=self._condition(condition, len(z)),
-                                 generator=torch.Generator().manual_seed(int(seed)), **self.knobs(knobs))
+        return z
+
+    def _decode_knobs(self, s: LatentSpace, knobs: dict[str, Any] | None) -> dict[str, Any]:
+        values = self.knobs(knobs)
+        defaults = self.model.default_knobs()
+        for name in s.mapping_knobs:
+            if name in values:
+                values[name] = defaults[name]
+        return values
 
     def _condition(self, condition: Any, n: int) -> Any:
         if condition is None or self.model.condition_spec.kind == "none":
@@ -248,6 +314,54 @@ class Explorer:
         frames = [self.model.sample_steps(1, generator=torch.Generator().manual_seed(int(v)),
                                           condition=condition, **self.knobs(knobs))[1] for v in seeds]
         return torch.cat(frames, dim=1)
+
+    def steps_of(self, z: torch.Tensor, *, space: str | None = None, knobs: dict[str, Any] | None = None,
+                 condition: Any = None) -> torch.Tensor:
+        """The canvas after each step of the drawing of given latents ``[n, *shape]`` (encoded, interpolated,
+        moved or drawn ones): ``uint8 [T, n, C', H', W']``, the frames :meth:`steps` shows for samples (DRAW:
+        RGB at twice the size, with the write boxes); the last frame is the decoded image (models with
+        ``steps``).
+
+        Raises:
+            CapabilityError: the model does not draw in steps. ExplorerError: latents of another shape.
+        """
+        self.model.require(STEPS)
+        s = self.space(space)
+        z = self._checked(z, s)
+        return self.model.decode_steps(z, space=s.name, condition=self._condition(condition, len(z)),
+                                       **self._decode_knobs(s, knobs))[1]
+
+    # ------------------------------------------------------------------ completion
+    def can_complete(self) -> bool:
+        """Whether the model continues a given start (sketch-rnn: a partial sketch), see :meth:`complete`."""
+        return self.model.supports(COMPLETE)
+
+    def complete(self, prefix: np.ndarray, n: int = 4, *, knobs: dict[str, Any] | None = None, seed: int = 0,
+                 condition: Any = None) -> list[np.ndarray]:
+        """``n`` completions of a partial sketch, each the prefix then the model's continuation.
+
+        Args:
+            prefix: stroke-3 ``float [L, 3]`` in the dataset's normalisation (what :func:`sketch_from_drawing`
+                and :func:`load_sketch_file` give), fewer points than the model's ``max_seq_len``.
+            n: completions, >= 1.
+            knobs: ``temperature`` / ``greedy`` of the continuation.
+            seed: the generator of every random choice (same seed, same completions).
+
+        Returns:
+            ``n`` stroke-3 ``float32 [L + K_i, 3]`` sketches whose first ``L`` offsets are the prefix's.
+
+        Raises:
+            CapabilityError: the model does not complete (not sketch-rnn). ExplorerError: not a stroke-3
+                prefix. DataError: an empty or too long prefix.
+        """
+        self.model.require(COMPLETE)
+        p = np.asarray(prefix, dtype=np.float32)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise ExplorerError(f"a sketch to complete is stroke-3 [L, 3] (dx, dy, pen lifted), got shape "
+                                f"{list(p.shape)}")
+        out = self.model.complete(p, int(n), generator=torch.Generator().manual_seed(int(seed)),
+                                  condition=condition, **self.knobs(knobs))
+        return list(out.strokes) if isinstance(out, Sketches) else list(out)
 
     # ------------------------------------------------------------------ encoding
     def encode(self, data: Outputs, *, condition: Any = None) -> torch.Tensor:
@@ -311,19 +425,31 @@ class Explorer:
                              knobs: dict[str, Any] | None = None, condition: Any = None,
                              samples: int = PCA_SAMPLES) -> Directions:
         """The top ``k`` principal directions of ``latents [N, *shape]`` (e.g. encoded data: the aggregate
-        posterior) or, without them, of ``samples`` latents drawn by :meth:`draw`."""
+        posterior) or, without them, of ``samples`` latents drawn by :meth:`draw` (W: the mapping outputs of
+        ``samples`` drawn z, GANSpace). For a space of layer rows (W+) the PCA is of the row space (W): of the
+        mean row of each latent (its W when every row is the same, as for drawn W+ latents without
+        ``truncation_cutoff``), and each direction and the mean are the same on every row.
+
+        Returns:
+            :class:`Directions` with ``vectors [k', *shape]`` (unit components times their standard
+            deviation), ``k' = min(k, N - 1, dim)``.
+        """
         s = self.space(space)
         source = "given latents"
         if latents is None:
             z = self._draw_many(s, samples, knobs=knobs, condition=condition)
             source = f"{samples} drawn latents"
         else:
-            z = torch.as_tensor(latents, dtype=torch.float32)
-        flat = z.reshape(len(z), -1)
-        k = max(1, min(int(k), flat.shape[0] - 1, flat.shape[1]))
+            z = self._checked(latents, s)
+        n = len(z)
+        flat = z.mean(dim=1) if s.layers else z.reshape(n, -1)
+        k = max(1, min(int(k), n - 1, flat.shape[1]))
         dirs = ganspace(flat, k=k)
-        vecs = torch.stack([d.vector for d in dirs]).reshape(k, *s.shape)
-        return Directions(s.name, vecs, flat.mean(0).reshape(s.shape),
+        vecs = torch.stack([d.vector for d in dirs])
+        mean = flat.mean(0)
+        if s.layers:
+            vecs, mean = vecs[:, None].expand(k, s.layers, -1), mean[None].expand(s.layers, -1)
+        return Directions(s.name, vecs.reshape(k, *s.shape).contiguous(), mean.reshape(s.shape).contiguous(),
                           tuple(float(d.meta["variance_ratio"]) for d in dirs), source)
 
     def _draw_many(self, s: LatentSpace, n: int, *, knobs: dict[str, Any] | None, condition: Any) -> torch.Tensor:
@@ -331,9 +457,13 @@ class Explorer:
             outs = self.model.sample(n, generator=torch.Generator().manual_seed(12345), condition=condition,
                                      **self.knobs(knobs))
             return self.encode(outs, condition=condition)
-        if not s.prior.startswith("N(0, I)"):
+        if s.prior.startswith("N(0, I)"):
+            return torch.randn(n, *s.shape, generator=torch.Generator().manual_seed(12345))
+        source = self._source(s)
+        if source is None or not self.drawable(source):
             return self.draw([0], space=s.name)[0]  # raises the explanation
-        return torch.randn(n, *s.shape, generator=torch.Generator().manual_seed(12345))
+        cond = None if condition is None else self._condition(condition, n)
+        return self._map(self._draw_many(source, n, knobs=knobs, condition=cond), s, knobs=knobs, condition=cond)
 
     # ------------------------------------------------------------------ training data
     def _need_reference(self) -> Reference:
@@ -398,13 +528,37 @@ class Explorer:
         return Directions(self.space().name, torch.stack(vecs), mean, tuple(0.0 for _ in top),
                           f"labels of {ref.name}", labels=names)
 
-    @staticmethod
-    def move(latent: torch.Tensor, directions: Directions, amounts: Sequence[float]) -> torch.Tensor:
-        """``latent + sum_i amounts[i] * direction_i`` (an amount of 1 is one standard deviation)."""
+    def move(self, latent: torch.Tensor, directions: Directions, amounts: Sequence[float], *,
+             layers: Sequence[int] | None = None) -> torch.Tensor:
+        """``latent + sum_i amounts[i] * direction_i`` (an amount of 1 is one standard deviation).
+
+        Args:
+            latent: one latent ``[*shape]`` or a batch ``[n, *shape]`` of ``directions.space``.
+            layers: for a space of layer rows (W+ ``[num_ws, w_dim]``): the rows (style indices
+                ``0..num_ws-1``) the move applies to, the others unchanged; None: every row.
+
+        Raises:
+            ExplorerError: ``layers`` for a space without layers, or an index out of range.
+        """
         out = torch.as_tensor(latent, dtype=torch.float32).clone()
+        step = torch.zeros_like(directions.vectors[0]) if len(directions.vectors) else None
         for v, a in zip(directions.vectors, amounts, strict=False):
-            out = out + float(a or 0.0) * v
-        return out
+            step = step + float(a or 0.0) * v
+        if step is None:
+            return out
+        if layers is not None:
+            count = self.space(directions.space).layers
+            if count is None:
+                raise ExplorerError(f"{directions.space} latents have no layers to choose; drop the layer mask "
+                                    "(layers apply to w+)")
+            rows = [int(i) for i in layers]
+            bad = [i for i in rows if not 0 <= i < count]
+            if bad:
+                raise ExplorerError(f"layer {bad[0]} is out of range: {directions.space} has layers 0..{count - 1}")
+            mask = torch.zeros(count, *([1] * (step.ndim - 1)))
+            mask[rows] = 1.0
+            step = step * mask
+        return out + step
 
 
 # ---------------------------------------------------------------------------------------------- files

@@ -41,7 +41,7 @@ from latentstudio.models.base import (
 from latentstudio.models.distributions import DiagonalGaussian, standard_normal_log_prob
 from latentstudio.models.draw.attention import AttentionRead, AttentionWrite, PlainRead, PlainWrite
 from latentstudio.models.draw.config import DRAWConfig
-from latentstudio.models.draw.render import generation_frames
+from latentstudio.models.draw.render import decoding_frames, generation_frames
 from latentstudio.models.losses import bernoulli_nll, gaussian_nll
 from latentstudio.models.registry import register_model
 from latentstudio.types import Batch, LossOutput, check_images
@@ -187,6 +187,22 @@ class DRAW(GenerativeModel):
         cond = self.condition_spec.make(condition, n)
         with torch.no_grad():
             return generation_frames(self, n, cond, generator, temperature=values["temperature"])
+
+    def decode_steps(self, latent: torch.Tensor, *, space: str | None = None, condition: Any = None,
+                     **knobs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Given latents ``[N, T, latent_dim]`` (or ``[N, T * latent_dim]``) decoded with their drawing:
+        ``(images uint8 [N, C, H, W], frames uint8 [T, N, 3, 2H, 2W])``, the images those of :meth:`decode`,
+        the frames those of :meth:`sample_steps` (knobs checked; decoding given latents uses none).
+
+        Raises:
+            ShapeError: latents of another shape. ConfigError: an unknown space, knob or a bad condition.
+        """
+        self.latent_space(space)
+        self.resolve_knobs(knobs)
+        z = torch.as_tensor(latent, dtype=torch.float32)
+        cond = self.condition_spec.make(condition, z.shape[0])
+        with torch.no_grad():
+            return decoding_frames(self, z, cond)
 
     def _decode_images(self, z: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
         out = []

@@ -181,6 +181,25 @@ def pass_frames(model, p, scale: int = 2) -> torch.Tensor:
 
 
 @torch.no_grad()
+def decoding_frames(
+    model, z: torch.Tensor, cond: torch.Tensor | None = None, *, scale: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode given latents and return the frames of their drawing (the one home of the generation frames:
+    :func:`generation_frames` decodes prior draws through it).
+
+    Args:
+        z: ``float [n, T, latent_dim]`` (or ``[n, T * latent_dim]``), any latents.
+        cond: one-hot ``[n, cond_dim]`` for class-conditional models.
+
+    Returns:
+        ``(images uint8 [n, C, H, W], frames uint8 [T, n, 3, H * scale, W * scale])``; the images are
+        sigmoid(c_T) (the model's decode), the frames show the write boxes when the model attends.
+    """
+    p = model.run_decoder(z, cond, keep_steps=True)
+    return to_uint8(p.canvases[-1].cpu()), pass_frames(model, p, scale)
+
+
+@torch.no_grad()
 def generation_frames(
     model,
     n: int,
@@ -190,14 +209,14 @@ def generation_frames(
     temperature: float = 1.0,
     scale: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate ``n`` images and the frames of their drawing.
+    """Generate ``n`` images and the frames of their drawing (:func:`decoding_frames` of z_t ~ N(0,
+    temperature^2 I)).
 
     Returns:
         ``(images uint8 [n, C, H, W], frames uint8 [T, n, 3, H * scale, W * scale])``; frames show
         the write boxes when the model attends.
     """
-    p = model.generate(n, cond, generator, temperature=temperature, keep_steps=True)
-    return to_uint8(p.canvases[-1].cpu()), pass_frames(model, p, scale)
+    return decoding_frames(model, model.prior_sample(n, generator, temperature), cond, scale=scale)
 
 
 @torch.no_grad()

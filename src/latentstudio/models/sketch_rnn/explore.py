@@ -8,20 +8,24 @@ Sketches are stroke-3 in the model's normalised units (divide raw offsets by ``m
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from latentstudio.errors import DataError
-from latentstudio.models.sketch_rnn.model import SketchRNN
 from latentstudio.types import Sketches
+
+if TYPE_CHECKING:  # the model calls complete (SketchRNN.complete): a runtime import would be a cycle
+    from latentstudio.models.sketch_rnn.model import SketchRNN
 
 
 @torch.no_grad()
 def complete(model: SketchRNN, partial: np.ndarray, n: int = 8, *, temperature: float = 0.5,
              greedy: bool = False, z: torch.Tensor | None = None, latent: str = "encode",
              generator: torch.Generator | None = None) -> Sketches:
-    """Continue a partial sketch ``n`` times: the decoder reads the given points, then samples.
+    """Continue a partial sketch ``n`` times: the decoder reads the given points, then samples (the model
+    contract's completion, ``SketchRNN.complete``, calls this).
 
     Args:
         partial: stroke-3 ``[P, 3]`` (normalised units), ``P < Nmax``.

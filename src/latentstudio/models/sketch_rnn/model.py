@@ -31,11 +31,21 @@ from torch import nn
 
 from latentstudio.data.strokes import pad_batch, stroke3_to_stroke5, stroke5_to_stroke3
 from latentstudio.errors import ConfigError, DataError, ShapeError
-from latentstudio.models.base import DECODE, ENCODE, RECONSTRUCT, GenerativeModel, Knob, LatentSpace
+from latentstudio.models.base import (
+    COMPLETE,
+    DECODE,
+    ENCODE,
+    RECONSTRUCT,
+    GenerativeModel,
+    Knob,
+    LatentSpace,
+    _check_n,
+)
 from latentstudio.models.distributions import DiagonalGaussian
 from latentstudio.models.registry import register_model
 from latentstudio.models.sketch_rnn.cells import dropout_mask, make_layer
 from latentstudio.models.sketch_rnn.config import SketchRNNConfig
+from latentstudio.models.sketch_rnn.explore import complete as complete_sketch
 from latentstudio.models.sketch_rnn.mixture import StrokeMixture
 from latentstudio.types import Batch, LossOutput, Sketches
 
@@ -130,8 +140,8 @@ class SketchRNN(GenerativeModel):
 
     @property
     def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        """encode, decode and reconstruct for conditional models; none for decoder-only ones."""
-        return frozenset({ENCODE, DECODE, RECONSTRUCT}) if self.config.conditional else frozenset()
+        """encode, decode and reconstruct for conditional models; complete for every model."""
+        return frozenset({ENCODE, DECODE, RECONSTRUCT, COMPLETE}) if self.config.conditional else frozenset({COMPLETE})
 
     def latent_spaces(self) -> tuple[LatentSpace, ...]:
         if not self.config.conditional:
@@ -198,6 +208,37 @@ class SketchRNN(GenerativeModel):
         """Each sketch decoded from its posterior mean (knobs as :meth:`decode`)."""
         self.require(RECONSTRUCT)
         return self.decode(self.encode(x, condition=condition).mean, generator=generator, **knobs)
+
+    def complete(self, prefix: np.ndarray, n: int = 1, *, generator: torch.Generator | None = None,
+                 condition: Any = None, **knobs: Any) -> Sketches:
+        """``n`` continuations of a partial sketch (:func:`~latentstudio.models.sketch_rnn.explore.complete`):
+        models with an encoder decode from the prefix's posterior mean, the decoder reads the prefix and
+        then samples at the knobs' ``temperature`` (or ``greedy``).
+
+        Args:
+            prefix: stroke-3 ``float [L, 3]`` in the model's normalised units, ``1 <= L < max_seq_len``.
+            n: continuations, >= 1.
+            generator: every random choice (same state, same sketches).
+
+        Returns:
+            :class:`Sketches` of stroke-3 ``float32 [L + K, 3]`` starting with the prefix
+            (``prefix_lengths`` ``L``).
+
+        Raises:
+            DataError: an empty prefix, not ``[L, 3]``, or one of ``max_seq_len`` points or more.
+            ConfigError: ``n < 1``, an unknown knob or a bad value, or a condition.
+        """
+        n = _check_n(n)
+        self.condition_spec.make(condition, 1)
+        v = self.resolve_knobs(knobs)
+        p = np.asarray(prefix, dtype=np.float32)
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise DataError(f"a sketch prefix is stroke-3 [L, 3] (dx, dy, pen lifted), got shape {list(p.shape)}")
+        limit = self.config.max_seq_len
+        if len(p) >= limit:
+            raise DataError(f"the prefix has {len(p)} points; this model completes prefixes of fewer than "
+                            f"max_seq_len={limit} points: give a shorter start")
+        return complete_sketch(self, p, n, temperature=v["temperature"], greedy=v["greedy"], generator=generator)
 
     # ------------------------------------------------------------------ checks
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from latentstudio.errors import CapabilityError, ShapeError
+from latentstudio.errors import CapabilityError, ConfigError, ShapeError
 from latentstudio.io.images import to_float
 from latentstudio.models.base import (
     DECODE,
@@ -561,6 +561,8 @@ class SynthesisNetwork(nn.Module):
 
 #: Latents mapped per pass, and images synthesised per pass, when sampling (bounds memory).
 MAP_BATCH, SYNTH_BATCH = 256, 16
+#: The knobs the mapping applies (:meth:`Generator.to_space`): W and W+ latents carry their truncation.
+TRUNCATION_KNOBS = ("truncation_psi", "truncation_cutoff")
 _NO_ENCODER = ("StyleGAN2 has no encoder; project a photo into W+ instead: latentstudio project PHOTO "
                "--model MODEL (Python: latentstudio.studio.project)")
 
@@ -575,7 +577,8 @@ class Generator(GenerativeModel):
 
     ``G(z, truncation_psi=0.7)`` = ``G.synthesis(G.mapping(z, truncation_psi=0.7))``.
 
-    Contract: latent spaces ``z [z_dim]``, ``w [w_dim]`` and ``w+ [num_ws, w_dim]``; sampling knobs
+    Contract: latent spaces ``z [z_dim]``, ``w [w_dim]`` and ``w+ [num_ws, w_dim]`` (:meth:`to_space` maps z
+    into the last two, with truncation); sampling knobs
     ``truncation_psi``, ``truncation_cutoff`` and ``noise_mode``; :meth:`sample_seeds` draws z exactly
     as the official ``generate.py`` (``np.random.RandomState(seed)``). Outputs ``uint8 [N, C, R, R]``
     with the official rounding (:func:`images_to_uint8`). Class-conditional generators (``c_dim > 0``,
@@ -646,10 +649,38 @@ class Generator(GenerativeModel):
     def latent_spaces(self) -> tuple[LatentSpace, ...]:
         return (
             LatentSpace("z", (self.z_dim,), "N(0, I)", description="input latent"),
-            LatentSpace("w", (self.w_dim,), "mapping(z), z ~ N(0, I)", description="style, one for every layer"),
+            LatentSpace("w", (self.w_dim,), "mapping(z), z ~ N(0, I)", description="style, one for every layer",
+                        mapped_from="z", mapping_knobs=TRUNCATION_KNOBS),
             LatentSpace("w+", (self.num_ws, self.w_dim), "mapping(z), z ~ N(0, I), one row per style input",
-                        description="one style per layer (what projection optimises)"),
+                        description="one style per layer (what projection optimises)", mapped_from="z",
+                        mapping_knobs=TRUNCATION_KNOBS, row_space="w"),
         )
+
+    def to_space(self, z: torch.Tensor, space: str, *, condition: Any = None, **knobs: Any) -> torch.Tensor:
+        """``z float [N, z_dim]`` mapped to ``w float32 [N, w_dim]`` or ``w+ float32 [N, num_ws, w_dim]`` (CPU),
+        truncated towards ``w_avg`` by ``truncation_psi`` (0 gives ``w_avg``) for the first
+        ``truncation_cutoff`` style rows; class-conditional generators map with the classes of ``condition``.
+        ``noise_mode`` is checked and ignored (it acts at synthesis).
+
+        Raises:
+            CapabilityError: ``space`` is ``z`` (drawn, not mapped). ConfigError: an unknown space or knob;
+                ``truncation_cutoff`` below ``num_ws`` for ``w`` (one style for every layer: use ``w+``).
+            ShapeError: ``z`` is not ``[N, z_dim]``.
+        """
+        s = self.latent_space(space)
+        if s.mapped_from is None:
+            return super().to_space(z, space, condition=condition, **knobs)
+        v = self.resolve_knobs(knobs)
+        cut = v["truncation_cutoff"]
+        if s.name == "w" and v["truncation_psi"] != 1 and cut is not None and cut < self.num_ws:
+            raise ConfigError(f"truncation_cutoff={cut} truncates the first {cut} of {self.num_ws} style rows, and "
+                              "w is one style for every row: map into w+ instead, or leave truncation_cutoff unset")
+        x = torch.as_tensor(z, dtype=torch.float32)
+        check_shape(x, [None, self.z_dim], "z")
+        c = self.condition_spec.make(condition, x.shape[0])
+        with torch.no_grad():
+            ws = self.map_latents(x, v["truncation_psi"], cut, c=c).float().cpu()
+        return ws[:, 0].contiguous() if s.name == "w" else ws
 
     def example_batch(self, n: int = 4, generator: torch.Generator | None = None) -> Batch:
         r, c = self.img_resolution, self.img_channels
