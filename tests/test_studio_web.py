@@ -1,4 +1,5 @@
-"""The web studio: session behaviour (no browser) and headless Chromium driving the page.
+"""The web studio: session behaviour (no browser) and headless Chromium driving the page of a face model
+(the Face Studio's tab and the latent explorer's tab of one page).
 
 The browser tests need the ``playwright`` package (a dev dependency) and a Chromium binary: Debian's
 ``chromium`` package at /usr/bin/chromium (``apt-get install -y chromium``) or the path in
@@ -82,13 +83,18 @@ class StubLandmarker:
 
 
 @pytest.fixture(scope="module")
-def vae_studio(tmp_path_factory):
+def vae_dir(tmp_path_factory) -> Path:
+    return tiny_vae_dir(tmp_path_factory.mktemp("vae"))
+
+
+@pytest.fixture(scope="module")
+def vae_studio(vae_dir):
     from latentstudio.studio.directions import DirectionLibrary, ganspace
     from latentstudio.studio.loading import load_latent_model
     from latentstudio.studio.projection import ProjectionConfig
     from latentstudio.studio.session import Studio
 
-    model = load_latent_model(tiny_vae_dir(tmp_path_factory.mktemp("vae")))
+    model = load_latent_model(vae_dir)
     lib = DirectionLibrary(ganspace(model.sample_latents(200), k=3))
     return Studio(model, lib, projection=ProjectionConfig(steps=10, perceptual="none"), perceptual=None)
 
@@ -221,14 +227,20 @@ def test_wrong_face_number_keeps_the_photo(vae_studio):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, vae_studio):
+def server(tmp_path_factory, vae_dir, vae_studio):
+    """The studio page of a face model (a VAE of unknown data): the Face Studio's tab, open first, and the
+    latent explorer's tab, as ``latentstudio studio`` serves it."""
     if os.environ.get("LATENTSTUDIO_SKIP_BROWSER") == "1":
         pytest.skip("LATENTSTUDIO_SKIP_BROWSER=1")
-    from latentstudio.studio.web.app import serve
+    from latentstudio.samplers import load_model_with_samplers
+    from latentstudio.studio.explorer import Explorer
+    from latentstudio.studio.web.studio_app import serve_studio
 
     root = tmp_path_factory.mktemp("web")
     studio = vae_studio
-    demo, url = serve(studio, port=free_port(), block=False, workdir=root / "files", quiet=True)
+    explorer = Explorer(load_model_with_samplers(vae_dir))
+    demo, url = serve_studio(explorer, studio, port=free_port(), block=False, workdir=root / "files", quiet=True,
+                             pca_samples=32)
     assert url.startswith("http://127.0.0.1:")
     # the models were loaded before the first request (the first projection reports from its first step)
     assert studio._distance is not None
@@ -488,7 +500,8 @@ def test_http_api_names_every_event_and_parameter(server):
     info = json.load(urllib.request.urlopen(url + "gradio_api/info"))
     endpoints = info["named_endpoints"]
     for name in ("/generate", "/edit", "/project", "/upload_photo", "/load_latent", "/reset", "/sweep",
-                 "/cancel_projection", "/random_seed"):
+                 "/cancel_projection", "/random_seed",
+                 "/sample", "/encode", "/interpolate", "/move"):  # one API: the explorer's tab is on the page
         assert name in endpoints
     names = {ep: [p["parameter_name"] for p in d["parameters"]] for ep, d in endpoints.items()}
     assert not [ep for ep, ps in names.items() if any(p.startswith("param_") for p in ps)]
@@ -512,6 +525,38 @@ def test_edit_options_through_the_http_api(server):
     assert out[-1] == "Edited (pc0 +1.00, pc1 +0.50, holding pc2 fixed)."
     out = client.predict(pc0=1.0, edit_layers="3", api_name="/edit")
     assert out[-1].startswith("Error: layers '3': rows [3] do not exist")
+
+
+def test_one_page_has_the_face_view_and_the_explorer_in_one_session(browser_context, server, tmp_path):
+    url, _, files, _ = server
+    sessions = files / "sessions"
+    before = set(sessions.iterdir()) if sessions.is_dir() else set()
+    pg = open_page(browser_context, url)
+    try:
+        assert pg.get_by_role("tab", name="Face studio").get_attribute("aria-selected") == "true"
+        assert "Pick a seed" in status_text(pg)
+        pg.locator("#seed input").fill("2")
+        pg.click("#generate")
+        wait_status(pg, "Face from seed 2")
+        pg.get_by_role("tab", name="Latent explorer").click()
+        assert "vae" in pg.locator("#header").inner_text() and "latent space z" in pg.locator("#space-info").inner_text()
+        pg.locator("#seeds textarea, #seeds input").first.fill("0-3")
+        pg.click("#sample")
+        wait_status(pg, "Sampled 4 latent(s) of z")
+        assert pg.locator(".toast-body.error, .toast-wrap .error").count() == 0
+        lat = download(pg, "download-latents", tmp_path)
+        with np.load(lat, allow_pickle=False) as data:
+            assert data["latent"].shape == (4, 8) and str(data["space"]) == "z"
+        move_slider(pg, "pc-pc0", 1)
+        wait_status(pg, "Moved latent 0 (pc0+1)")
+        # back on the face tab, its face and controls are as they were
+        pg.get_by_role("tab", name="Face studio").click()
+        assert img_src(pg, "after") and download(pg, "download-image", tmp_path).name == "seed2.png"
+        # both views wrote into the one folder of this browser session
+        (folder,) = set(sessions.iterdir()) - before
+        assert any(folder.rglob("seed2.png")) and any(folder.rglob("z_seeds0-3.npz"))
+    finally:
+        pg.close()
 
 
 def test_session_folder_is_deleted_when_the_tab_closes(browser_context, server):

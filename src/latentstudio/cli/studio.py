@@ -1,7 +1,8 @@
-"""Face-studio commands: ``studio`` (web app), ``align``, ``project``, ``edit`` and the ``directions`` group.
+"""Studio commands: ``studio`` (the web studio of a model of any family), and the face-studio commands
+``align``, ``project``, ``edit`` and the ``directions`` group.
 
-Every command works with any model the studio can drive (the VAE family trained here, StyleGAN2
-model folders); see :mod:`latentstudio.studio`.
+The face-studio commands work with any model the Face Studio can drive (the VAE family trained here,
+StyleGAN2 model folders); see :mod:`latentstudio.studio`.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
 
 @click.command("studio")
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True),
-              help="Model directory or run directory of any family (face models open the face studio).")
+              help="Model directory or run directory of any family (face models also get the Face Studio's tab).")
 @click.option("--explorer", "force_explorer", is_flag=True,
-              help="Open the latent explorer even for a face model (StyleGAN2, a VAE of faces).")
+              help="Open the page on the latent explorer's tab (face models open on the Face Studio's).")
 @click.option("--directions", "directions", multiple=True, type=click.Path(exists=True),
-              help="Direction library .npz, a folder of .npy directions or one .npy (repeatable; face studio).")
+              help="Direction library .npz, a folder of .npy directions or one .npy (repeatable; Face Studio tab).")
 @click.option("--only", default=None, help="Show only these directions (comma-separated names), in this order.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; 0.0.0.0 exposes the studio to the network.")
@@ -80,13 +81,14 @@ def _library(paths: tuple[str, ...], latent_dim: int | None = None):
 @friendly_errors
 def studio_command(model_path, force_explorer, directions, only, host, port, steps, perceptual, predictor, threads,
                    keep_files, session_mb, reference, data_name, data_root, data_option, download, strict, limit):
-    """Open the web studio of a model: the face studio or the latent explorer.
+    """Open the web studio of a model of any family: one page, one tab per view.
 
-    StyleGAN2 models and VAEs of faces open the face studio: generate or upload faces and edit them
-    with direction sliders (uploads are aligned and projected with a progress bar). Every other model
-    (DRAW, sketch-rnn, VAEs of other data), or any model with --explorer, opens the latent explorer:
-    its latent spaces, samples, encoded inputs, interpolations, random walks and principal directions
-    (docs/explorer.md).
+    Every model gets the latent explorer: its latent spaces, samples, encoded inputs, interpolations,
+    random walks, principal directions and, per family, DRAW's drawing steps, sketch-rnn's canvas and
+    completions, StyleGAN2's W+ layer masks (docs/explorer.md). StyleGAN2 models and VAEs of faces
+    also get the Face Studio's tab, which opens first (--explorer opens the explorer's): generate or
+    upload faces and edit them with direction sliders (uploads are aligned and projected with a
+    progress bar; docs/web_studio.md).
 
     Serves on http://127.0.0.1:7860 by default (only this machine can connect); concurrent users are
     queued. Uploads and renders live in one temporary folder per session, deleted when the tab closes
@@ -103,32 +105,27 @@ def studio_command(model_path, force_explorer, directions, only, host, port, ste
 
     _set_threads(threads)
     loaded = load_model_with_samplers(model_path)
-    face = None if force_explorer else _face_model(loaded)
+    face = _face_model(loaded)
+    ref = data_spec(data_name, data_root, data_option, download, strict, limit or 2000) if reference else None
     _log_web_events()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the server like Ctrl-C: files are deleted
     try:
-        if face is None:
-            ref = None
-            if reference:
-                ref = data_spec(data_name, data_root, data_option, download, strict, limit or 2000)
-            demo = _serve_explorer(loaded, directions, host, port, keep_files, session_mb, ref)
-        else:
-            demo = _serve_face_studio(face, directions, only, host, port, steps, perceptual, predictor, keep_files,
-                                      session_mb)
+        demo = _serve_studio(loaded, face, directions, only, host, port, steps, perceptual, predictor, keep_files,
+                             session_mb, ref, first="explorer" if force_explorer else None)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if keep_files:
         click.echo(f"uploads and renders kept in {demo.studio_workdir}")
 
 
-#: Datasets of faces: a VAE trained on one opens the face studio (as does one whose dataset is unknown).
+#: Datasets of faces: a VAE trained on one gets the Face Studio's tab (as does one whose dataset is unknown).
 FACE_DATASETS = ("celeba", "ffhq", "faces")
-#: Datasets known not to be faces: a VAE trained on one opens the latent explorer.
+#: Datasets known not to be faces: a VAE trained on one gets the latent explorer only.
 OTHER_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "strokes")
 
 
 def _face_model(model):
-    """The face studio's model of ``model`` (StyleGAN2, a VAE not known to be of other data), or None."""
+    """The Face Studio's model of ``model`` (StyleGAN2, a VAE not known to be of other data), or None."""
     from latentstudio.studio.adapters import ADAPTERS  # lazy: imports torch
     from latentstudio.studio.loading import wrap_model  # lazy: imports torch
 
@@ -141,37 +138,41 @@ def _face_model(model):
     return face
 
 
-def _serve_explorer(model, directions, host, port, keep_files, session_mb, reference_spec=None):
+def _serve_studio(model, face, directions, only, host, port, steps, perceptual, predictor, keep_files, session_mb,
+                  reference_spec=None, first=None):
+    """Serve the one studio page: the explorer of ``model`` and, when ``face`` is a face model, the Face
+    Studio's view of it; returns the closed app."""
     from latentstudio.api import data_split  # lazy: imports torch
     from latentstudio.studio.explorer import Explorer, Reference  # lazy: imports torch
-    from latentstudio.studio.web.explorer_app import serve_explorer  # lazy: imports gradio
+    from latentstudio.studio.web.studio_app import serve_studio  # lazy: imports gradio
 
-    if directions:
-        click.echo("note: --directions is for the face studio; the explorer computes principal directions itself",
-                   err=True)
     reference = None
     if reference_spec is not None:
         reference = Reference.of(data_split(model, reference_spec, "train"))
         click.echo(f"training data: {len(reference)} examples of {reference.name}")
     explorer = Explorer(model, reference)
     click.echo(f"latent explorer: {explorer.headline()}")
-    demo, _ = serve_explorer(explorer, host=host, port=port, block=True, keep_files=keep_files,
-                             max_session_bytes=int(session_mb * 1024 * 1024))
+    studio = None
+    if face is None:
+        if directions or only:
+            click.echo("note: --directions and --only are for the Face Studio's tab, which this model does not "
+                       "have; the explorer computes principal directions itself", err=True)
+    else:
+        studio = _face_studio(face, directions, only, steps, perceptual, predictor)
+    demo, _ = serve_studio(explorer, studio, first=first, host=host, port=port, block=True, keep_files=keep_files,
+                           max_session_bytes=int(session_mb * 1024 * 1024))
     return demo
 
 
-def _serve_face_studio(model, directions, only, host, port, steps, perceptual, predictor, keep_files, session_mb):
+def _face_studio(model, directions, only, steps, perceptual, predictor):
+    """The Face Studio of a face model with its direction library."""
     from latentstudio.studio.session import Studio  # lazy: imports torch
-    from latentstudio.studio.web.app import serve  # lazy: imports torch
 
     lib = _library(directions, model.latent_dim)
     if only:
         lib = _subset(lib, only)
-    studio = Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
-    click.echo(f"model: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
-    demo, _ = serve(studio, host=host, port=port, block=True, keep_files=keep_files,
-                    max_session_bytes=int(session_mb * 1024 * 1024))
-    return demo
+    click.echo(f"face studio: {model.model_type} {model.resolution}x{model.resolution}, {len(lib)} direction(s)")
+    return Studio(model, lib, projection=_projection_config(model, steps, perceptual), predictor=predictor)
 
 
 def _interrupt(signum, frame) -> None:

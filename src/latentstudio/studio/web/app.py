@@ -1,7 +1,10 @@
-"""The Gradio studio: generate or upload a face, move direction sliders, mix styles, sweep, download.
+"""The Face Studio's view of the web studio: generate or upload a face, move direction sliders, mix
+styles, sweep, download.
 
-Layout (left: where the face comes from and how it is edited; right: photo | projection | edit side by
-side and the downloads; below: the direction sliders):
+:func:`render_face_view` draws it into the page of :func:`latentstudio.studio.web.studio_app.build_studio_app`
+(a tab beside the latent explorer, same session and folder); :func:`build_app` / :func:`serve` make a
+page of this view alone. Layout (left: where the face comes from and how it is edited; right: photo |
+projection | edit side by side and the downloads; below: the direction sliders):
 
 * **Random face**: a seed (Enter or *Generate*).
 * **Upload photo**: a JPEG/PNG/WebP/BMP file, checked at once (:func:`~latentstudio.studio.session.validate_upload`:
@@ -10,8 +13,10 @@ side and the downloads; below: the direction sliders):
   reconstruction; *Align and project* (progress from the first step, the reconstruction every few
   steps, *Cancel*).
 * **Latent file**: continue from a saved ``.npz``; a file saved here brings back its sliders too.
-* Truncation psi, **style mixing** (a second face's seed, its rows, how far), **edit options**: the rows
-  (W+ layers) the edits act on and the directions held fixed (conditional edits), *Reset* (every control).
+* Truncation psi (the ``truncation_psi`` knob control of every family,
+  :func:`~latentstudio.studio.web.components.knob_control`), **style mixing** (a second face's seed, its
+  rows, how far), **edit options**: the rows (W+ layers) the edits act on and the directions held fixed
+  (conditional edits), *Reset* (every control).
 * **Sweep**: one direction from a low to a high value as a GIF or MP4.
 * Downloads at the model's resolution, named after the face and the edit (``me_Smiling+1.5.png``):
   the image, the edited latent and the unedited (projection) latent.
@@ -21,19 +26,11 @@ HTTP API and ``gradio_client`` read like the page. A refused input (bad upload, 
 not exist, rows the model lacks) is one line in the server log, a warning on the page and a message
 in the status line; the server carries on and the uploaded photo stays. Projections run one at a time
 (a waiting user is told why), renders up to four at once.
-
-Files: everything a session writes, and Gradio's uploads and cache, live in one
-:class:`~latentstudio.studio.web.workspace.Workspace` folder; a session's folder is deleted when its tab
-closes and the whole folder when the server stops (``keep_files`` keeps them). The server binds to
-127.0.0.1 unless told otherwise.
 """
 
 # No ``from __future__ import annotations`` here: Gradio reads the handlers' ``gr.Request`` /
 # ``gr.SelectData`` annotations with typing.get_type_hints, which cannot resolve names of the lazily
 # imported ``gr`` from strings.
-import contextlib
-import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -41,34 +38,45 @@ import torch
 
 from latentstudio.errors import LatentStudioError
 from latentstudio.io.images import save_image
+from latentstudio.models.base import Knob
 from latentstudio.studio.session import (
-    MAX_UPLOAD_BYTES,
     Controls,
     ProjectionCancelled,
     Studio,
     StudioSession,
     validate_upload,
 )
+from latentstudio.studio.web.components import (
+    DISPLAY,
+    Page,
+    View,
+    build_page,
+    download_row,
+    file_box,
+    image_view,
+    knob_control,
+    launch,
+    log,
+    offer,
+    one_line,
+    parse_seed,
+    seed_box,
+    session_id,
+    upscaled,
+)
 from latentstudio.studio.web.workspace import DEFAULT_SESSION_BYTES, SessionEnded, Workspace
 
-__all__ = ["build_app", "serve"]
+__all__ = ["CONTROL_PARAMS", "TRUNCATION", "build_app", "face_view", "load_models", "render_face_view", "serve"]
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-log = logging.getLogger(__name__)
-
-DISPLAY = 256  # faces are shown at least this large (nearest-neighbour upscaling of small models)
 PHOTO_VIEW = 320  # uploaded photos are shown at most this large
 #: Parameter names of the edit handlers (a direction with one of these names is passed as ``direction_<name>``).
 CONTROL_PARAMS = ("session_state", "seed", "truncation_psi", "mix_seed", "mix_rows", "mix_amount", "edit_layers",
                   "hold_fixed", "request", "progress")
-
-
-def _upscaled(img: torch.Tensor, side: int = DISPLAY) -> torch.Tensor:
-    """``uint8 [C, H, W]`` -> RGB, nearest-neighbour upscaled to at least ``side`` pixels."""
-    x = img.expand(3, -1, -1) if img.shape[0] == 1 else img
-    k = max(1, side // int(x.shape[-1]))
-    return x.repeat_interleave(k, dim=1).repeat_interleave(k, dim=2) if k > 1 else x
+#: The face view's truncation: psi around the latent centre (``w_avg`` for StyleGAN2), for every face model.
+TRUNCATION = Knob("truncation_psi", 1.0, "truncation trick: latent' = centre + psi (latent - centre); 1 = none, "
+                                         "0 = the mean face")
+#: The status line's first text when the page opens on the face view.
+HINT = "Pick a seed and press Generate, or upload a photo."
 
 
 def _shrunk(img: torch.Tensor, side: int = PHOTO_VIEW) -> torch.Tensor:
@@ -81,49 +89,33 @@ def _shrunk(img: torch.Tensor, side: int = PHOTO_VIEW) -> torch.Tensor:
     return torch.nn.functional.interpolate(img[None].float(), size=size, mode="area")[0].round().to(torch.uint8)
 
 
-def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split())
-
-
-def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdir: str | Path | None = None,
-              workspace: Workspace | None = None, keep_files: bool = False,
-              max_session_bytes: int = DEFAULT_SESSION_BYTES, preview_every: int = 25):
-    """The Gradio ``Blocks`` app for ``studio`` (not launched; see :func:`serve`).
+def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> None:
+    """Draw the face view of ``studio`` (the shared :class:`Studio`) into the current Blocks context.
 
     Args:
-        studio: the shared :class:`Studio`.
-        workdir: the server's folder (default: a new temporary folder); ignored if ``workspace`` is given.
-        workspace: the :class:`Workspace` to use (made from ``workdir``, ``keep_files`` and
-            ``max_session_bytes`` if None). It becomes Gradio's upload folder and cache.
+        page: the page's :class:`~latentstudio.studio.web.components.Page` (workspace, status line, sessions).
         preview_every: default of "show the reconstruction every k steps" (0: only at the end).
     """
-    ws = workspace or Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
-    ws.activate()  # before any component exists: Gradio reads its cache folder when components are made
     import gradio as gr  # lazy: slow import (the web extra)
 
+    ws = page.workspace
+    status = page.status
     model = studio.model
     lib = studio.library
     names = lib.names()
     groups = model.layer_groups
     kw_of = {n: (f"direction_{n}" if n in CONTROL_PARAMS else n) for n in names}
     name_of = {k: n for n, k in kw_of.items()}
-    live: dict[str, StudioSession] = {}
+
+    def forget(sess: StudioSession) -> None:
+        """The session ended: drop the photo and everything made from it from memory."""
+        sess.photo, sess.faces, sess.aligned, sess.projection = None, None, None, None
+
+    sessions = page.sessions(StudioSession, studio.session, forget)
 
     # ---- helpers
-    def hash_of(request) -> str:
-        return str(getattr(request, "session_hash", None) or "anonymous")
-
-    def session_of(session_state, request) -> StudioSession:
-        sess = session_state if isinstance(session_state, StudioSession) else studio.session()
-        live[hash_of(request)] = sess
-        return sess
-
     def refuse(sess: StudioSession, what: str, exc: BaseException | str, extra: dict | None = None) -> dict:
-        """A refused input: one log line, a warning on the page, the reason in the status line."""
-        msg = _one_line(exc)
-        log.warning("refused %s: %s", what, msg)
-        gr.Warning(msg)
-        return {state: sess, status: f"Error: {msg}", **(extra or {})}
+        return page.refuse(what, exc, {state: sess, **(extra or {})})
 
     def controls_from(truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
                       directions: dict[str, Any]) -> Controls:
@@ -144,26 +136,23 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def face_outputs(sess: StudioSession, request, message: str, *, base_changed: bool) -> dict:
         """Render the face, write its files into the session's folder and return the outputs."""
-        h = hash_of(request)
+        h = session_id(request)
         after_img = sess.render()
         folder = ws.new_render_dir(h)
         stem = sess.file_stem()
         full = save_image(after_img.expand(3, -1, -1) if after_img.shape[0] == 1 else after_img,
                           folder / f"{stem}.png")
-        view = full if model.resolution >= DISPLAY else save_image(_upscaled(after_img), folder / "view.png")
+        view = full if model.resolution >= DISPLAY else save_image(upscaled(after_img), folder / "view.png")
         lat = sess.save_latent(folder / f"{stem}.npz")
         if base_changed or not Path(sess.cache.get("before", "")).is_file():
             bfolder = ws.new_render_dir(h)
-            sess.cache["before"] = str(save_image(_upscaled(sess.render_base()), bfolder / "view-before.png"))
+            sess.cache["before"] = str(save_image(upscaled(sess.render_base()), bfolder / "view-before.png"))
             sess.cache["unedited"] = str(sess.save_latent(bfolder / f"{sess.file_stem(edited=False)}.npz",
                                                           edited=False))
         ws.enforce_cap(h, keep=keep_paths(sess, full, view, lat))
         return {state: sess, before: sess.cache["before"], after: str(view),
-                dl_image: gr.update(value=str(full), label=f"Image: {Path(full).name}", interactive=True),
-                dl_latent: gr.update(value=str(lat), label=f"Edited latent: {Path(lat).name}", interactive=True),
-                dl_unedited: gr.update(value=sess.cache["unedited"],
-                                       label=f"Unedited latent: {Path(sess.cache['unedited']).name}",
-                                       interactive=True),
+                dl_image: offer(full, "Image"), dl_latent: offer(lat, "Edited latent"),
+                dl_unedited: offer(sess.cache["unedited"], "Unedited latent"),
                 status: message}
 
     def describe_edits(sess: StudioSession) -> str:
@@ -183,10 +172,9 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
     def generate(session_state, seed, truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
                  request: gr.Request, **directions):
         """The face of a seed, with the current controls applied."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         try:
-            if seed is None:
-                raise LatentStudioError("give a seed (a whole number >= 0)")
+            seed = parse_seed(seed)
             sess.set_controls(controls_from(truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers,
                                             hold_fixed, directions))
             sess.from_seed(int(seed))
@@ -201,10 +189,10 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def upload_photo(photo, session_state, already_aligned, request: gr.Request):
         """Check an uploaded photo at once, keep it in memory and in the session's folder, find its faces."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         if photo is None:
             return {state: sess}
-        h = hash_of(request)
+        h = session_id(request)
         original = Path(str(photo)).name
         stored = None
         try:
@@ -231,7 +219,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                 faces = sess.detect_faces()
             except LatentStudioError as exc:
                 faces = []
-                note = f"Face detection failed: {_one_line(exc)}."
+                note = f"Face detection failed: {one_line(exc)}."
             else:
                 if not faces:
                     note = "No face was found: use a frontal, well-lit photo, or tick 'already aligned'."
@@ -249,7 +237,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def clear_photo(session_state, request: gr.Request):
         """Forget the uploaded photo."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         sess.photo, sess.faces = None, None
         return {state: sess, faces_gallery: [], status: "Photo removed."}
 
@@ -267,17 +255,17 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
     def project_photo(session_state, face_number, already_aligned, steps, show_every, request: gr.Request,
                       progress=gr.Progress()):  # noqa: B008 (Gradio's progress hook)
         """Align the uploaded photo and project it, showing the reconstruction every few steps."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         if sess.photo is None:
             yield refuse(sess, "projection", "choose a photo first (Upload photo)")
             return
-        h = hash_of(request)
+        h = session_id(request)
         try:
             progress(0.0, desc="aligning the face")
             aligned, faces = sess.align(face_index=None if face_number is None else int(face_number),
                                         already_aligned=bool(already_aligned))
             folder = ws.new_render_dir(h)
-            sess.cache["photo"] = str(save_image(_upscaled(aligned), folder / "view-aligned.png"))
+            sess.cache["photo"] = str(save_image(upscaled(aligned), folder / "view-aligned.png"))
         except SessionEnded:
             return
         except LatentStudioError as exc:  # the photo stays: pick another face number and press again
@@ -297,7 +285,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
                     if upd.kind == "step":
                         progress((upd.step, upd.total), desc=f"projecting: loss {upd.info['loss']:.4f}")
                     elif upd.kind == "image" and upd.step < total:
-                        path = save_image(_upscaled(upd.image), folder / f"step-{upd.step:05d}.png")
+                        path = save_image(upscaled(upd.image), folder / f"step-{upd.step:05d}.png")
                         yield {before: str(path), status: f"Projecting: step {upd.step}/{total}.{note}"}
                     elif upd.kind == "done":
                         result = upd.result
@@ -334,14 +322,12 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def load_latent_file(latent_file, session_state, request: gr.Request):
         """Continue from a latent file; one saved here brings back the sliders too."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         if latent_file is None:
             return {state: sess}
         stored = None
         try:
-            stored = ws.store_upload(hash_of(request), latent_file)
-            if stored.stat().st_size > MAX_UPLOAD_BYTES:
-                raise LatentStudioError(f"the latent file is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+            stored = page.receive(request, latent_file, "latent file")
             notes = sess.restore(stored)
             sess.cache.pop("photo", None)
             restored = describe_edits(sess)
@@ -357,7 +343,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
     def edit_face(session_state, truncation_psi, mix_seed, mix_rows, mix_amount, edit_layers, hold_fixed,
                   request: gr.Request, **directions):
         """Apply the controls to the current face."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         if sess.base is None:
             return {state: sess, status: "Pick a seed and press Generate, or upload a photo, first."}
         try:
@@ -371,7 +357,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def reset_controls(session_state, request: gr.Request):
         """Every control back to its default: sliders 0, psi 1, no mixing, all rows, nothing held fixed."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         sess.reset_controls()
         out = {state: sess, **control_updates(sess.controls())}
         if sess.base is None:
@@ -383,7 +369,7 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
 
     def make_sweep(session_state, direction, sweep_from, sweep_to, frames, file_format, request: gr.Request):
         """The edited face moved along one direction, as an animated GIF or an MP4."""
-        sess = session_of(session_state, request)
+        sess = sessions.of(session_state, request)
         try:
             if sess.base is None:
                 raise LatentStudioError("no face yet: generate one or upload a photo first")
@@ -395,12 +381,12 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
             imgs = sess.sweep_images(direction, float(sweep_from), float(sweep_to), int(frames))
             from latentstudio.studio.editing import save_sweep  # lazy: pulls imageio's writers
 
-            folder = ws.new_render_dir(hash_of(request))
+            folder = ws.new_render_dir(session_id(request))
             path = folder / f"{sess.file_stem()}_sweep-{direction}{float(sweep_from):+g}..{float(sweep_to):+g}.{fmt}"
             save_sweep(imgs, path, fps=8.0, upscale=max(1, DISPLAY // model.resolution) if fmt == "gif" else 1)
-            ws.enforce_cap(hash_of(request), keep=keep_paths(sess, path))
+            ws.enforce_cap(session_id(request), keep=keep_paths(sess, path))
             return {state: sess, sweep_view: str(path) if fmt == "gif" else None,
-                    dl_sweep: gr.update(value=str(path), label=f"Sweep: {path.name}", interactive=True),
+                    dl_sweep: offer(path, "Sweep"),
                     status: f"Sweep of {direction} from {float(sweep_from):+g} to {float(sweep_to):+g} "
                             f"({int(frames)} frames, {fmt.upper()})."}
         except SessionEnded:
@@ -408,194 +394,156 @@ def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdi
         except LatentStudioError as exc:
             return refuse(sess, "sweep", exc)
 
-    def end_session(request: gr.Request) -> None:
-        """The tab closed: forget the photo and delete the session's folder."""
-        h = hash_of(request)
-        sess = live.pop(h, None)
-        if sess is not None:
-            sess.photo, sess.faces, sess.aligned, sess.projection = None, None, None, None
-        ws.end_session(h)
-
     # ---- layout
     info = model.describe()
-    header = (f"# {title}\n"
-              f"Model: **{info['model_type']}** ({info['resolution']}x{info['resolution']}, latent "
+    header = (f"Model: **{info['model_type']}** ({info['resolution']}x{info['resolution']}, latent "
               f"{info['num_layers']} x {info['latent_dim']}, alignment template `{info['template']}`). "
               f"{len(names)} direction(s).")
     if studio.landmarker_error:
         header += f"\n\nFace detection is unavailable ({studio.landmarker_error}): upload aligned faces."
     layer_choices = [("all rows", "all")] + [(f"{g}: rows {lo}-{hi - 1}", g) for g, (lo, hi) in groups.items()
                                              if g != "all"]
-    theme = gr.themes.Base(font=["system-ui", "sans-serif"], font_mono=["monospace"])
-    with gr.Blocks(title=title, delete_cache=None if ws.keep_files else (3600, 86400)) as demo:
-        demo.studio_theme = theme  # type: ignore[attr-defined]
-        demo.studio_workspace = ws  # type: ignore[attr-defined]
-        demo.studio_workdir = str(ws.root)  # type: ignore[attr-defined]
-        state = gr.State(None)
-        gr.Markdown(header)
-        status = gr.Textbox(label="Status", value="Pick a seed and press Generate, or upload a photo.",
-                            interactive=False, elem_id="status")
-        with gr.Row():
-            with gr.Column(scale=1):
-                with gr.Tab("Random face"):
-                    seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="seed")
-                    with gr.Row():
-                        dice = gr.Button("Random seed", elem_id="random-seed")
-                        generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                with gr.Tab("Upload photo", elem_id="upload-tab"):
-                    upload = gr.File(label="Photo (JPEG, PNG, WebP or BMP, at most 20 MB)", type="filepath",
-                                     elem_id="upload")
-                    faces_gallery = gr.Gallery(label="Faces in the photo (click one)", columns=6, height=110,
-                                               allow_preview=False, interactive=False, elem_id="faces")
-                    face_index = gr.Number(label="Face number, from the left (empty: the only or clearly largest face)",
-                                           value=None, precision=0, minimum=0, elem_id="face-index")
-                    already = gr.Checkbox(label="Already aligned (skip face detection)", value=False,
-                                          elem_id="already-aligned")
-                    steps = gr.Slider(0, 2000, value=studio.projection.steps, step=10, label="Projection steps",
-                                      elem_id="steps")
-                    show_every = gr.Slider(0, 200, value=preview_every, step=1,
-                                           label="Show the reconstruction every k steps (0: at the end only)",
-                                           elem_id="preview-every")
-                    with gr.Row():
-                        project_btn = gr.Button("Align and project", variant="primary", elem_id="project")
-                        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
-                with gr.Tab("Latent file"):
-                    latent_file_box = gr.File(label="Latent (.npz from the studio or `latentstudio project`)",
-                                              file_types=[".npz", ".npy"], type="filepath", elem_id="latent-file")
-                psi = gr.Slider(0.0, 1.5, value=1.0, step=0.05, label="Truncation psi", elem_id="truncation")
-                with gr.Accordion("Style mixing", open=False):
-                    mix_seed = gr.Number(label="Second face seed", value=1, precision=0, minimum=0,
-                                         elem_id="mix-seed")
-                    mix_layers = gr.Dropdown(list(groups), value="all", label="Rows taken from the second face",
-                                             elem_id="mix-rows")
-                    mix_amount = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Mix amount", elem_id="mix-amount")
-                with gr.Accordion("Edit options", open=False):
-                    edit_layers = gr.Dropdown(layer_choices, value="all", allow_custom_value=True,
-                                              label="Rows (W+ layers) the edits act on",
-                                              info=f"a group, or rows such as 0-3,8 (this model has rows 0-"
-                                                   f"{model.num_layers - 1})", elem_id="edit-layers")
-                    fixed = gr.CheckboxGroup(names, value=[], label="Hold fixed while editing (conditional edits)",
-                                             info="each moved direction loses its component along these",
-                                             elem_id="hold-fixed")
-            with gr.Column(scale=2):
+    state = gr.State(None)
+    gr.Markdown(header, elem_id="face-header")
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Tab("Random face"):
+                seed = seed_box(elem_id="seed")
                 with gr.Row():
-                    photo_view = gr.Image(label="Photo (aligned)", interactive=False, buttons=["fullscreen"],
-                                          elem_id="photo")
-                    before = gr.Image(label="Projection / unedited", interactive=False, buttons=["fullscreen"],
-                                      elem_id="before")
-                    after = gr.Image(label="Edited", interactive=False, buttons=["fullscreen"], elem_id="after")
+                    dice = gr.Button("Random seed", elem_id="random-seed")
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Tab("Upload photo", elem_id="upload-tab"):
+                upload = file_box("Photo (JPEG, PNG, WebP or BMP, at most 20 MB)", elem_id="upload")
+                faces_gallery = gr.Gallery(label="Faces in the photo (click one)", columns=6, height=110,
+                                           allow_preview=False, interactive=False, elem_id="faces")
+                face_index = gr.Number(label="Face number, from the left (empty: the only or clearly largest face)",
+                                       value=None, precision=0, minimum=0, elem_id="face-index")
+                already = gr.Checkbox(label="Already aligned (skip face detection)", value=False,
+                                      elem_id="already-aligned")
+                steps = gr.Slider(0, 2000, value=studio.projection.steps, step=10, label="Projection steps",
+                                  elem_id="steps")
+                show_every = gr.Slider(0, 200, value=preview_every, step=1,
+                                       label="Show the reconstruction every k steps (0: at the end only)",
+                                       elem_id="preview-every")
                 with gr.Row():
-                    dl_image = gr.DownloadButton("Image (PNG)", interactive=False, elem_id="download-image")
-                    dl_latent = gr.DownloadButton("Edited latent (.npz)", interactive=False,
-                                                  elem_id="download-latent")
-                    dl_unedited = gr.DownloadButton("Unedited latent (.npz)", interactive=False,
-                                                    elem_id="download-unedited")
-                with gr.Accordion("Sweep (GIF / MP4)", open=False):
-                    with gr.Row():
-                        sweep_direction = gr.Dropdown(names, value=names[0] if names else None, label="Direction",
-                                                      elem_id="sweep-direction")
-                        sweep_from = gr.Number(label="From", value=-3.0, elem_id="sweep-from")
-                        sweep_to = gr.Number(label="To", value=3.0, elem_id="sweep-to")
-                        sweep_frames = gr.Slider(2, 60, value=9, step=1, label="Frames", elem_id="sweep-frames")
-                        sweep_format = gr.Radio(["gif", "mp4"], value="gif", label="Format", elem_id="sweep-format")
-                    with gr.Row():
-                        sweep_btn = gr.Button("Make sweep", elem_id="sweep")
-                        dl_sweep = gr.DownloadButton("Sweep", interactive=False, elem_id="download-sweep")
-                    sweep_view = gr.Image(label="Sweep", interactive=False, buttons=["fullscreen"],
-                                          elem_id="sweep-view")
-        sliders = []
-        with gr.Accordion("Directions", open=True):
-            if not names:
-                gr.Markdown("No directions loaded: start the studio with `--directions LIBRARY.npz` "
-                            "(see `latentstudio directions --help`).")
+                    project_btn = gr.Button("Align and project", variant="primary", elem_id="project")
+                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            with gr.Tab("Latent file"):
+                latent_file_box = file_box("Latent (.npz from the studio or `latentstudio project`)",
+                                           file_types=[".npz", ".npy"], elem_id="latent-file")
+            psi = knob_control(TRUNCATION, label="Truncation psi", elem_id="truncation")
+            with gr.Accordion("Style mixing", open=False):
+                mix_seed = gr.Number(label="Second face seed", value=1, precision=0, minimum=0,
+                                     elem_id="mix-seed")
+                mix_layers = gr.Dropdown(list(groups), value="all", label="Rows taken from the second face",
+                                         elem_id="mix-rows")
+                mix_amount = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Mix amount", elem_id="mix-amount")
+            with gr.Accordion("Edit options", open=False):
+                edit_layers = gr.Dropdown(layer_choices, value="all", allow_custom_value=True,
+                                          label="Rows (W+ layers) the edits act on",
+                                          info=f"a group, or rows such as 0-3,8 (this model has rows 0-"
+                                               f"{model.num_layers - 1})", elem_id="edit-layers")
+                fixed = gr.CheckboxGroup(names, value=[], label="Hold fixed while editing (conditional edits)",
+                                         info="each moved direction loses its component along these",
+                                         elem_id="hold-fixed")
+        with gr.Column(scale=2):
             with gr.Row():
-                for n in names:
-                    d = lib[n]
-                    span = d.range[1] - d.range[0]
-                    step = 0.05 if span <= 12 else 0.1
-                    acc = d.meta.get("test_accuracy") if isinstance(d.meta, dict) else None
-                    note = f"{d.source}, accuracy {acc:.2f}" if isinstance(acc, float) else d.source
-                    sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=step, label=n, info=note,
-                                             elem_id=f"dir-{n}", min_width=200))
-            reset = gr.Button("Reset every control", elem_id="reset")
+                photo_view = image_view("Photo (aligned)", elem_id="photo")
+                before = image_view("Projection / unedited", elem_id="before")
+                after = image_view("Edited", elem_id="after")
+            dl_image, dl_latent, dl_unedited = download_row(
+                ("Image (PNG)", "download-image"), ("Edited latent (.npz)", "download-latent"),
+                ("Unedited latent (.npz)", "download-unedited"))
+            with gr.Accordion("Sweep (GIF / MP4)", open=False):
+                with gr.Row():
+                    sweep_direction = gr.Dropdown(names, value=names[0] if names else None, label="Direction",
+                                                  elem_id="sweep-direction")
+                    sweep_from = gr.Number(label="From", value=-3.0, elem_id="sweep-from")
+                    sweep_to = gr.Number(label="To", value=3.0, elem_id="sweep-to")
+                    sweep_frames = gr.Slider(2, 60, value=9, step=1, label="Frames", elem_id="sweep-frames")
+                    sweep_format = gr.Radio(["gif", "mp4"], value="gif", label="Format", elem_id="sweep-format")
+                with gr.Row():
+                    sweep_btn = gr.Button("Make sweep", elem_id="sweep")
+                    (dl_sweep,) = download_row(("Sweep", "download-sweep"))
+                sweep_view = image_view("Sweep", elem_id="sweep-view")
+    sliders = []
+    with gr.Accordion("Directions", open=True):
+        if not names:
+            gr.Markdown("No directions loaded: start the studio with `--directions LIBRARY.npz` "
+                        "(see `latentstudio directions --help`).")
+        with gr.Row():
+            for n in names:
+                d = lib[n]
+                span = d.range[1] - d.range[0]
+                step = 0.05 if span <= 12 else 0.1
+                acc = d.meta.get("test_accuracy") if isinstance(d.meta, dict) else None
+                note = f"{d.source}, accuracy {acc:.2f}" if isinstance(acc, float) else d.source
+                sliders.append(gr.Slider(d.range[0], d.range[1], value=0.0, step=step, label=n, info=note,
+                                         elem_id=f"dir-{n}", min_width=200))
+        reset = gr.Button("Reset every control", elem_id="reset")
 
-        # ---- events
-        controls = [psi, mix_seed, mix_layers, mix_amount, edit_layers, fixed]
-        direction_kw = {kw_of[n]: s for n, s in zip(names, sliders, strict=True)}
-        face_outs = [state, photo_view, before, after, dl_image, dl_latent, dl_unedited, status]
-        all_outs = [*face_outs, *controls, *sliders]
-        render_kw: dict[str, Any] = {"concurrency_limit": 4, "concurrency_id": "render"}
-        dice.click(random_seed, None, seed, queue=False, api_name="random_seed")
-        gr.on([generate_btn.click, seed.submit], generate, [state, seed, *controls], face_outs,
-              inputs_kwargs=direction_kw, api_name="generate", **render_kw)
-        upload.upload(upload_photo, [upload, state, already],
-                      [state, upload, photo_view, faces_gallery, face_index, status],
-                      api_name="upload_photo", **render_kw)
-        upload.clear(clear_photo, [state], [state, faces_gallery, status], api_name="clear_photo", queue=False)
-        faces_gallery.select(choose_face, None, face_index, api_name="choose_face", queue=False)
-        projection = gr.on([project_btn.click, face_index.submit], projection_queue_status, None, status,
-                           queue=False, api_name="projection_queue_status").then(
-            project_photo, [state, face_index, already, steps, show_every], all_outs,
-            api_name="project", concurrency_limit=1, concurrency_id="projection")
-        cancel_btn.click(cancel_projection, [state], [status, before], cancels=[projection], queue=False,
-                         api_name="cancel_projection")
-        latent_file_box.upload(load_latent_file, [latent_file_box, state], [*all_outs, latent_file_box],
-                               api_name="load_latent", **render_kw)
-        edit_triggers = [t for s in [psi, mix_amount, *sliders] for t in (s.release, s.input)]
-        edit_triggers += [mix_seed.submit, mix_seed.blur, mix_layers.input, edit_layers.input, fixed.input]
-        gr.on(edit_triggers, edit_face, [state, *controls], face_outs, inputs_kwargs=direction_kw,
-              api_name="edit", trigger_mode="always_last", show_progress="minimal", **render_kw)
-        reset.click(reset_controls, [state], all_outs, api_name="reset", **render_kw)
-        sweep_btn.click(make_sweep, [state, sweep_direction, sweep_from, sweep_to, sweep_frames, sweep_format],
-                        [state, sweep_view, dl_sweep, status], api_name="sweep", **render_kw)
-        demo.unload(end_session)
-    demo.queue(max_size=64, default_concurrency_limit=1)
-    return demo
+    # ---- events
+    controls = [psi, mix_seed, mix_layers, mix_amount, edit_layers, fixed]
+    direction_kw = {kw_of[n]: s for n, s in zip(names, sliders, strict=True)}
+    face_outs = [state, photo_view, before, after, dl_image, dl_latent, dl_unedited, status]
+    all_outs = [*face_outs, *controls, *sliders]
+    render_kw: dict[str, Any] = {"concurrency_limit": 4, "concurrency_id": "render"}
+    dice.click(random_seed, None, seed, queue=False, api_name="random_seed")
+    gr.on([generate_btn.click, seed.submit], generate, [state, seed, *controls], face_outs,
+          inputs_kwargs=direction_kw, api_name="generate", **render_kw)
+    upload.upload(upload_photo, [upload, state, already],
+                  [state, upload, photo_view, faces_gallery, face_index, status],
+                  api_name="upload_photo", **render_kw)
+    upload.clear(clear_photo, [state], [state, faces_gallery, status], api_name="clear_photo", queue=False)
+    faces_gallery.select(choose_face, None, face_index, api_name="choose_face", queue=False)
+    projection = gr.on([project_btn.click, face_index.submit], projection_queue_status, None, status,
+                       queue=False, api_name="projection_queue_status").then(
+        project_photo, [state, face_index, already, steps, show_every], all_outs,
+        api_name="project", concurrency_limit=1, concurrency_id="projection")
+    cancel_btn.click(cancel_projection, [state], [status, before], cancels=[projection], queue=False,
+                     api_name="cancel_projection")
+    latent_file_box.upload(load_latent_file, [latent_file_box, state], [*all_outs, latent_file_box],
+                           api_name="load_latent", **render_kw)
+    edit_triggers = [t for s in [psi, mix_amount, *sliders] for t in (s.release, s.input)]
+    edit_triggers += [mix_seed.submit, mix_seed.blur, mix_layers.input, edit_layers.input, fixed.input]
+    gr.on(edit_triggers, edit_face, [state, *controls], face_outs, inputs_kwargs=direction_kw,
+          api_name="edit", trigger_mode="always_last", show_progress="minimal", **render_kw)
+    reset.click(reset_controls, [state], all_outs, api_name="reset", **render_kw)
+    sweep_btn.click(make_sweep, [state, sweep_direction, sweep_from, sweep_to, sweep_frames, sweep_format],
+                    [state, sweep_view, dl_sweep, status], api_name="sweep", **render_kw)
+
+
+def face_view(studio: Studio, *, preview_every: int = 25) -> View:
+    """The face view as a :class:`~latentstudio.studio.web.components.View` of the page (tab ``face``)."""
+    return View("face", "Face studio", lambda page: render_face_view(studio, page, preview_every=preview_every),
+                hint=HINT)
+
+
+def build_app(studio: Studio, *, title: str = "latentstudio face studio", workdir: str | Path | None = None,
+              workspace: Workspace | None = None, keep_files: bool = False,
+              max_session_bytes: int = DEFAULT_SESSION_BYTES, preview_every: int = 25):
+    """A page of the face view alone (not launched; :func:`serve` launches it). The studio command
+    serves it beside the latent explorer (:func:`latentstudio.studio.web.studio_app.build_studio_app`).
+
+    Args:
+        workspace: the :class:`Workspace` (made from ``workdir``, ``keep_files`` and ``max_session_bytes``
+            if None); it becomes Gradio's upload folder and cache.
+    """
+    ws = workspace or Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
+    return build_page([face_view(studio, preview_every=preview_every)], title=title, workspace=ws)
 
 
 def serve(studio: Studio, *, host: str = "127.0.0.1", port: int | None = None, block: bool = True,
           workdir: str | Path | None = None, quiet: bool = False, keep_files: bool = False,
           max_session_bytes: int = DEFAULT_SESSION_BYTES, warm_up: bool = True):
-    """Build and launch the app; returns ``(demo, url)``.
+    """Launch :func:`build_app` (the models loaded first, :meth:`Studio.warm_up`); returns ``(demo, url)``.
+    The arguments are :func:`~latentstudio.studio.web.components.launch`'s."""
+    return launch(lambda ws: build_app(studio, workspace=ws), host=host, port=port, block=block, workdir=workdir,
+                  quiet=quiet, keep_files=keep_files, max_session_bytes=max_session_bytes,
+                  before=(lambda: load_models(studio)) if warm_up else None)
 
-    The models are loaded first (:meth:`Studio.warm_up`). The server's folder (:class:`Workspace`) is
-    deleted when the server stops: at the end of a blocking call (Ctrl-C), on ``demo.close()`` (the
-    server's shutdown) and at interpreter exit, unless ``keep_files``.
 
-    Args:
-        host: interface to bind (127.0.0.1 by default: only this machine can connect).
-        port: TCP port (None: Gradio picks a free one from 7860).
-        block: keep serving until interrupted (False: return at once; close with ``demo.close()``).
-        workdir: the server's folder (default: a new temporary folder; deleted at the end either way
-            unless ``keep_files``).
-        keep_files: keep uploads and renders (sessions' folders and the server's folder) after they end.
-        max_session_bytes: cap of one session's folder; its oldest renders are deleted beyond it.
-    """
-    ws = Workspace(workdir, keep_files=keep_files, max_session_bytes=max_session_bytes)
-    log.info("uploads and renders go to %s (%s)", ws.root,
-             "kept" if keep_files else "each session's folder is deleted when its tab closes, all when the server stops")
-    try:
-        if warm_up:
-            loaded = studio.warm_up()
-            log.info("loaded: perceptual distance %s; landmarks %s", loaded["perceptual"], loaded["landmarks"])
-        demo = build_app(studio, workspace=ws)
-
-        @contextlib.asynccontextmanager
-        async def lifespan(app):
-            try:
-                yield
-            finally:  # the server is shutting down
-                ws.close()
-
-        _, url, _ = demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block,
-                                max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False, quiet=quiet, show_error=False,
-                                footer_links=["api"], run_history=False,  # no copies of the runs in the browser
-                                theme=demo.studio_theme, allowed_paths=[str(ws.root)],
-                                app_kwargs={"lifespan": lifespan})
-    except BaseException:
-        ws.close()
-        raise
-    if block:  # launch() returned: the server was interrupted
-        demo.close(verbose=False)
-        ws.close()
-    return demo, url
+def load_models(studio: Studio) -> None:
+    """Load the face view's models before the first request (:meth:`Studio.warm_up`) and log what loaded."""
+    loaded = studio.warm_up()
+    log.info("loaded: perceptual distance %s; landmarks %s", loaded["perceptual"], loaded["landmarks"])
