@@ -401,7 +401,8 @@ def launch(make_demo: Callable[[Workspace], Any], *, host: str = "127.0.0.1", po
         port: TCP port (None: Gradio picks a free one from 7860).
         block: keep serving until interrupted (False: return at once; close with ``demo.close()``).
         workdir: the server's folder (default: a new temporary folder).
-        max_session_bytes: cap of one session's folder (default :data:`DEFAULT_SESSION_BYTES`).
+        max_session_bytes: cap of one session's folder in bytes (default
+            :data:`~latentstudio.studio.web.workspace.DEFAULT_SESSION_BYTES`).
     """
     kw = {} if max_session_bytes is None else {"max_session_bytes": int(max_session_bytes)}
     ws = Workspace(workdir, keep_files=keep_files, **kw)
