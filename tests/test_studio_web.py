@@ -223,6 +223,43 @@ def test_wrong_face_number_keeps_the_photo(vae_studio):
         sess.choose_face([big, Face((70, 0, 100, 30), np.zeros((4, 2)))])
 
 
+def test_shared_controls_are_one_function_for_every_family(tmp_path):
+    import gradio as gr
+
+    from latentstudio.models.base import Knob
+    from latentstudio.studio.web.app import TRUNCATION
+    from latentstudio.studio.web.components import knob_control, knob_values, parse_seed, parse_seeds
+
+    # a knob's control follows its kind, the same for the face view's psi and the explorer's knobs
+    psi = knob_control(TRUNCATION, elem_id="truncation")
+    assert isinstance(psi, gr.Slider) and (psi.minimum, psi.maximum, psi.value) == (0.0, 1.5, 1.0)
+    assert isinstance(knob_control(Knob("sampler", "normal", "", kind=str), choices=["normal", "gmm"]), gr.Dropdown)
+    assert isinstance(knob_control(Knob("greedy", False, "", kind=bool)), gr.Checkbox)
+    cutoff = knob_control(Knob("truncation_cutoff", None, "", kind=int))
+    assert isinstance(cutoff, gr.Number) and cutoff.precision == 0 and cutoff.elem_id == "knob-truncation_cutoff"
+    assert knob_values([Knob("truncation_cutoff", None, "", kind=int), Knob("truncation_psi", 1.0, "")],
+                       {"truncation_cutoff": 4.0, "truncation_psi": 1.0}) == {"truncation_cutoff": 4,
+                                                                             "truncation_psi": 1.0}
+    assert knob_values([Knob("temperature", 0.5, "")], {"temperature": ""}) == {"temperature": None}
+    # one seed parser: the face view's single seed and the explorer's seeds
+    assert parse_seed(3.0) == 3 and parse_seed("7") == 7 and parse_seeds("0-2,5") == [0, 1, 2, 5]
+    for bad, message in ((None, "give a seed"), ("", "give a seed"), ("0-2", "one seed"), (-1, "not a number")):
+        with pytest.raises(LatentStudioError, match=message):
+            parse_seed(bad)
+
+
+def test_the_page_needs_a_view_and_opens_on_one_it_has(tmp_path):
+    from test_contract import make
+
+    from latentstudio.studio.explorer import Explorer
+    from latentstudio.studio.web.studio_app import build_studio_app
+
+    with pytest.raises(LatentStudioError, match="needs a model"):
+        build_studio_app(None, None, workdir=tmp_path / "a")
+    with pytest.raises(LatentStudioError, match="no view 'face' on this page; it has explorer"):
+        build_studio_app(Explorer(make("draw")), None, first="face", workdir=tmp_path / "b")
+
+
 # ---------------------------------------------------------------------------------------------- browser
 
 
