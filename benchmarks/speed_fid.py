@@ -23,7 +23,13 @@ Measured (one run, same threads, same batch size, rounds alternate the order A B
   ``resize_input=False, normalize_input=False``): max |difference| of the 2048-d features (goal
   1e-5).
 - ``features_own_preprocessing``: the features of the benchmark images with each library's own
-  resize rule (named in ``resize_rules``); these differ because the rules differ.
+  resize rule (named in ``resize_rules``); these differ because the rules differ: latentstudio
+  resizes by TensorFlow 1.x ``resize_bilinear`` (legacy coordinates ``src = dst * in / out``, the
+  official FID code's rule), pytorch-fid by ``F.interpolate(mode="bilinear")`` (half-pixel
+  coordinates ``src = (dst + 0.5) * in / out - 0.5``).
+- ``resize_check``: latentstudio's resize of the benchmark images to 299 x 299 against
+  torch-fidelity's reference implementation of the TF1 rule (``interpolate_bilinear_2d_like_tensorflow1x``):
+  max |difference| and whether the two are bit-identical.
 
 Images: the first ``--images`` CIFAR-10 test images (32 x 32) when found under the data root,
 else seeded uniform noise images of ``--size``.
@@ -61,7 +67,8 @@ SUITES = {
 }
 PYTORCH_FID_RESIZE_RULE = (
     "PNG file -> PIL RGB -> ToTensor (uint8 / 255); resized to 299x299 by F.interpolate bilinear "
-    "(align_corners=False, no antialias, pixel-centre coordinates); scaled as 2x - 1 = (u8 - 127.5) / 127.5"
+    "(align_corners=False, half-pixel coordinates src = (dst + 0.5) * in / out - 0.5, no antialias; NOT the "
+    "TF1 rule of the official FID code); scaled as 2x - 1 = (u8 - 127.5) / 127.5"
 )
 
 
@@ -248,6 +255,17 @@ def main() -> None:
                          "max_abs_diff": diff, "max_abs_feature": f_theirs.abs().max().item(),
                          "tolerance": 1e-5, "equal": diff <= 1e-5}
 
+        # latentstudio's resize against torch-fidelity's reference implementation of the TF1 rule
+        from latentstudio.metrics.extractors import resize_bilinear_tf1
+
+        ref = interpolate_bilinear_2d_like_tensorflow1x(images.float(), size=(299, 299), align_corners=False)
+        got = resize_bilinear_tf1(images.float(), (299, 299))
+        resize_check = {"input": f"the {len(images)} benchmark images, {tuple(images.shape[-2:])} -> 299 x 299",
+                        "reference": "torch_fidelity.interpolate_compat_tensorflow."
+                                     "interpolate_bilinear_2d_like_tensorflow1x (align_corners=False)",
+                        "max_abs_diff": (got - ref).abs().max().item(), "bit_identical": torch.equal(got, ref)}
+        del ref, got
+
         files = _write_pngs(images, Path(tmp))
         n, b = len(images), args.batch
         batch_u8 = images[:b].to(device)
@@ -326,6 +344,7 @@ def main() -> None:
         "features_own_preprocessing": {"max_abs_diff": own.max().item(), "mean_abs_diff": own.mean().item(),
                                        "note": "different resize rules, so different features (expected)"},
         "resize_rules": {"latentstudio": ext.resize_rule, "pytorch_fid": PYTORCH_FID_RESIZE_RULE},
+        "resize_check": resize_check,
         "load_average_start": [round(v, 2) for v in load_start],
         "load_average_end": [round(v, 2) for v in load_end],
         "headline": {

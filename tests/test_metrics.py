@@ -346,6 +346,11 @@ def test_inception_loader_with_stand_in_weights(tmp_path, monkeypatch):
     assert feats.shape == (2, 2048) and feats.dtype == torch.float32 and torch.isfinite(feats).all()
     assert torch.equal(feats, ext(grey.expand(-1, 3, -1, -1).contiguous()))  # grey = repeated RGB
     assert ext.logits(grey).shape == (2, 1008)
+    # the extractor runs torch-fidelity's layers with its own exact (faster) TF1 resize and stem max-pools:
+    # the same bits as the library's own forward
+    rgb = torch.randint(0, 256, (2, 3, 20, 37), dtype=torch.uint8)
+    pool3, logits = ext.net(rgb)
+    assert torch.equal(ext(rgb), pool3) and torch.equal(ext.logits(rgb), logits)
     with pytest.raises(ShapeError):
         ext(grey.float())
     # it plugs into torchmetrics' FID as the feature module (uint8 in, num_features read, no probing);
@@ -355,6 +360,42 @@ def test_inception_loader_with_stand_in_weights(tmp_path, monkeypatch):
     metric = FrechetInceptionDistance(feature=ext)
     metric.update(grey, real=True)
     assert metric.real_features_cov_sum.shape == (2048, 2048) and int(metric.real_features_num_samples) == 2
+
+
+def test_resize_bilinear_tf1_and_the_stem_max_pool():
+    """TF1 resize_bilinear (align_corners=False): src = dst * in / out, upper neighbour clamped at the border."""
+    from latentstudio.metrics.extractors import resize_bilinear_tf1
+
+    x = torch.tensor([[[[0.0, 8.0], [16.0, 32.0]]]])  # [1, 1, 2, 2]
+    up = resize_bilinear_tf1(x, (4, 3))
+    # rows read 0, 0.5, 1, 1.5 (-> 1); columns read 0, 2/3, 4/3 (-> 1); not the half-pixel rule of F.interpolate
+    row0 = torch.tensor([0.0, 8 * 2 / 3, 8.0])
+    row1 = torch.tensor([16.0, 16 + 16 * 2 / 3, 32.0])
+    want = torch.stack([row0, (row0 + row1) / 2, row1, row1])
+    torch.testing.assert_close(up[0, 0], want)
+    assert not torch.allclose(up, F.interpolate(x, size=(4, 3), mode="bilinear", align_corners=False))
+    # downsampling keeps every 2nd / 3rd pixel when the ratio is an integer (no antialias)
+    big = torch.arange(2 * 3 * 12 * 12, dtype=torch.float32).view(2, 3, 12, 12)
+    assert torch.equal(resize_bilinear_tf1(big, (6, 4)), big[:, :, ::2, ::3])
+    assert resize_bilinear_tf1(big, (12, 12)) is big
+    # bit-identical to torch-fidelity's implementation of the rule (what the FID Inception used before)
+    tf1 = pytest.importorskip("torch_fidelity.interpolate_compat_tensorflow")
+    g = torch.Generator().manual_seed(0)
+    for shape, size in (((2, 3, 32, 32), (299, 299)), ((1, 1, 28, 28), (299, 299)), ((1, 3, 400, 350), (299, 299)),
+                        ((2, 2, 7, 19), (13, 5))):
+        imgs = torch.randint(0, 256, shape, generator=g).float()
+        ref = tf1.interpolate_bilinear_2d_like_tensorflow1x(imgs, size=size, align_corners=False)
+        assert torch.equal(resize_bilinear_tf1(imgs, size), ref), shape
+    with pytest.raises(ShapeError, match="float"):
+        resize_bilinear_tf1(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), (2, 2))
+    # the stem max-pools run as separable maxima: the same values as max_pool2d, odd and even sizes
+    from latentstudio.metrics.extractors import _max_pool_3x3_s2
+
+    for shape in ((2, 3, 9, 9), (1, 2, 8, 11), (1, 1, 3, 3)):
+        x = torch.randn(shape, generator=g)
+        assert torch.equal(_max_pool_3x3_s2(x), F.max_pool2d(x, 3, stride=2)), shape
+    with pytest.raises(ShapeError, match="size"):
+        resize_bilinear_tf1(torch.zeros(1, 3, 4, 4), (0, 2))
 
 
 # --------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ __all__ = [
     "get_classifier",
     "inception_weights_dir",
     "load_inception",
+    "resize_bilinear_tf1",
 ]
 
 
@@ -228,10 +229,61 @@ PYTORCH_FID_WEIGHTS_URL = (
 INCEPTION_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 INCEPTION_RESIZE_RULE = (
-    "uint8 0..255; grey repeated to 3 channels; resized to 299x299 inside the extractor with "
-    "TensorFlow-1.x-compatible bilinear interpolation (torch-fidelity, align_corners=False, no antialias); "
-    "scaled as (x - 128) / 128"
+    "uint8 0..255 as float32; resized to 299x299 inside the extractor by TensorFlow 1.x resize_bilinear "
+    "(align_corners=False, legacy coordinates src = dst * in / out, not half-pixel; no antialias; the rule of the "
+    "official TF FID code and torch-fidelity, bit-identical to torch-fidelity's; 299x299 input is not resampled); "
+    "scaled as (x - 128) / 128; grey repeated to 3 channels"
 )
+
+
+def resize_bilinear_tf1(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TensorFlow 1.x ``tf.image.resize_bilinear(..., align_corners=False)``: the resize of the official FID code.
+
+    Output pixel ``(i, j)`` reads the input at ``(i * H / out_h, j * W / out_w)`` (legacy TF1 coordinates, not
+    the half-pixel ones of ``F.interpolate``), interpolating linearly between the two neighbouring input pixels
+    of each axis (the upper one clamped at the border); no antialiasing. Separable: the rows are interpolated
+    along the width first (``[N, C, H, out_w]``, a gather of two columns), then the result along the height, with
+    the same float32 operations in the same order as torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x``
+    (``a + (b - a) * d``, width then height), so the output is bit-identical to it, at a fraction of its cost (it
+    gathers four full-size ``[N, C, out_h, out_w]`` tensors twice each).
+
+    Args:
+        images: float ``[N, C, H, W]``, any range (pixel values 0..255 for the FID network).
+        size: ``(out_h, out_w)``, each >= 1.
+
+    Returns:
+        ``[N, C, out_h, out_w]``, the dtype and device of ``images``; ``images`` itself when the size is unchanged
+        (the TF1 rule is then the identity).
+
+    Raises:
+        ShapeError: ``images`` is not a 4-d floating tensor, or ``size`` is not two positive ints.
+    """
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ShapeError(f"resize_bilinear_tf1 needs a float [N, C, H, W] tensor, got {images.dtype} {tuple(images.shape)}")
+    if len(size) != 2 or min(size) < 1:
+        raise ShapeError(f"resize_bilinear_tf1: size must be two positive ints (out_h, out_w), got {size}")
+    out_h, out_w = int(size[0]), int(size[1])
+    h, w = images.shape[-2:]
+    if (h, w) == (out_h, out_w):
+        return images
+    lo_x, hi_x, dx = _tf1_taps(w, out_w, images.dtype, images.device)
+    lo_y, hi_y, dy = _tf1_taps(h, out_h, images.dtype, images.device)
+    left = images.index_select(3, lo_x)
+    rows = images.index_select(3, hi_x).sub_(left).mul_(dx).add_(left)  # [N, C, H, out_w]: a + (b - a) * dx
+    top = rows.index_select(2, lo_y)
+    return rows.index_select(2, hi_y).sub_(top).mul_(dy.view(-1, 1)).add_(top)
+
+
+def _tf1_taps(n_in: int, n_out: int, dtype: torch.dtype, device: torch.device
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lower / upper source indices (int64 ``[n_out]``) and fractions (``[n_out]``) of the TF1 legacy rule.
+
+    The source coordinate ``dst * (n_in / n_out)`` is computed in the images' dtype with the scale rounded to
+    float32 first, as torch-fidelity does (so the fractions, and the outputs, are the same bits)."""
+    src = torch.arange(n_out, dtype=dtype, device=device) * torch.tensor(n_in / n_out, dtype=torch.float32)
+    lo = src.long()  # floor: the coordinates are >= 0
+    hi = (lo + 1).clamp_max(n_in - 1)
+    return lo, hi, src - lo.to(dtype)
 
 
 def inception_weights_dir() -> Path:
@@ -277,6 +329,34 @@ def _download_inception(timeout: float = 60.0) -> Path:
     except OSError as exc:  # URLError, timeouts and disk errors are OSErrors
         raise ExtractorWeightsMissing(f"download of {INCEPTION_WEIGHTS_URL} failed ({exc}). {_missing_message()}")
     return dst
+
+
+def _is_plain_max_pool_3x3_s2(layer: nn.Module) -> bool:
+    """Whether ``layer`` is ``nn.MaxPool2d(3, stride=2)`` (no padding, no dilation, floor mode)."""
+    return (isinstance(layer, nn.MaxPool2d) and layer.kernel_size in (3, (3, 3)) and layer.stride in (2, (2, 2))
+            and layer.padding in (0, (0, 0)) and layer.dilation in (1, (1, 1)) and not layer.ceil_mode
+            and not layer.return_indices)
+
+
+def _max_pool_3x3_s2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 3, stride=2)`` of ``[N, C, H, W]`` (H, W >= 3) as separable maxima: rows, then columns.
+
+    The maximum is exact, so the result is the same bits as ``max_pool2d`` (NaN propagates in both), without
+    the indices that CPU ``max_pool2d`` computes even when no gradient is needed.
+    """
+    ho, wo = (x.shape[-2] - 3) // 2 + 1, (x.shape[-1] - 3) // 2 + 1
+    rows = torch.maximum(x[..., 0 : 2 * ho - 1 : 2, :], x[..., 1 : 2 * ho : 2, :])
+    torch.maximum(rows, x[..., 2 : 2 * ho + 1 : 2, :], out=rows)
+    out = torch.maximum(rows[..., 0 : 2 * wo - 1 : 2], rows[..., 1 : 2 * wo : 2])
+    return torch.maximum(out, rows[..., 2 : 2 * wo + 1 : 2], out=out)
+
+
+#: The layers of torch-fidelity's ``FeatureExtractorInceptionV3`` from the 299x299 input to pool3, in order.
+_INCEPTION_LAYERS = (
+    "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "MaxPool_2",
+    "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+    "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool",
+)
 
 
 class InceptionExtractor(FeatureExtractor):
@@ -337,10 +417,27 @@ class InceptionExtractor(FeatureExtractor):
             )
 
     def _both(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        pool3, logits = self.net(images.contiguous())
-        return pool3, logits
+        """pool3 ``[N, 2048]`` and unbiased logits ``[N, 1008]`` of ``uint8 [N, C, H, W]`` images.
+
+        The layers of torch-fidelity's network run in its order, with two exact shortcuts that give the
+        same bits as its own forward: the TF1 resize (:func:`resize_bilinear_tf1`, about 10x faster than
+        torch-fidelity's) on the image's own channels (a grey image is resized once, then repeated to 3
+        channels), and the two stem max-pools as separable maxima (:func:`_max_pool_3x3_s2`, about 2.5x
+        faster on CPU than ``max_pool2d``, which also computes the indices of the maxima). The layout stays
+        NCHW: channels-last runs about 1.4x faster on CPU but changes the convolutions' rounding.
+        """
+        net = self.net
+        x = images.to(net.feature_extractor_internal_dtype)
+        x = resize_bilinear_tf1(x, (net.INPUT_IMAGE_SIZE, net.INPUT_IMAGE_SIZE))
+        x = (x - 128) / 128
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = x.contiguous()
+        for name in _INCEPTION_LAYERS:
+            layer = getattr(net, name)
+            x = _max_pool_3x3_s2(x) if _is_plain_max_pool_3x3_s2(layer) else layer(x)
+        pool3 = torch.flatten(x, 1)
+        return pool3, pool3.mm(net.fc.weight.T)  # logits_unbiased: the fc layer without its bias
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
         return self._both(images)[0]
