@@ -10,6 +10,7 @@ contract (:class:`~latentstudio.models.base.GenerativeModel`) and write what it 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ def cli() -> None:
     """Train, sample and evaluate latent-variable generative models.
 
     The verbs work on a model of every family (two-stage VAE, DRAW, sketch-rnn, StyleGAN2).
+
+    CPU threads: the command sets OMP_WAIT_POLICY=PASSIVE when it is not set (idle OpenMP threads sleep
+    instead of spinning, so several threads stay fast on a CPU shared with other jobs); set it to keep
+    another value.
 
     \b
     Example:
@@ -635,7 +640,14 @@ for _module in (draw, sketch, stylegan2, studies, studio):  # each adds its fami
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it: idle OpenMP threads then sleep instead of
+    spinning, without which 2 threads on a CPU shared with other jobs ran about 5x slower than 1
+    (benchmarks/results/efficiency.json). OpenMP reads the variable once, when torch first loads it; the
+    commands import torch lazily, after this line. ``import latentstudio`` never touches the environment.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cli(prog_name="latentstudio")
 
 
