@@ -196,6 +196,22 @@ def _reader_sketch_rnn_nmax(d: dict[str, Any]) -> Row:
     return {"result": "; ".join(res), "reference": "step at the data's Nmax", "work": ", ".join(dict.fromkeys(work))}
 
 
+def _reader_sketch_rnn_sheep(d: dict[str, Any]) -> Row:
+    """Older sketch_rnn_sheep JSONs (quality sections trained for a minutes budget, before the headline key):
+    the quality section with the most steps."""
+    secs = [v for k, v in d.items() if k.startswith("quality") and isinstance(v, dict) and v.get("test_curve_nats")]
+    if not secs:
+        return {}
+    q = max(secs, key=lambda v: v.get("steps") or 0)
+    first, last = q["test_curve_nats"][0], q["test_curve_nats"][-1]
+    budget = q.get("budget_minutes")
+    return {"result": f"test L_R {last['recon']:.3f} nats after {q.get('steps')} steps (L_KL {last['kl']:.3f})",
+            "reference": f"step 0: L_R {first['recon']:.3f}", "ratio": _fmt(last["recon"] / first["recon"]),
+            "work": f"{q.get('preset')} preset, {q.get('steps')} steps"
+                    + (f"; old protocol: a {budget:g}-minute budget, depends on machine speed" if budget else ""),
+            "time": f"{60 * float(q['wall_minutes']):.0f} s wall" if q.get("wall_minutes") else ""}
+
+
 def _reader_two_stage_conditional(d: dict[str, Any]) -> Row:
     acc, per = d.get("classifier_accuracy") or {}, d.get("classifier_accuracy_per_digit") or {}
     if not acc:
@@ -334,6 +350,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("efficiency", "efficiency", ("efficiency",)),
     Entry("sketch_rnn_nmax", "sketch_rnn_nmax", ("sketch_rnn_nmax_quick", "sketch_rnn_nmax"), reader=_reader_sketch_rnn_nmax),
     Entry("studio_scale", "studio_scale", ("studio_scale_quick", "studio_scale"), reader=_reader_studio_scale),
+    Entry("sketch_rnn_sheep", "sketch_rnn_sheep", ("sketch_rnn_sheep_quick", "sketch_rnn_sheep"),
+          reader=_reader_sketch_rnn_sheep,
+          notes="sketch-rnn (cpu preset) on the sheep set: test L_R after a fixed number of steps."),
     Entry("two_stage_mnist_conditional", "two_stage_mnist", ("two_stage_mnist_conditional",),
           optional=("two_stage_mnist_conditional_quick",),
           full=("--conditional", "--gamma-init", "1.0"), quick=("--conditional", "--gamma-init", "1.0"),

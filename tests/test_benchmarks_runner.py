@@ -152,3 +152,52 @@ def test_missing_script_is_logged_not_run(run, tmp_path, monkeypatch):
     log = run.run_entries([ghost], "quick", threads=1, data_root=None, results_dir=tmp_path)
     assert log["entries"] == {"ghost": {"missing_script": True}}
     assert "not run (script missing)" in run.build_table(tmp_path, [ghost], log)
+
+
+def test_sketch_rnn_sheep_reader_of_the_old_minutes_json(run):
+    old = {"quality_cpu_preset": {"preset": "cpu", "steps": 3223, "budget_minutes": 60.0, "wall_minutes": 60.1,
+                                  "test_curve_nats": [{"step": 0, "recon": 2.4, "kl": 0.0},
+                                                      {"step": 3223, "recon": 0.6, "kl": 0.2}]},
+           "quality_short": {"preset": "cpu", "steps": 398, "test_curve_nats": [{"step": 0, "recon": 1.0, "kl": 0.0}]},
+           "speed": {"ratio_cpu_time": 1.3}}
+    entry = next(e for e in run.ENTRIES if e.name == "sketch_rnn_sheep")
+    row = run.row_for(entry, "sketch_rnn_sheep", old)
+    assert row["result"] == "test L_R 0.600 nats after 3223 steps (L_KL 0.200)"  # the longest quality section
+    assert row["reference"] == "step 0: L_R 2.400" and row["ratio"] == "0.25" and row["time"] == "3606 s wall"
+    assert "old protocol: a 60-minute budget" in row["work"]
+    assert "sketch_rnn_sheep_quick" in entry.results and "full" in entry.suites
+
+
+def test_sketch_rnn_sheep_quality_runs_a_fixed_number_of_steps(tmp_path, monkeypatch):
+    """The quality phase at tiny work (tiny preset, 3 steps) on a synthetic stroke file at the sheep path."""
+    import torch
+    from conftest import write_stroke_npz
+
+    sheep_file = tmp_path / "data" / "sketches" / "sketch-rnn-datasets" / "aaron_sheep.npz"
+    sheep_file.parent.mkdir(parents=True)
+    write_stroke_npz(sheep_file)
+    sheep = _load("sketch_rnn_sheep")
+    common = sys.modules["_common"]
+    monkeypatch.setattr(common, "RESULTS", common.RESULTS)  # restored afterwards: main() points it at tmp_path
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    text = (BENCH / "sketch_rnn_sheep.py").read_text()
+    assert "add_suite(" in text and "--minutes" not in text and "max_minutes\": None" in text
+    threads = torch.get_num_threads()
+    try:
+        sheep.main(["--suite", "quick", "--steps", "3", "--eval-every", "2", "--preset", "tiny",
+                    "--data-root", str(tmp_path / "data"), "--runs-root", str(tmp_path / "runs"),
+                    "--results-dir", str(tmp_path / "results")])
+    finally:
+        torch.set_num_threads(threads)
+    d = json.loads((tmp_path / "results" / "sketch_rnn_sheep_quick.json").read_text())
+    q = d["quality"]
+    assert q["steps"] == 3 and [r["step"] for r in q["test_curve_nats"]] == [0, 2, 3]  # step 0, every 2, the end
+    assert q["train_config"]["max_steps"] == 3 and q["train_config"]["max_minutes"] is None and q["no_nan"]
+    assert {"wall_seconds", "cpu_seconds", "threads", "load_average_before", "load_average_after"} <= set(q["timing"])
+    assert d["suite"] == "quick (custom)" and d["command"].startswith("python benchmarks/sketch_rnn_sheep.py --suite quick")
+    assert "--steps 3" in d["command"] and "--eval-every 2" in d["command"] and "--threads 1" in d["command"]
+    h = d["headline"]
+    assert h["result"].startswith("test L_R ") and "after 3 steps" in h["result"]
+    assert h["ratio"] == round(q["test_curve_nats"][-1]["recon"] / q["test_curve_nats"][0]["recon"], 4)
+    assert "tiny preset, 3 steps of batch 32" in h["work"] and "wall" in h["time"]
