@@ -15,7 +15,14 @@ from pathlib import Path
 
 import click
 
-from latentstudio.cli.options import data_options, data_spec, friendly_errors, parse_int_list, parse_pairs
+from latentstudio.cli.options import (
+    data_options,
+    data_spec,
+    friendly_errors,
+    model_knobs,
+    parse_int_list,
+    parse_pairs,
+)
 from latentstudio.errors import LatentStudioError
 from latentstudio.io.atomic import write_json
 
@@ -393,13 +400,21 @@ def _align_cli(studio, img, face_index, min_face_score):
 
 
 @click.command("edit")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True), help=MODEL_HELP)
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True),
+              help="Model directory or run directory of any family (two-stage VAE, VAE and StyleGAN2 through the "
+                   "Face Studio; DRAW, sketch-rnn through the latent explorer).")
 @click.option("--latent", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this latent (.npz from project/studio, or .npy).")
-@click.option("--seed", type=int, default=None, help="Start from the face of this seed (default 0).")
+              help="Start from this latent (.npz from project/studio/explorer, or .npy; explorer files: the first "
+                   "latent, in the file's space).")
+@click.option("--seed", type=int, default=None,
+              help="Start from the face (or sample) of this seed (default 0); sketch-rnn: also the seed of the "
+                   "decoder's sampling.")
 @click.option("--truncation-psi", "truncation", type=float, default=1.0, show_default=True,
               help="Truncation psi of the start face (StyleGAN2).")
-@click.option("--directions", multiple=True, type=click.Path(exists=True), help="Direction library (repeatable).")
+@click.option("--temperature", type=float, default=None,
+              help="DRAW, sketch-rnn: decoding temperature (sketch-rnn: 0 = greedy; default: the model's).")
+@click.option("--directions", multiple=True, type=click.Path(exists=True),
+              help="Direction library (repeatable; e.g. the explorer's directions file, of the latent's space).")
 @click.option("--set", "sets", multiple=True, metavar="NAME=MAGNITUDE", help="Move along a direction (repeatable).")
 @click.option("--control", "controls", multiple=True, metavar="CONTROL=CHOICE",
               help="The thesis widget's toggles, e.g. smile=yes, age=old, gender=female (fixed magnitudes).")
@@ -409,28 +424,44 @@ def _align_cli(studio, img, face_index, min_face_score):
 @click.option("--interpolate", "other", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Write frames from the start face to this latent (.npz/.npy) instead.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="PNG (image or frame strip), .gif or .mp4 (sweeps and interpolations).")
+              help="PNG (image or frame strip; sketches: SVG), .gif or .mp4 (sweeps and interpolations).")
 @click.option("--upscale", type=int, default=1, show_default=True, help="Nearest-neighbour upscaling of frames.")
 @click.option("--overwrite", is_flag=True)
 @friendly_errors
-def edit_command(model_path, latent, seed, truncation, directions, sets, controls, sweep, sweep_range, frames, other,
-                 out, upscale, overwrite):
-    """Edit a face: latent + sum(direction * magnitude), sweeps along a direction, interpolation.
+def edit_command(model_path, latent, seed, truncation, temperature, directions, sets, controls, sweep, sweep_range,
+                 frames, other, out, upscale, overwrite):
+    """Edit a latent: latent + sum(direction * magnitude), sweeps along a direction, interpolation.
+
+    Face models (two-stage VAE, VAE, StyleGAN2) are edited as in the Face Studio. Every other model
+    (DRAW, sketch-rnn) through the latent explorer: the latent is a latents file it saved (its space)
+    or the sample of --seed, the directions its directions file (of the same space); DRAW writes
+    PNG, sketch-rnn SVG, sweeps and interpolations also .gif / .mp4.
 
     \b
     Examples:
       latentstudio edit --model RUN --seed 3 --directions dirs.npz --set Smiling=2 --set Male=-1 --out a.png
       latentstudio edit --model RUN --latent me.npz --directions dirs.npz --sweep Smiling --out smile.gif
       latentstudio edit --model models/ffhq --seed 1 --directions ffhq_dirs/ --control age=old --out old.png
+      latentstudio edit --model DRAW_RUN --latent z_seeds0-3.npz --directions z_directions.npz --set pc0=2 --out a.png
+      latentstudio edit --model SKETCH_RNN_RUN --seed 4 --directions z_directions.npz --sweep pc1 --out sweep.svg
     """
     import torch  # lazy: slow import (CLI start-up)
 
     from latentstudio.io.images import save_image  # lazy: imports torch
+    from latentstudio.samplers import load_model_with_samplers  # lazy: imports torch
+    from latentstudio.studio.adapters import ADAPTERS  # lazy: imports torch
     from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep  # lazy: imports torch
-    from latentstudio.studio.loading import load_latent_model  # lazy: imports torch
+    from latentstudio.studio.loading import wrap_model  # lazy: imports torch; registers the StyleGAN2 adapter
     from latentstudio.studio.projection import load_latent, noise_swap  # lazy: imports torch
 
-    model = load_latent_model(model_path)
+    loaded = load_model_with_samplers(model_path)
+    if loaded.model_type not in ADAPTERS:  # not a model the Face Studio drives: the explorer's edit
+        return _edit_in_explorer(loaded, latent, seed, temperature, directions, sets, controls, sweep, sweep_range,
+                                 frames, other, out, upscale, overwrite)
+    if temperature is not None:
+        raise click.UsageError(f"--temperature is for DRAW and sketch-rnn; a {loaded.model_type} model takes "
+                               "--truncation-psi")
+    model = wrap_model(loaded)
     lib = _library(directions, model.latent_dim)
     noise: dict = {}
     if latent:
@@ -465,6 +496,55 @@ def edit_command(model_path, latent, seed, truncation, directions, sets, control
         img = img.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     save_image(img, out, overwrite=overwrite)
     click.echo(f"wrote {out}" + (f" ({', '.join(f'{n} {m:+g}' for n, m in moves)})" if moves else ""))
+
+
+def _edit_in_explorer(model, latent, seed, temperature, directions, sets, controls, sweep, sweep_range, frames,
+                      other, out, upscale, overwrite):
+    """``edit`` for a model the Face Studio does not drive, through the latent explorer's logic."""
+    import torch  # lazy: slow import (CLI start-up)
+
+    from latentstudio.api import read_latents  # lazy: imports torch
+    from latentstudio.studio.explorer import Explorer, edit_target, save_edited  # lazy: imports torch
+
+    if controls:
+        raise click.UsageError("--control is the face studio's (face models); move along a direction with --set "
+                               "NAME=AMOUNT")
+    if not directions:
+        raise click.UsageError("give --directions FILE (the explorer's directions file, of the latent's space)")
+    ex = Explorer(model)
+    edit_target(out, ex.output_kind, overwrite=overwrite)
+    knobs = model_knobs(model, {} if temperature is None else {"temperature": temperature})
+    condition = None
+    if latent:
+        found = read_latents(model, latent)
+        if found.note:
+            click.echo(f"note: {found.note}", err=True)
+        if len(found) > 1:
+            click.echo(f"note: {Path(latent).name} holds {len(found)} latents; editing latent 0", err=True)
+        dirs = ex.read_directions(*directions, space=found.space)
+        base, condition = found.latents[0], found.condition_of(0)
+    else:
+        dirs = ex.read_directions(*directions)
+        base = ex.draw([seed or 0], space=dirs.space, knobs=knobs)[0][0]
+    moves = {k: float(v) for k, v in parse_pairs(sets, "--set").items()}
+    edited = ex.apply(base, dirs, moves)
+    if sweep:
+        lo, hi = (float(v) for v in sweep_range.split(":"))
+        mags = torch.linspace(lo, hi, frames).tolist()
+        path = torch.stack([ex.apply(edited, dirs, {sweep: m}) for m in mags])
+        what = f"{frames} frames, {sweep} from {lo:g} to {hi:g}"
+    elif other:
+        end = read_latents(model, other)
+        if end.space != dirs.space:
+            raise click.UsageError(f"{Path(other).name} holds latents of {end.space}, the edit is in {dirs.space}")
+        path = ex.interpolate(edited, end.latents[0], frames, "lerp")
+        what = f"{frames} frames of interpolation"
+    else:
+        path = edited[None]
+        what = ", ".join(f"{n} {m:+g}" for n, m in moves.items()) or "unedited"
+    outs = ex.decode_each(path, space=dirs.space, knobs=knobs, condition=condition, seed=seed or 0)
+    save_edited(outs, out, upscale=upscale, overwrite=overwrite)
+    click.echo(f"wrote {out} ({what}; {dirs.space} of {model.model_type})")
 
 
 # ----------------------------------------------------------------------------------------------

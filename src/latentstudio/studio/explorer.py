@@ -50,10 +50,10 @@ from latentstudio.data.strokes import (
     read_ndjson,
     read_npz,
 )
-from latentstudio.errors import ConfigError, LatentStudioError
+from latentstudio.errors import ConfigError, LatentStudioError, RunExistsError
 from latentstudio.io import media
 from latentstudio.io.atomic import atomic_path
-from latentstudio.io.images import load_image, make_grid, save_image
+from latentstudio.io.images import image_format, load_image, make_grid, save_image
 from latentstudio.io.strokes_render import grid_image, save_sketches
 from latentstudio.latents import INTERPOLATIONS, interpolation_path
 from latentstudio.models.base import COMPLETE, DECODE, ENCODE, STEPS, GenerativeModel, LatentSpace
@@ -560,6 +560,102 @@ class Explorer:
             step = step * mask
         return out + step
 
+    def read_directions(self, *paths: str | Path, space: str | None = None) -> Directions:
+        """Direction library files (as :func:`save_directions` writes them) as :class:`Directions` of one
+        space of this model, named as in the files (a later file's direction replaces an earlier one of the
+        same name).
+
+        Args:
+            paths: library ``.npz`` files (or ``.npy`` directions, see ``DirectionLibrary.load``).
+            space: the space of the latents they will move (a latent file's); None: the space the files
+                record (``info.space``), else the model's default space.
+
+        Returns:
+            :class:`Directions` with ``vectors [k, *shape]``, a zero ``mean`` and ``labels`` = the names.
+
+        Raises:
+            ExplorerError: no file, a file of another family or of another space than ``space``, files of
+                two spaces, a vector that is not of the space's shape, or a file without directions (each
+                message names the file and what to give instead).
+            LatentStudioError: a missing or unreadable file.
+        """
+        if not paths:
+            raise ExplorerError("no directions file given: give a directions .npz saved by the explorer "
+                                "(CLI: --directions FILE)")
+        names: dict[str, torch.Tensor] = {}
+        ratios: dict[str, float] = {}
+        shown: str | None = space
+        for p in paths:
+            p = Path(p)
+            lib = DirectionLibrary.load(p)
+            family = lib.info.get("model_type")
+            if family and family != self.family:
+                raise ExplorerError(f"{p.name} holds directions of a {family} model, not of this {self.family} "
+                                    "model: give the directions file saved with this model")
+            recorded = lib.info.get("space")
+            if recorded and shown is not None and recorded != shown:
+                raise ExplorerError(f"{p.name} holds directions of space {recorded!r}, the latents are of space "
+                                    f"{shown!r}: give latents of {recorded} (or directions saved in {shown})")
+            shown = shown or recorded
+            try:
+                s = self.space(shown)
+            except ExplorerError as exc:
+                raise ExplorerError(f"{p.name}: {exc}") from None
+            shown = s.name
+            if not len(lib):
+                raise ExplorerError(f"{p.name} holds no direction")
+            for d in lib:
+                v = d.full(s.layers) if s.layers else d.vector
+                if tuple(v.shape) != s.shape:
+                    raise ExplorerError(f"{p.name}: direction {d.name!r} has shape {list(d.vector.shape)}, "
+                                        f"{s.name} latents of this model have {list(s.shape)}; was it saved "
+                                        "from another model?")
+                names[d.name] = v.float()
+                ratios[d.name] = float(d.meta.get("variance_ratio", 0.0) or 0.0)
+        return Directions(s.name, torch.stack(list(names.values())), torch.zeros(s.shape),
+                          tuple(ratios.values()), ", ".join(Path(p).name for p in paths), labels=tuple(names))
+
+    def apply(self, latent: torch.Tensor, directions: Directions, amounts: dict[str, float], *,
+              layers: Sequence[int] | None = None) -> torch.Tensor:
+        """``latent`` moved along directions chosen by name: :meth:`move` with ``amounts`` ``{name: amount}``
+        (directions not named move by 0; an amount of 0 gives ``latent`` itself).
+
+        Args:
+            latent: ``[*shape]`` or ``[n, *shape]`` of ``directions.space``.
+            layers: W+ rows the move applies to (see :meth:`move`); None: every row.
+
+        Raises:
+            ExplorerError: a name that is not one of ``directions.names`` (the known ones listed), or bad
+                ``layers`` (see :meth:`move`).
+        """
+        known = directions.names
+        unknown = [n for n in amounts if n not in known]
+        if unknown:
+            raise ExplorerError(f"no direction {unknown[0]!r} in {directions.source}; its directions: "
+                                f"{', '.join(known)}")
+        return self.move(latent, directions, [float(amounts.get(n, 0.0)) for n in known], layers=layers)
+
+    def decode_each(self, z: torch.Tensor, *, space: str | None = None, knobs: dict[str, Any] | None = None,
+                    condition: Any = None, seed: int = 0) -> Outputs:
+        """:meth:`decode` of each latent of ``z [n, *shape]`` on its own with the same ``seed``, so that a
+        stochastic decoder (sketch-rnn) draws every latent with the same random numbers (the frames of a
+        sweep differ by the move only; a latent gives the output :meth:`decode` gives it alone).
+
+        Returns:
+            images ``uint8 [n, C, H, W]`` or :class:`Sketches` of ``n`` sketches.
+
+        Raises:
+            ExplorerError: latents of another shape than the space's.
+        """
+        s = self.space(space)
+        z = self._checked(z, s)
+        cond = None if condition is None else self._condition(condition, 1)
+        outs = [self.decode(z[i : i + 1], space=s.name, knobs=knobs, condition=cond, seed=seed)
+                for i in range(len(z))]
+        if self.output_kind == "sketches":
+            return Sketches([x for o in outs for x in (o.strokes if isinstance(o, Sketches) else o)])
+        return torch.cat(outs)
+
 
 # ---------------------------------------------------------------------------------------------- files
 
@@ -678,6 +774,51 @@ def save_animation(outputs: Outputs | Sequence[torch.Tensor], path: str | Path, 
     if suffix == ".mp4":
         return media.write_mp4(torch.stack(frames), path, fps=fps, overwrite=True)
     raise ExplorerError(f"{path.name}: animations are written as .gif or .mp4")
+
+
+#: Extensions written as animations by :func:`save_edited` (every other one is a picture).
+ANIMATIONS = (".gif", ".mp4")
+
+
+def edit_target(path: str | Path, output_kind: str, *, overwrite: bool = False) -> Path:
+    """Check where :func:`save_edited` will write, before any work: an animation (``.gif`` / ``.mp4``) or a
+    picture of the model's ``output_kind`` (images: ``.png`` / ``.jpg`` / ``.webp``; sketches: ``.svg`` /
+    ``.png``).
+
+    Raises:
+        ConfigError: another extension (the known ones named). RunExistsError: ``path`` exists and
+            ``overwrite`` is False.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATIONS:
+        if output_kind == "sketches":
+            if suffix not in (".svg", ".png"):
+                raise ConfigError(f"{path}: sketches are written as .svg or .png, animations as .gif or .mp4; "
+                                  f"got {suffix or '(no extension)'!r}")
+        else:
+            image_format(path)
+    if path.exists() and not overwrite:
+        raise RunExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    return path
+
+
+def save_edited(outputs: Outputs, path: str | Path, *, upscale: int = 1, fps: float = 6.0,
+                overwrite: bool = False) -> Path:
+    """Outputs (one, or the frames of a sweep or interpolation) as one picture, a row of them (PNG / JPEG /
+    WebP images, SVG / PNG sketches), or an animation (``.gif`` / ``.mp4``, one frame per output), by the
+    extension; images are scaled by the integer ``upscale`` (nearest neighbour).
+
+    Raises:
+        ConfigError / RunExistsError: see :func:`edit_target`.
+    """
+    kind = "sketches" if isinstance(outputs, Sketches) else "images"
+    path = edit_target(path, kind, overwrite=overwrite)
+    n = len(outputs)
+    side = 0 if kind == "sketches" else int(outputs.shape[-1]) * max(1, int(upscale))
+    if path.suffix.lower() in ANIMATIONS:
+        return save_animation(outputs, path, fps=fps, side=side)
+    return save_outputs(outputs, path, nrow=n, upscale_to=side if upscale > 1 else 0)
 
 
 def save_latents(path: str | Path, latents: torch.Tensor, /, *, model: GenerativeModel, space: str,
