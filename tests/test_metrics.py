@@ -362,7 +362,7 @@ def test_inception_loader_with_stand_in_weights(tmp_path, monkeypatch):
     assert metric.real_features_cov_sum.shape == (2048, 2048) and int(metric.real_features_num_samples) == 2
 
 
-def test_resize_bilinear_tf1_and_the_stem_max_pool():
+def test_resize_bilinear_tf1_and_the_exact_pools():
     """TF1 resize_bilinear (align_corners=False): src = dst * in / out, upper neighbour clamped at the border."""
     from latentstudio.metrics.extractors import resize_bilinear_tf1
 
@@ -388,12 +388,18 @@ def test_resize_bilinear_tf1_and_the_stem_max_pool():
         assert torch.equal(resize_bilinear_tf1(imgs, size), ref), shape
     with pytest.raises(ShapeError, match="float"):
         resize_bilinear_tf1(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), (2, 2))
-    # the stem max-pools run as separable maxima: the same values as max_pool2d, odd and even sizes
-    from latentstudio.metrics.extractors import _max_pool_3x3_s2
+    # the Inception pools run as separable maxima and shifted sums: the same values as torch's pools
+    from latentstudio.metrics.extractors import _avg_pool_3x3_s1_same, _max_pool_3x3_s1_same, _max_pool_3x3_s2
 
     for shape in ((2, 3, 9, 9), (1, 2, 8, 11), (1, 1, 3, 3)):
         x = torch.randn(shape, generator=g)
         assert torch.equal(_max_pool_3x3_s2(x), F.max_pool2d(x, 3, stride=2)), shape
+    for shape in ((2, 3, 9, 9), (1, 2, 8, 11), (1, 1, 2, 1), (1, 1, 1, 1)):
+        x = torch.randn(shape, generator=g)
+        assert torch.equal(_max_pool_3x3_s1_same(x), F.max_pool2d(x, 3, stride=1, padding=1)), shape
+        assert torch.equal(_avg_pool_3x3_s1_same(x), F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)), shape
+    corner = _avg_pool_3x3_s1_same(torch.arange(9.0).view(1, 1, 3, 3))[0, 0]
+    assert corner[0, 0] == (0 + 1 + 3 + 4) / 4 and corner[1, 1] == 4.0  # padding not counted
     with pytest.raises(ShapeError, match="size"):
         resize_bilinear_tf1(torch.zeros(1, 3, 4, 4), (0, 2))
 
