@@ -32,7 +32,7 @@ from test_studio_web import (
 
 from latentstudio.api import load
 from latentstudio.io.images import save_image
-from latentstudio.studio.explorer import Explorer
+from latentstudio.studio.explorer import Explorer, latent_grid
 from latentstudio.studio.projection import load_latent
 
 
@@ -182,6 +182,23 @@ def test_class_conditional_draw_in_the_browser(chromium, tmp_path):
         with Image.open(download(page, "download-steps-strip", tmp_path)) as im:  # one row of T square canvases
             side = im.size[1] - 4  # make_grid pads by 2
             assert im.format == "PNG" and side >= explorer.output_shape()[-1] and im.size[0] == t * (side + 2) + 2
+        # that latent's values as a grid, a row of latent_dim cells per step
+        page.wait_for_selector("#steps-latent-values img")
+        d = explorer.space().shape[1]
+        with Image.open(download(page, "download-steps-values", tmp_path)) as im:
+            cell = im.size[0] // d
+            assert im.format == "PNG" and cell >= 4 and im.size == (d * cell, t * cell)
+            got = np.asarray(im.convert("RGB")).astype(int)
+        z4 = explorer.encode(explorer.read_input(img), condition=2)[0]  # latent 4: the encoded image
+        def off(z) -> int:
+            return int(np.abs(latent_grid(z, cell=cell).permute(1, 2, 0).numpy().astype(int) - got).max())
+
+        assert off(z4) <= 2 and off(explorer.draw([0], condition=2)[0][0]) > 2  # latent 4's values, not latent 0's
+        # the seeds' steps have no latent to show: the values are cleared
+        page.click("#seed-steps")
+        wait_status(page, "for 4 sample(s)")
+        page.wait_for_selector("#steps-latent-values img", state="detached")
+        no_error(page)
     finally:
         ctx.close()
         demo.close()

@@ -492,8 +492,9 @@ def render_explorer(explorer: Explorer, page: Page, *, pca_samples: int = 256) -
         except LatentStudioError as exc:
             return refuse(sess, "nearest", exc)
 
-    def write_steps(sess, frames: torch.Tensor, stem: str, request, message: str) -> dict:
-        """Canvases ``uint8 [T, n, C, H, W]`` as a strip (a row per latent, a column per step) and a GIF."""
+    def write_steps(sess, frames: torch.Tensor, stem: str, request, message: str, values: Path | None = None) -> dict:
+        """Canvases ``uint8 [T, n, C, H, W]`` as a strip (a row per latent, a column per step) and a GIF, with
+        the picture of the latent's values (``values``: one latent's steps) or none (the seeds' samples)."""
         t, n = frames.shape[:2]
         rgb = frames.expand(-1, -1, 3, -1, -1) if frames.shape[2] == 1 else frames
         strip = make_grid(rgb.transpose(0, 1).flatten(0, 1), nrow=t)
@@ -501,9 +502,11 @@ def render_explorer(explorer: Explorer, page: Page, *, pca_samples: int = 256) -
         folder = page.render_dir(request)
         png = save_outputs(strip[None], folder / f"{stem}.png")
         gif = save_animation(tiles, folder / f"{stem}.gif", fps=4.0)
-        ws.enforce_cap(session_id(request), keep=[png, gif])
+        ws.enforce_cap(session_id(request), keep=[png, gif, *([values] if values else [])])
+        no_values = gr.update(value=None, label="Latent values (PNG)", interactive=False)
         return {state: sess, steps_view: str(png), steps_anim: str(gif), dl_steps: offer(gif, "Steps"),
-                dl_steps_strip: offer(png, "Strip"), status: message}
+                dl_steps_strip: offer(png, "Strip"), steps_values: None if values is None else str(values),
+                dl_steps_values: no_values if values is None else offer(values, "Values"), status: message}
 
     def drawing_steps(session_state, seeds, condition, request: gr.Request, **kw):
         """The canvas after every step of the seeds' samples: a strip (a row per sample) and a GIF."""
@@ -523,10 +526,14 @@ def render_explorer(explorer: Explorer, page: Page, *, pca_samples: int = 256) -
         sess = sessions.of(session_state, request)
         try:
             i = int(latent_number or 0)
-            frames = torch.as_tensor(explorer.steps_of(sess.latent(i)[None], space=sess.space, knobs=knobs_from(kw),
+            z = sess.latent(i)
+            frames = torch.as_tensor(explorer.steps_of(z[None], space=sess.space, knobs=knobs_from(kw),
                                                        condition=parse_condition(kind, condition)))
+            grid = save_image(latent_grid(z, cell=max(4, min(16, 480 // max(z.shape[-1], 1)))),
+                              page.render_dir(request) / f"steps_latent{i}_values.png", overwrite=True)
             return write_steps(sess, frames, f"steps_latent{i}", request,
-                               f"The canvas after each of {len(frames)} steps for latent {i} ({sess.labels[i]}).")
+                               f"The canvas after each of {len(frames)} steps for latent {i} ({sess.labels[i]}); "
+                               "its values, a row per step.", values=grid)
         except SessionEnded:
             return {state: sess}
         except LatentStudioError as exc:
@@ -637,8 +644,11 @@ def render_explorer(explorer: Explorer, page: Page, *, pca_samples: int = 256) -
         with gr.Row():
             steps_view = image_view("Canvas after each step (a row per latent)", elem_id="steps-strip")
             steps_anim = image_view("Animation", elem_id="steps-anim")
-        dl_steps, dl_steps_strip = download_row(("Steps (GIF)", "download-steps"),
-                                                ("Strip (PNG)", "download-steps-strip"))
+            steps_values = image_view("Latent #'s values (a row per step; blue -3, white 0, red +3)",
+                                      elem_id="steps-latent-values")
+        dl_steps, dl_steps_strip, dl_steps_values = download_row(
+            ("Steps (GIF)", "download-steps"), ("Strip (PNG)", "download-steps-strip"),
+            ("Latent values (PNG)", "download-steps-values"))
 
     # ---- events
     kw_in = dict(knob_boxes)
@@ -671,7 +681,7 @@ def render_explorer(explorer: Explorer, page: Page, *, pca_samples: int = 256) -
     gr.on(move_triggers, move, [state, start, pca_of, layer_mask, condition],
           [state, edit_view, values_view, dl_edit, dl_edit_latent, dl_directions, status],
           inputs_kwargs=slider_kw, api_name="move", trigger_mode="always_last", show_progress="minimal", **render)
-    steps_outs = [state, steps_view, steps_anim, dl_steps, dl_steps_strip, status]
+    steps_outs = [state, steps_view, steps_anim, dl_steps, dl_steps_strip, steps_values, dl_steps_values, status]
     steps_btn.click(drawing_steps, [state, seeds, condition], steps_outs, inputs_kwargs=kw_in,
                     api_name="drawing_steps", **render)
     gr.on([latent_steps_btn.click, steps_latent.submit], latent_steps, [state, steps_latent, condition], steps_outs,
