@@ -26,7 +26,10 @@ rows such as W+, PCA of its row space, W, broadcast to every row, GANSpace-style
 (on chosen layers of W+), :meth:`~Explorer.steps_of` (the drawing of any latent) and
 :meth:`~Explorer.complete` (a partial sketch continued); files: :func:`save_latents` (``.npz`` with the model path and space),
 :func:`save_outputs` (PNG grid / SVG), :func:`save_animation` (GIF / MP4), :func:`save_directions`
-(a direction library ``.npz`` as ``latentstudio edit --directions`` reads it).
+(a direction library ``.npz`` as ``latentstudio edit --directions`` reads it). ``latentstudio edit`` of a model
+the Face Studio does not drive (DRAW, sketch-rnn): :meth:`~Explorer.read_directions` (a directions file checked
+against the model and the latents' space), :meth:`~Explorer.apply` (moves by name),
+:meth:`~Explorer.decode_each` (every frame with the same seed) and :func:`save_edited`.
 """
 
 from __future__ import annotations
