@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
@@ -123,7 +121,7 @@ def test_sketch_rnn_edits_write_svg_and_an_amount_of_zero_gives_the_same_strokes
 
 
 def test_mismatched_files_and_options_are_refused_in_one_line(tmp_path):
-    model, ex, z, dirs, lat, lib = saved(tmp_path, "draw")
+    model, _, z, _, lat, lib = saved(tmp_path, "draw")
 
     def refused(*args, code: int = 1) -> str:
         got, out = edit("--model", model.path, *args, "--out", tmp_path / "x.png")
