@@ -378,7 +378,9 @@ def main() -> None:
         "headline": {
             "result": f"sketch-rnn training step {head['cpu_seconds_median']['latentstudio']:.2f} s CPU "
                       f"(batch {args.batch}, Nmax {args.nmax})",
-            "reference": "plain PyTorch nn.LSTM sketch-rnn, same batch and weights",
+            "reference": "plain PyTorch nn.LSTM sketch-rnn, same batch and weights; FLOP floor of the ratio "
+                         f"{head['flops']['best_possible_ratio']:.2f} (latentstudio's FLOPs / the reference's: the "
+                         "ratio if both ran at the matmul rate)",
             "ratio": head["ratio_cpu_median"],
             "work": f"{args.rounds} timed steps of each, interleaved",
             "time": f"{head['threads']} thread(s), load {head['load_average_start'][0]:.1f} -> "
