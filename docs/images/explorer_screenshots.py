@@ -23,6 +23,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -158,7 +159,7 @@ def run_family(name: str, model: str, input_path: str | None, args, directions: 
     if name == "face":
         cmd += ["--steps", str(args.projection_steps)]
     print(f"{name}: latentstudio {' '.join(cmd[1:])}", flush=True)
-    proc = _serve(cmd, port, HERE / f".explorer_{name}.log")
+    proc = _serve(cmd, port, Path(tempfile.gettempdir()) / f"explorer_screenshots_{name}.log")
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=ARGS)
