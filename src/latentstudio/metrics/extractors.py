@@ -410,8 +410,11 @@ _INCEPTION_BLOCKS: dict[str, tuple] = {
 
 
 def _run_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """One layer of the Inception trunk: the blocks by their wiring with the exact fast pools, the stem's
-    ``MaxPool2d(3, 2)`` as :func:`_max_pool_3x3_s2`, anything else as itself."""
+    """One layer of the Inception trunk: on CPU the blocks by their wiring with the exact fast pools and the
+    stem's ``MaxPool2d(3, 2)`` as :func:`_max_pool_3x3_s2`; anything else, and every layer on other devices
+    (whose pooling kernels sum in their own order), as itself."""
+    if x.device.type != "cpu":
+        return layer(x)
     if _is_plain_max_pool_3x3_s2(layer):
         return _max_pool_3x3_s2(x)
     spec = _INCEPTION_BLOCKS.get(type(layer).__name__)
@@ -502,8 +505,9 @@ class InceptionExtractor(FeatureExtractor):
         (:func:`resize_bilinear_tf1`, about 10x faster than torch-fidelity's) on the image's own channels (a
         grey image is resized once, then repeated to 3 channels), every max-pool as separable maxima (2 to
         5x faster on CPU than ``max_pool2d``, which also computes the indices of the maxima) and the blocks'
-        average pools as nine shifted sums in the kernel's order (:func:`_avg_pool_3x3_s1_same`). The layout
-        stays NCHW: channels-last runs about 1.4x faster on CPU but changes the convolutions' rounding.
+        average pools as nine shifted sums in the kernel's order (:func:`_avg_pool_3x3_s1_same`); the pools
+        only on CPU. The layout stays NCHW: channels-last runs about 1.4x faster on CPU but changes the
+        convolutions' rounding.
         """
         net = self.net
         x = images.to(net.feature_extractor_internal_dtype)
