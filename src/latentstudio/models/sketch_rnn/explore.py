@@ -8,7 +8,6 @@ Sketches are stroke-3 in the model's normalised units (divide raw offsets by ``m
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,16 +15,14 @@ import torch
 from latentstudio.errors import DataError
 from latentstudio.types import Sketches
 
-if TYPE_CHECKING:  # the model calls complete (SketchRNN.complete): a runtime import would be a cycle
-    from latentstudio.models.sketch_rnn.model import SketchRNN
-
 
 @torch.no_grad()
-def complete(model: SketchRNN, partial: np.ndarray, n: int = 8, *, temperature: float = 0.5,
+def complete(model: torch.nn.Module, partial: np.ndarray, n: int = 8, *, temperature: float = 0.5,
              greedy: bool = False, z: torch.Tensor | None = None, latent: str = "encode",
              generator: torch.Generator | None = None) -> Sketches:
     """Continue a partial sketch ``n`` times: the decoder reads the given points, then samples (the model
-    contract's completion, ``SketchRNN.complete``, calls this).
+    contract's completion, ``SketchRNN.complete``, calls this; ``model`` is a
+    :class:`~latentstudio.models.sketch_rnn.model.SketchRNN`, typed loosely because that module imports this one).
 
     Args:
         partial: stroke-3 ``[P, 3]`` (normalised units), ``P < Nmax``.
