@@ -175,13 +175,23 @@ def _reader_studio_scale(d: dict[str, Any]) -> Row:
 
 
 def _reader_draw(d: dict[str, Any]) -> Row:
+    """Final test NLL of each arm (``arms.<arm>.final.nll``, or an older ``arms.<arm>.nll``), the paired
+    attention - no-attention gap, and the ratio of the two NLLs."""
     arms = d.get("arms") or {}
-    nll = {k: _dig(v, "nll") for k, v in arms.items()}
+    nll = {k: _dig(v, "final", "nll") if _dig(v, "final", "nll") is not None else _dig(v, "nll") for k, v in arms.items()}
     nll = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in nll.items() if v is not None}
     if not nll:
         return {}
-    return {"result": ", ".join(f"{k} NLL {float(v):.2f} nats" for k, v in sorted(nll.items())),
-            "work": str(_dig(d, "comparison", "optimizer_steps") or d.get("budget", ""))}
+    res = ", ".join(f"{k} NLL {float(v):.2f} nats" for k, v in sorted(nll.items()))
+    gap = _dig(d, "comparison", "final_nll_attention_minus_no_attention")
+    if isinstance(gap, dict) and gap.get("mean") is not None:
+        res += f"; attention - none {gap['mean']:+.2f} +- {gap.get('stderr', float('nan')):.2f} ({gap.get('images')} test images)"
+    row: Row = {"result": res, "reference": "DRAW without attention, same steps and seed"}
+    if "attention" in nll and "no-attention" in nll:
+        row["ratio"] = f"{float(nll['attention']) / float(nll['no-attention']):.4g}"
+    steps = _dig(d, "budget", "optimizer_steps") or _dig(d, "comparison", "optimizer_steps")
+    row["work"] = f"{steps} optimizer steps per arm" if steps else str(d.get("budget", ""))
+    return row
 
 
 def _reader_sketch_rnn_nmax(d: dict[str, Any]) -> Row:
@@ -342,7 +352,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("samplers", "samplers_study", ("samplers_mnist_quick", "samplers_mnist", "samplers_fashion_mnist"),
           details=_details_samplers,
           notes="The samplers study: N(0, I), GMM k in {1, 10, 50} on mu / z, KDE on mu, second stage, reconstructions."),
-    Entry("draw_paper", "draw_mnist", ("draw_paper",), reader=_reader_draw,
+    Entry("draw_paper", "draw_mnist", ("draw_paper_quick", "draw_paper"), reader=_reader_draw,
           notes="DRAW at the paper's configuration, attention vs none."),
     Entry("speed_sketch_rnn", "speed_sketch_rnn", ("speed_sketch_rnn",)),
     Entry("speed_fid", "speed_fid", ("speed_fid",)),

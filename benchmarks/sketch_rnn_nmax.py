@@ -140,7 +140,7 @@ def main() -> None:
     p.add_argument("--section", default=None, help="result section name (default: the preset)")
     suite = add_suite(p, QUICK, FULL)
     args = p.parse_args()
-    name = result_name(NAME, suite)
+    out_name = result_name(NAME, suite)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}", flush=True)
 
@@ -172,9 +172,9 @@ def main() -> None:
         r = section["sets"][name]
         print(f"{name}: Nmax {r['nmax_data']} vs {FIXED_NMAX}: median step {r['timing']['data']['wall_seconds_median']:.3f}s"
               f" vs {r['timing']['fixed']['wall_seconds_median']:.3f}s, ratio {r['ratio_wall_median']:.2f}x", flush=True)
-    result = _load_existing(name)
+    result = _load_existing(out_name)
     result.update({args.section or args.preset: section, "environment": environment(), "suite": suite})
-    write_result(name, result)
+    write_result(out_name, result)
 
 
 if __name__ == "__main__":

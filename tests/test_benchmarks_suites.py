@@ -52,3 +52,15 @@ def test_the_check_tells_a_script_without_the_option():
     assert not _takes_suite("import argparse\np = argparse.ArgumentParser()\np.add_argument('--steps')\n")
     assert _takes_suite("p.add_argument('--suite', choices=('quick', 'full'))\n")
     assert _takes_suite("from _common import add_suite\nadd_suite(p, {}, {})\n")
+
+
+def test_draw_row_reads_the_final_nll_of_each_arm_and_the_paired_gap():
+    run = _runner()
+    d = {"suite": "quick", "budget": {"optimizer_steps": 30},
+         "arms": {"attention": {"final": {"nll": 90.0}}, "no-attention": {"final": {"nll": 100.0}}},
+         "comparison": {"final_nll_attention_minus_no_attention": {"images": 100, "mean": -10.0, "stderr": 1.5}}}
+    row = run._reader_draw(d)
+    assert row["result"] == ("attention NLL 90.00 nats, no-attention NLL 100.00 nats; "
+                             "attention - none -10.00 +- 1.50 (100 test images)")
+    assert row["ratio"] == "0.9" and row["work"] == "30 optimizer steps per arm"
+    assert run._reader_draw({"arms": {}}) == {}
