@@ -243,7 +243,8 @@ def download_row(*buttons: tuple[str, str]) -> list:
     """A row of download buttons ``(label, elem_id)``, disabled until :func:`offer` gives them a file."""
     gr = _gradio()
     with gr.Row():
-        return [gr.DownloadButton(label, interactive=False, elem_id=eid) for label, eid in buttons]
+        return [gr.DownloadButton(label, interactive=False, elem_id=eid, elem_classes=["download"])
+                for label, eid in buttons]
 
 
 def offer(path: str | Path, label: str):
@@ -345,6 +346,11 @@ class View:
     css: str = ""
 
 
+#: Style rules of every page: a download button's label (``<what>: <file name>``) wraps inside the button
+#: instead of running over its neighbours.
+BASE_CSS = ".download, .download * { white-space: normal !important; overflow-wrap: anywhere; }"
+
+
 def build_page(views: Sequence[View], *, title: str, workspace: Workspace, first: str | None = None):
     """One Gradio ``Blocks`` (not launched; see :func:`launch`): the title, one status line, then the
     views, as tabs when there are several (``first``: the id of the tab that opens, default the first).
@@ -364,7 +370,7 @@ def build_page(views: Sequence[View], *, title: str, workspace: Workspace, first
     opening = next(v for v in views if v.name == first)
     with gr.Blocks(title=title, delete_cache=None if ws.keep_files else (3600, 86400)) as demo:
         demo.studio_theme = gr.themes.Base(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # type: ignore[attr-defined]
-        demo.studio_css = "\n".join(v.css for v in views if v.css)  # type: ignore[attr-defined]
+        demo.studio_css = "\n".join([BASE_CSS, *(v.css for v in views if v.css)])  # type: ignore[attr-defined]
         demo.studio_workspace = ws  # type: ignore[attr-defined]
         demo.studio_workdir = str(ws.root)  # type: ignore[attr-defined]
         gr.Markdown(f"# {title}", elem_id="title")
