@@ -175,3 +175,77 @@ def test_explorer_directions_name_and_check_their_space():
     assert torch.allclose(ex.apply(z[0], dirs, {"pc1": -2.0}), z[0] - 2.0 * dirs.vectors[1])
     with pytest.raises(ExplorerError, match="no direction 'pc7'"):
         ex.apply(z[0], dirs, {"pc7": 1.0})
+
+
+# ------------------------------------------------------------------ the Face Studio's families
+
+
+def png(path) -> torch.Tensor:
+    """A written PNG as ``uint8 [C, H, W]``."""
+    with Image.open(path) as im:
+        a = torch.from_numpy(np.array(im))
+    return a[None] if a.ndim == 2 else a.permute(2, 0, 1)
+
+
+def test_face_edit_maps_explorer_z_latents_to_w_plus_and_edits_the_first_of_several(tmp_path):
+    """StyleGAN2 through the Face Studio: the file's space is read, so z latents (of the shape of a W latent
+    here, z_dim == w_dim) go through the mapping network; of several latents the first is edited, with a note."""
+    from latentstudio.studio.editing import interpolate
+    from latentstudio.studio.loading import wrap_model
+
+    make("stylegan2").save_pretrained(tmp_path / "gan")
+    model = load(tmp_path / "gan")
+    face = wrap_model(model)
+    assert model.z_dim == model.w_dim
+    ex = Explorer(model)
+    z, _ = ex.draw([0, 1, 2, 3], space="z")
+    lat = save_latents(tmp_path / "z_seeds0-3.npz", z, model=model, space="z", seeds=[0, 1, 2, 3])
+    code, out = edit("--model", model.path, "--latent", lat, "--out", tmp_path / "z.png")
+    assert code == 0, out
+    assert "holds 4 latents; editing latent 0" in out
+    want = face.images(model.to_space(z[:1], "w+"))[0]
+    assert torch.equal(png(tmp_path / "z.png"), want)
+    assert not torch.equal(want, face.images(z[:1])[0])  # the z taken as a W latent: another face
+    code, out = edit("--model", model.path, "--latent", lat, "--truncation-psi", 0.5, "--out", tmp_path / "t.png")
+    assert code == 0, out
+    half = face.images(model.to_space(z[:1], "w+", truncation_psi=0.5))[0]
+    assert torch.equal(png(tmp_path / "t.png"), half) and not torch.equal(half, want)
+    # W and W+ files are taken as they are (a W latent on every row); an interpolation ends at a file's first
+    w, _ = ex.draw([5, 6], space="w")
+    w_file = save_latents(tmp_path / "w_seeds5-6.npz", w, model=model, space="w")
+    code, out = edit("--model", model.path, "--latent", w_file, "--out", tmp_path / "w.png")
+    assert code == 0 and "holds 2 latents" in out, out
+    assert torch.equal(png(tmp_path / "w.png"), face.images(w[:1])[0])
+    code, out = edit("--model", model.path, "--latent", w_file, "--interpolate", lat, "--frames", 2,
+                     "--out", tmp_path / "path.png")
+    assert code == 0 and "z_seeds0-3.npz holds 4 latents; interpolating to latent 0" in out, out
+    ends = face.check_latents(w[:1])[0], model.to_space(z[:1], "w+")[0]  # W broadcast; the mapped z
+    frames = face.images(interpolate(*ends, 2))
+    strip = png(tmp_path / "path.png")  # the frames side by side, as RGB
+    assert torch.equal(strip, torch.cat(list(frames), dim=2).expand(3, -1, -1))
+
+
+def test_face_edit_of_a_vae_reads_explorer_files_of_either_space(tmp_path):
+    """Two-stage VAE through the Face Studio: the first of the explorer's z latents (with a note), u latents
+    through the second stage's decoder; a file of another family is refused in one line."""
+    from latentstudio.studio.loading import wrap_model
+
+    make("two-stage-vae").save_pretrained(tmp_path / "vae")
+    model = load(tmp_path / "vae")
+    face = wrap_model(model)
+    ex = Explorer(model)
+    z, _ = ex.draw([0, 1, 2, 3])
+    lat = save_latents(tmp_path / "z_seeds0-3.npz", z, model=model, space="z")
+    code, out = edit("--model", model.path, "--latent", lat, "--out", tmp_path / "z.png")
+    assert code == 0 and "holds 4 latents; editing latent 0" in out, out
+    assert torch.equal(png(tmp_path / "z.png"), face.images(z[:1])[0])
+    u, _ = ex.draw([7], space="u")
+    u_file = save_latents(tmp_path / "u_seed7.npz", u, model=model, space="u")
+    code, out = edit("--model", model.path, "--latent", u_file, "--out", tmp_path / "u.png")
+    assert code == 0 and "holds" not in out, out
+    want = face.images(model.to_first_stage(u, "u", None))[0]
+    assert torch.equal(png(tmp_path / "u.png"), want) and not torch.equal(want, face.images(u)[0])
+    draw = make("draw")
+    other = save_latents(tmp_path / "draw.npz", torch.zeros(1, *draw.latent_space().shape), model=draw, space="z")
+    code, out = edit("--model", model.path, "--latent", other, "--out", tmp_path / "x.png")
+    assert code == 1 and "Traceback" not in out and "holds latents of a draw model" in out, out

@@ -438,6 +438,36 @@ def test_nearest_training_examples_and_label_directions():
     assert sorted(ex.label_directions().names) == ["cat", "dog"]
 
 
+@pytest.mark.parametrize(("family", "condition"), [("draw", "class"), ("two-stage-vae", "class"),
+                                                   ("vae", "attributes")])
+def test_reference_examples_are_encoded_with_their_own_condition(family, condition):
+    """A conditional model encodes each training example with its own label (or attributes), in every batch,
+    so the label directions are the means of those posteriors; not classes 0, 1, 2 ... in turn."""
+    from latentstudio.data.base import ImageData
+    from latentstudio.models.registry import MODELS
+    from latentstudio.studio.explorer import Reference
+
+    cls = MODELS.get(family)
+    torch.manual_seed(0)
+    model = cls(cls.example_config(condition=condition, cond_dim=3)).eval()
+    images = model.example_batch(6, torch.Generator().manual_seed(5)).x
+    labels = [2, 2, 0, 1, 0, 2]  # not 0, 1, 2 in turn
+    attributes = torch.tensor([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, -1.0]] * 2)
+    split = ImageData(images, labels=torch.tensor(labels), class_names=["a", "b", "c"], name="toy",
+                      attributes=attributes if condition == "attributes" else None)
+    ex = Explorer(model, Reference.of(split))
+    z = ex.reference_latents(batch=4)  # two batches: the conditions follow the examples
+    own = ex.encode(images, condition=labels if condition == "class" else attributes)
+    assert torch.allclose(z, own, atol=1e-6)
+    assert not torch.allclose(own, ex.encode(images), atol=1e-3)  # the condition changes the posterior
+    dirs = ex.label_directions()
+    assert dirs.names == ["c", "a", "b"]
+    assert torch.allclose(dirs.vectors[0], own[[0, 1, 5]].mean(0) - own.mean(0), atol=1e-6)
+    unlabelled = Explorer(model, Reference(images, ("a",) * 6, "toy"))
+    with pytest.raises(ExplorerError, match=f"{condition}-conditional.*toy"):
+        unlabelled.reference_latents()
+
+
 def test_animations_as_mp4(tmp_path):
     pytest.importorskip("av")
     ex = Explorer(make("draw"))

@@ -719,3 +719,51 @@ def test_edit_renders_a_projection_with_its_own_noise_maps(tmp_path):
     got = torch.from_numpy(np.array(Image.open(out).convert("L")))[None]  # the example generator is grey
     assert want.shape == got.shape and torch.equal(got, want)
     assert not torch.equal(model.images(w[None])[0], want)  # the model's own noise gives another face
+
+
+def test_face_tab_latent_is_one_w_plus_latent_for_read_latents_and_interpolate(tmp_path):
+    """A StyleGAN2 face saved by the Face tab (a row per style input) is one W+ latent: read_latents gives it
+    back as such and ``interpolate --latents`` decodes it; old files that call it ``w`` read the same, while the
+    explorer's files of num_ws W latents stay num_ws latents."""
+    from latentstudio.api import decode, load, read_latents
+    from latentstudio.cli.main import cli
+    from latentstudio.models.stylegan2 import Generator
+    from latentstudio.studio.explorer import save_latents
+    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.session import Studio
+
+    torch.manual_seed(0)
+    Generator(Generator.example_config()).save_pretrained(tmp_path / "gan")
+    face = load_latent_model(tmp_path / "gan")
+    sess = Studio(face, perceptual=None).session()
+    sess.from_seed(3)
+    sess.set_other(5)
+    sess.mix_layers, sess.mix_amount = "coarse", 1.0  # rows differ: only a W+ latent holds this face
+    latent = sess.current_latent()
+    assert not torch.equal(latent[0], latent[-1])
+    path = sess.save_latent(tmp_path / "face.npz")
+    assert load_latent(path)["space"] == "w+"
+    model = load(tmp_path / "gan")
+    found = read_latents(model, path)
+    assert found.space == "w+" and len(found) == 1 and torch.equal(found.latents[0], latent)
+    assert torch.equal(decode(model, found.latents, space="w+"), sess.render()[None])
+    r = CliRunner().invoke(cli, ["interpolate", "--model", str(tmp_path / "gan"), "--latents", str(path),
+                                 "--pair", "0,0", "--steps", "2", "--out", str(tmp_path / "strip.png")])
+    assert r.exit_code == 0, r.output
+    strip = torch.from_numpy(np.array(Image.open(tmp_path / "strip.png").convert("L")))[None]
+    s = face.resolution
+    for k in range(2):  # both cells are the face (2 pixels of padding around each)
+        assert torch.equal(strip[:, 2 : 2 + s, 2 + k * (s + 2) : 2 + k * (s + 2) + s], sess.render())
+    r = CliRunner().invoke(cli, ["interpolate", "--model", str(tmp_path / "gan"), "--latents", str(path),
+                                 "--out", str(tmp_path / "two.png")])
+    assert r.exit_code == 1 and "face.npz holds 1 latent (0..0); latent 1 is not one of them" in r.output
+    # a file written before the face tab said w+: "w" with one row per style input is the same W+ latent
+    old = tmp_path / "old.npz"
+    with np.load(path) as data:
+        np.savez(old, **{k: (np.array("w") if k == "space" else data[k]) for k in data.files})
+    found = read_latents(model, old)
+    assert found.space == "w+" and len(found) == 1 and torch.equal(found.latents[0], latent)
+    # the explorer's file of num_ws W latents (its model recorded) is read as num_ws latents of W
+    ws = torch.randn(face.num_layers, face.latent_dim)
+    found = read_latents(model, save_latents(tmp_path / "w.npz", ws, model=model, space="w"))
+    assert found.space == "w" and len(found) == face.num_layers and torch.equal(found.latents, ws)

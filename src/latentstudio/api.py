@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,7 @@ class LatentFile:
         condition: the condition recorded with them (a class, attribute dict or list of classes), or None.
         note: one line when the file was saved from another model folder than the model's (its space
             and shape fit, so it is used), else None.
+        noise: a StyleGAN2 projection's noise maps saved beside its latent, by buffer name (else empty).
     """
 
     path: Path
@@ -152,6 +153,7 @@ class LatentFile:
     space: str
     condition: Any = None
     note: str | None = None
+    noise: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.latents)
@@ -176,10 +178,15 @@ class LatentFile:
         return c[int(index)] if isinstance(c, list) and len(c) == len(self.latents) else c
 
 
-def read_latents(model: GenerativeModel, path: str | Path) -> LatentFile:
+def read_latents(model: GenerativeModel, path: str | Path, *, default_space: str | None = None) -> LatentFile:
     """Latents of a file for ``model``: an ``.npz`` with ``latent [n, *shape]`` (or ``[*shape]``) and ``space``
     as the latent explorer (``studio.explorer.save_latents``), the studio and projection write it, or a bare
-    ``.npy`` (the model's default space).
+    ``.npy`` (of ``default_space``; default the model's first space).
+
+    One latent with a row per layer (``[num_ws, w_dim]``) is of the space whose rows those are (W+): files of
+    the Face Studio and of projections that say ``w`` for it (written before they said ``w+``, or projected
+    in W) read as one W+ latent. The explorer's files (which record their model) keep their space: there
+    ``[num_ws, w_dim]`` of ``w`` is num_ws W latents.
 
     The file's recorded model is checked against ``model``: another family, a space the model does not
     have, or latents of another shape are refused; a file saved from another folder of a model of the
@@ -197,13 +204,15 @@ def read_latents(model: GenerativeModel, path: str | Path) -> LatentFile:
     if family and family != model.model_type:
         raise ConfigError(f"{path.name} holds latents of a {family} model ({saved_from or 'path not recorded'}), "
                           f"not of this {model.model_type} model: give the model it was saved from (--model)")
-    names = [s.name for s in model.latent_spaces()]
-    space = data["space"] or (names[0] if names else None)
-    if space not in names:
+    spaces = {s.name: s for s in model.latent_spaces()}
+    space = data["space"] or default_space or next(iter(spaces), None)
+    if space not in spaces:
         raise ConfigError(f"{path.name} holds latents of space {space!r}; this {model.model_type} model's spaces: "
-                          f"{', '.join(names) or 'none (decoder only)'}")
-    shape = model.latent_space(space).shape
+                          f"{', '.join(spaces) or 'none (decoder only)'}")
     z = data["latent"].float()
+    if not family:  # not the explorer's: one latent with a row per layer is of the layered space (W+)
+        space = next((s.name for s in spaces.values() if s.row_space == space and tuple(z.shape) == s.shape), space)
+    shape = spaces[space].shape
     if tuple(z.shape) == shape:
         z = z[None]
     if z.ndim != len(shape) + 1 or tuple(z.shape[1:]) != shape or len(z) == 0:
@@ -215,7 +224,7 @@ def read_latents(model: GenerativeModel, path: str | Path) -> LatentFile:
     condition = meta.get("condition")
     if isinstance(condition, dict):  # JSON keys are strings: attribute indices
         condition = {int(k): float(v) for k, v in condition.items()}
-    return LatentFile(path, z.contiguous(), space, condition, note)
+    return LatentFile(path, z.contiguous(), space, condition, note, dict(data["noise"]))
 
 
 def interpolate(

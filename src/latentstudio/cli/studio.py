@@ -404,13 +404,13 @@ def _align_cli(studio, img, face_index, min_face_score):
               help="Model directory or run directory of any family (two-stage VAE, VAE and StyleGAN2 through the "
                    "Face Studio; DRAW, sketch-rnn through the latent explorer).")
 @click.option("--latent", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Start from this latent (.npz from project/studio/explorer, or .npy; explorer files: the first "
-                   "latent, in the file's space).")
+              help="Start from this latent (.npz from project/studio/explorer, or .npy): the file's first latent, "
+                   "in its space (StyleGAN2: z latents are mapped to W+).")
 @click.option("--seed", type=int, default=None,
               help="Start from the face (or sample) of this seed (default 0); sketch-rnn: also the seed of the "
                    "decoder's sampling.")
 @click.option("--truncation-psi", "truncation", type=float, default=1.0, show_default=True,
-              help="Truncation psi of the start face (StyleGAN2).")
+              help="Truncation psi of the start face (StyleGAN2: of --seed, or of z latents as they are mapped).")
 @click.option("--temperature", type=float, default=None,
               help="DRAW, sketch-rnn: decoding temperature (sketch-rnn: 0 = greedy; default: the model's).")
 @click.option("--directions", multiple=True, type=click.Path(exists=True),
@@ -452,7 +452,7 @@ def edit_command(model_path, latent, seed, truncation, temperature, directions, 
     from latentstudio.studio.adapters import ADAPTERS  # lazy: imports torch
     from latentstudio.studio.editing import control_edit, edit, interpolate, save_sweep  # lazy: imports torch
     from latentstudio.studio.loading import wrap_model  # lazy: imports torch; registers the StyleGAN2 adapter
-    from latentstudio.studio.projection import load_latent, noise_swap  # lazy: imports torch
+    from latentstudio.studio.projection import noise_swap  # lazy: imports torch
 
     loaded = load_model_with_samplers(model_path)
     if loaded.model_type not in ADAPTERS:  # not a model the Face Studio drives: the explorer's edit
@@ -465,8 +465,7 @@ def edit_command(model_path, latent, seed, truncation, temperature, directions, 
     lib = _library(directions, model.latent_dim)
     noise: dict = {}
     if latent:
-        saved = load_latent(latent)
-        base, noise = model.check_latents(saved["latent"])[0], saved["noise"]  # a projection's own noise maps
+        base, noise = _face_latent(loaded, model, latent, truncation, "editing")  # a projection's own noise maps
     else:
         base = model.random_latents([seed or 0], truncation)[0]
     moves: list[tuple[str, float]] = [(k, float(v)) for k, v in parse_pairs(sets, "--set").items()]
@@ -484,7 +483,7 @@ def edit_command(model_path, latent, seed, truncation, temperature, directions, 
         click.echo(f"wrote {out} ({frames} frames, {sweep} from {lo} to {hi})")
         return
     if other:
-        b = model.check_latents(load_latent(other)["latent"])[0]
+        b = _face_latent(loaded, model, other, truncation, "interpolating to")[0]
         with noise_swap(model.noise_buffers(), noise):
             imgs = model.images(interpolate(edited, b, frames))
         save_sweep(imgs, out, upscale=upscale, overwrite=overwrite)
@@ -496,6 +495,36 @@ def edit_command(model_path, latent, seed, truncation, temperature, directions, 
         img = img.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     save_image(img, out, overwrite=overwrite)
     click.echo(f"wrote {out}" + (f" ({', '.join(f'{n} {m:+g}' for n, m in moves)})" if moves else ""))
+
+
+def _face_latent(loaded, face, path: str, truncation: float, role: str):
+    """Latent 0 of a latents file (:func:`latentstudio.api.read_latents`) as the Face Studio's ``float32 [L, D]``,
+    with the file's noise maps (a StyleGAN2 projection's; else empty).
+
+    The file's space is honoured: the face model's own (VAE: z; StyleGAN2: w broadcast to every row, w+)
+    as it is; StyleGAN2's z through the mapping network into W+ (``truncation`` applied there, the condition
+    recorded with the latent); a two-stage VAE's u through its second stage's decoder into z. Of several
+    latents the first is taken, with a note on stderr (``role``: what is done with it).
+    """
+    from latentstudio.api import read_latents  # lazy: imports torch
+
+    found = read_latents(loaded, path, default_space=face.spaces[0])  # a bare .npy: z (VAE) or w (StyleGAN2)
+    if found.note:
+        click.echo(f"note: {found.note}", err=True)
+    if len(found) > 1:
+        click.echo(f"note: {Path(path).name} holds {len(found)} latents; {role} latent 0", err=True)
+    x = found.latents[:1]
+    if found.space not in face.spaces:
+        target = loaded.latent_space(face.default_space)
+        if target.mapped_from == found.space:  # StyleGAN2's z -> W+
+            knobs = {"truncation_psi": truncation} if "truncation_psi" in target.mapping_knobs else {}
+            x = loaded.to_space(x, target.name, condition=found.condition_of(0), **knobs)
+        elif hasattr(loaded, "to_first_stage"):  # the VAE family: a two-stage VAE's u -> z
+            x = loaded.to_first_stage(x.to(loaded.device), found.space, None).cpu()
+        else:
+            raise click.UsageError(f"{Path(path).name} holds latents of {found.space}; the Face Studio edits "
+                                   f"{' or '.join(face.spaces)} of this {loaded.model_type} model")
+    return face.check_latents(x)[0], found.noise
 
 
 def _edit_in_explorer(model, latent, seed, temperature, directions, sets, controls, sweep, sweep_range, frames,

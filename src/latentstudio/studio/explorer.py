@@ -110,11 +110,18 @@ class Directions:
 @dataclass(frozen=True)
 class Reference:
     """Training examples the explorer compares with: ``data`` (images ``uint8 [N, C, H, W]`` or
-    :class:`Sketches`), a label per example (class names or words) or None, and a name for the page."""
+    :class:`Sketches`), a label per example (class names or words) or None, and a name for the page.
+
+    A conditional model encodes each example with its own condition: ``classes`` (the class index of each
+    example, ``N`` ints in ``0..num_classes-1``) for a class-conditional one, ``attributes`` (``float32
+    [N, A]`` in +-1) for an attribute-conditional one; None where the data have none.
+    """
 
     data: Any
     labels: tuple[str, ...] | None
     name: str
+    classes: tuple[int, ...] | None = None
+    attributes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -123,14 +130,30 @@ class Reference:
     def of(cls, split: ImageData | StrokeSet) -> Reference:
         """The reference of a loaded split (``latentstudio.api.data_split``)."""
         if isinstance(split, ImageData):
-            labels = None
+            labels, classes = None, None
             if split.labels is not None:
                 names = split.class_names
-                labels = tuple(names[int(i)] if names and int(i) < len(names) else str(int(i))
-                               for i in split.labels)
-            return cls(split.images, labels, f"{split.name} {split.split}")
+                classes = tuple(int(i) for i in split.labels)
+                labels = tuple(names[i] if names and i < len(names) else str(i) for i in classes)
+            return cls(split.images, labels, f"{split.name} {split.split}", classes, split.attributes)
         words = tuple(split.labels) if split.labels and len(set(split.labels)) > 1 else None
         return cls(Sketches(list(split.sketches)), words, f"{split.name} {split.split}")
+
+    def conditions(self, kind: str, start: int, stop: int) -> Any:
+        """The conditions of examples ``start:stop`` for a model conditioned on ``kind`` (``ConditionSpec.kind``):
+        their classes (a list of ints), their attributes ``float32 [n, A]``, or None for ``none``.
+
+        Raises:
+            ExplorerError: the data have no classes (attributes) for a class- (attribute-) conditional model.
+        """
+        if kind == "none":
+            return None
+        given = self.classes if kind == "class" else self.attributes
+        if given is None:
+            what = "class labels" if kind == "class" else "attributes"
+            raise ExplorerError(f"the model is {kind}-conditional and the training data ({self.name}) have no "
+                                f"{what}: load a split with them (--reference with --data)")
+        return list(given[start:stop]) if kind == "class" else given[start:stop].float()
 
 
 class Explorer:
@@ -475,15 +498,23 @@ class Explorer:
         return self.reference
 
     def reference_latents(self, batch: int = 256) -> torch.Tensor:
-        """Posterior means of the training examples (default space), computed once."""
+        """Posterior means ``float32 [N, *shape]`` of the training examples (default space), computed once,
+        ``batch`` at a time; a conditional model encodes each with its own condition
+        (:meth:`Reference.conditions`).
+
+        Raises:
+            ExplorerError: no reference, or a conditional model and data without their conditions.
+            CapabilityError: the model has no encoder.
+        """
         ref = self._need_reference()
         if self._reference_z is None:
             self.model.require(ENCODE)
+            kind = self.model.condition_spec.kind
             data = ref.data
             parts = []
             for i in range(0, len(data), batch):
                 chunk = Sketches(data.strokes[i : i + batch]) if isinstance(data, Sketches) else data[i : i + batch]
-                parts.append(self.encode(chunk))
+                parts.append(self.encode(chunk, condition=ref.conditions(kind, i, i + len(chunk))))
             self._reference_z = torch.cat(parts)
         return self._reference_z
 
@@ -515,7 +546,8 @@ class Explorer:
 
     def label_directions(self, max_labels: int = 6) -> Directions:
         """One direction per label of the training data (the most frequent ``max_labels``): the mean
-        posterior latent of the examples with that label minus the mean of all (default space)."""
+        posterior latent of the examples with that label minus the mean of all (default space; a conditional
+        model's posteriors are of each example with its own condition, :meth:`reference_latents`)."""
         ref = self._need_reference()
         if not ref.labels:
             raise ExplorerError(f"the training data ({ref.name}) have no labels")

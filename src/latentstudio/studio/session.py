@@ -656,14 +656,17 @@ class StudioSession:
 
     def save_latent(self, path: str | Path, *, edited: bool = True, overwrite: bool = False) -> Path:
         """Write the face as ``.npz``: ``latent [L, D]`` (the edited latent, or with ``edited=False`` the
-        unedited base), ``base`` (the unedited latent), ``other`` (the mixing face), ``space``, the noise
-        maps and a JSON ``meta`` with every control (``controls``), so :meth:`restore` brings back the
-        face and the sliders."""
+        unedited base), ``base`` (the unedited latent), ``other`` (the mixing face), ``space`` (``z`` for the
+        VAE family; ``w+`` for StyleGAN2, one row per style input, as ``latentstudio.api.read_latents``
+        reads it), the noise maps and a JSON ``meta`` with every control (``controls``), so :meth:`restore`
+        brings back the face and the sliders."""
         if self.base is None:
             raise LatentStudioError("no face yet: pick a seed or upload a photo first")
         latent = self.current_latent() if edited else self.base
         controls = self.controls() if edited else Controls()
-        space = "z" if self.model.spaces == ("z",) else ("w+" if self.source == "photo" else "w")
+        # a row per style input is W+ (``LatentSpace`` "w+"), whatever the face came from: a seed, a photo
+        # projected in W or W+, mixed or edited rows
+        space = "z" if self.model.spaces == ("z",) else "w+"
         meta = {"source": self.source, "name": self.name, "edited": edited, "controls": asdict(controls),
                 "magnitudes": controls.magnitudes, "truncation": controls.truncation,
                 "mix_amount": controls.mix_amount, "mix_layers": controls.mix_layers,
