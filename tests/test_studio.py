@@ -763,6 +763,9 @@ def test_face_tab_latent_is_one_w_plus_latent_for_read_latents_and_interpolate(t
         np.savez(old, **{k: (np.array("w") if k == "space" else data[k]) for k in data.files})
     found = read_latents(model, old)
     assert found.space == "w+" and len(found) == 1 and torch.equal(found.latents[0], latent)
+    np.save(tmp_path / "two.npy", torch.stack([latent, latent.flip(0)]).numpy())  # bare [n, num_ws, w_dim]
+    found = read_latents(model, tmp_path / "two.npy", default_space="w")
+    assert found.space == "w+" and len(found) == 2 and torch.equal(found.latents[1], latent.flip(0))
     # the explorer's file of num_ws W latents (its model recorded) is read as num_ws latents of W
     ws = torch.randn(face.num_layers, face.latent_dim)
     found = read_latents(model, save_latents(tmp_path / "w.npz", ws, model=model, space="w"))

@@ -183,14 +183,22 @@ def read_latents(model: GenerativeModel, path: str | Path, *, default_space: str
     as the latent explorer (``studio.explorer.save_latents``), the studio and projection write it, or a bare
     ``.npy`` (of ``default_space``; default the model's first space).
 
-    One latent with a row per layer (``[num_ws, w_dim]``) is of the space whose rows those are (W+): files of
-    the Face Studio and of projections that say ``w`` for it (written before they said ``w+``, or projected
-    in W) read as one W+ latent. The explorer's files (which record their model) keep their space: there
-    ``[num_ws, w_dim]`` of ``w`` is num_ws W latents.
+    Latents with a row per layer (``[num_ws, w_dim]`` or ``[n, num_ws, w_dim]``) are of the space whose rows
+    those are (W+): files of the Face Studio and of projections that say ``w`` for them (written before they
+    said ``w+``, or projected in W) and bare ``.npy`` files read as W+. The explorer's files (which record
+    their model) keep their space: there ``[num_ws, w_dim]`` of ``w`` is num_ws W latents.
 
     The file's recorded model is checked against ``model``: another family, a space the model does not
     have, or latents of another shape are refused; a file saved from another folder of a model of the
     same family whose space and shape fit is used, with a :attr:`LatentFile.note`.
+
+    Args:
+        model: from :func:`load`.
+        path: the ``.npz`` / ``.npy`` file.
+        default_space: the space of a file that records none (a bare ``.npy``); None: the model's first.
+
+    Returns:
+        :class:`LatentFile` with ``latents float32 [n, *shape]`` of its ``space``, and a projection's noise maps.
 
     Raises:
         LatentStudioError: a missing or unreadable file. ConfigError: the file does not fit the model
@@ -210,8 +218,9 @@ def read_latents(model: GenerativeModel, path: str | Path, *, default_space: str
         raise ConfigError(f"{path.name} holds latents of space {space!r}; this {model.model_type} model's spaces: "
                           f"{', '.join(spaces) or 'none (decoder only)'}")
     z = data["latent"].float()
-    if not family:  # not the explorer's: one latent with a row per layer is of the layered space (W+)
-        space = next((s.name for s in spaces.values() if s.row_space == space and tuple(z.shape) == s.shape), space)
+    if not family:  # not the explorer's: latents with a row per layer are of the layered space (W+)
+        space = next((s.name for s in spaces.values() if s.row_space == space and z.ndim in (len(s.shape),
+                      len(s.shape) + 1) and tuple(z.shape[z.ndim - len(s.shape):]) == s.shape), space)
     shape = spaces[space].shape
     if tuple(z.shape) == shape:
         z = z[None]
