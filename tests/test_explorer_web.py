@@ -294,6 +294,7 @@ def test_stylegan2_with_explorer_in_the_browser(chromium, tmp_path):
     try:
         assert page.get_by_role("tab", name="Face studio").count() == 1
         assert page.get_by_role("tab", name="Latent explorer").get_attribute("aria-selected") == "true"
+        page.wait_for_selector("#knob-truncation_psi", state="attached")  # rendered after #sample on a busy machine
         assert page.locator("#knob-truncation_psi").count() == 1
         # no encoder: only latent files load here (photos go through the Face Studio's tab)
         assert "A latent file" in page.locator("#input-file").inner_text()
