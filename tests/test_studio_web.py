@@ -474,8 +474,23 @@ def test_face_number_photo_and_controls_on_a_new_photo(page, server, tmp_path):
     assert download(page, "download-unedited", tmp_path).name == "group_projection.npz"
 
 
-def test_projection_previews_queue_message_and_cancel(page, browser_context, server, tmp_path):
+def test_projection_previews_queue_message_and_cancel(page, browser_context, server, tmp_path, monkeypatch):
     url, studio, _, _ = server
+    # each step at least 20 ms, so that the 2000 steps outlast the queueing and cancelling below on an idle
+    # machine too (the tiny model alone projects them in a few seconds)
+    from latentstudio.studio.session import StudioSession
+
+    project = StudioSession.project
+
+    def slow_project(self, aligned, config=None, progress=None, preview=None):
+        def report(step, total, info):
+            time.sleep(0.02)
+            if progress is not None:
+                progress(step, total, info)
+
+        return project(self, aligned, config, progress=report, preview=preview)
+
+    monkeypatch.setattr(StudioSession, "project", slow_project)
     model = studio.model
     photo = tmp_path / "aligned.png"
     photo.write_bytes(png_bytes(model.images(model.random_latents([11]))[0]))
@@ -516,6 +531,8 @@ def test_sweep_and_latent_round_trip(page, tmp_path):
     show(page, "sweep", "Sweep (GIF / MP4)")
     page.locator("#sweep-frames input[type=number]").fill("5")
     page.locator("#sweep-frames input[type=number]").press("Tab")
+    # the click sends the page's state: wait until the slider took the typed value (its range input follows it)
+    page.wait_for_function("() => document.querySelector('#sweep-frames input[type=range]')?.value === '5'")
     page.click("#sweep")
     wait_status(page, "Sweep of pc0")
     gif = download(page, "download-sweep", tmp_path)
