@@ -770,3 +770,26 @@ def test_face_tab_latent_is_one_w_plus_latent_for_read_latents_and_interpolate(t
     ws = torch.randn(face.num_layers, face.latent_dim)
     found = read_latents(model, save_latents(tmp_path / "w.npz", ws, model=model, space="w"))
     assert found.space == "w" and len(found) == face.num_layers and torch.equal(found.latents, ws)
+
+
+def test_face_tab_reads_explorer_z_files_of_a_stylegan2_through_the_mapping(tmp_path):
+    """A latents file of space ``z`` (as the latent explorer saves for a StyleGAN2) loaded in the Face tab is
+    mapped to W+, the first of several latents with a note; an unedited face equals the mapping of that z."""
+    from latentstudio.api import load
+    from latentstudio.models.stylegan2 import Generator
+    from latentstudio.studio.explorer import save_latents
+    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.session import Studio
+
+    torch.manual_seed(0)
+    Generator(Generator.example_config()).save_pretrained(tmp_path / "gan")
+    face = load_latent_model(tmp_path / "gan")
+    z = torch.randn(3, face.z_dim, generator=torch.Generator().manual_seed(4))
+    path = save_latents(tmp_path / "z.npz", z, model=load(tmp_path / "gan"), space="z")
+    sess = Studio(face, perceptual=None).session()
+    notes = sess.restore(path)
+    assert notes == ["z.npz holds 3 latents of z; using latent 0"]
+    want = face.G.mapping(z[:1], None)[0].float()
+    assert sess.base.shape == (face.num_layers, face.latent_dim)
+    assert torch.allclose(sess.base, want, atol=1e-6)
+    assert not torch.allclose(sess.base[0], z[0, : face.latent_dim])  # not read as W

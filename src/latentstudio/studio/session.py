@@ -686,7 +686,8 @@ class StudioSession:
     def restore(self, path: str | Path) -> list[str]:
         """Continue from a latent file: one written by :meth:`save_latent` brings back its unedited face,
         its mixing face and every control; any other (``latentstudio project``'s ``.npz``, a bare
-        ``.npy``) becomes the base with the controls reset.
+        ``.npy``, the latent explorer's files) becomes the base with the controls reset. A file of space
+        ``z`` for a StyleGAN2 goes through the mapping (its first latent, with a note when it holds more).
 
         Returns:
             Notes for the user (sliders the file has but this library lacks).
@@ -704,9 +705,15 @@ class StudioSession:
         meta = data["meta"] if isinstance(data["meta"], dict) else {}
         saved = meta.get("controls") if "base" in extra else None
         base = extra.get("base", data["latent"])
+        notes: list[str] = []
+        if "base" not in extra and data["space"] == "z" and hasattr(self.model, "from_z"):
+            # z latents (e.g. the latent explorer's): through the mapping, the first of several
+            z = base.reshape(-1, base.shape[-1])
+            if len(z) > 1:
+                notes.append(f"{path.name} holds {len(z)} latents of z; using latent 0")
+            base = self.model.from_z(z[:1])
         self.from_latent(base, source="latent file", noise=data["noise"])
         self.name = _safe_name(str(meta.get("name") or path.stem)) or "face"
-        notes: list[str] = []
         if isinstance(saved, dict):
             c = Controls.from_dict(saved)
             lib = self.studio.library

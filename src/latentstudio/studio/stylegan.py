@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from latentstudio.errors import ShapeError
 from latentstudio.models.stylegan2 import images_to_uint8, z_from_seed
 from latentstudio.studio.adapters import ADAPTERS, LatentModel, _dataset_of
 
@@ -71,6 +72,22 @@ class StyleGAN2Adapter(LatentModel):
         (a class-conditional generator takes classes 0, 1, ... in turn)."""
         z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
         return self.G.mapping(z, self._labels(len(seeds))).float().cpu()
+
+    @torch.no_grad()
+    def from_z(self, z: torch.Tensor) -> torch.Tensor:
+        """``z float [N, z_dim]`` (e.g. an explorer latents file of space ``z``) -> ``w+ [N, num_ws, w_dim]``
+        through the mapping, untruncated (the studio's truncation control applies on top; a class-conditional
+        generator takes classes 0, 1, ... in turn).
+
+        Raises:
+            ShapeError: ``z`` is not ``[N, z_dim]`` or ``[z_dim]``.
+        """
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ShapeError(f"z latents: expected [N, {self.z_dim}] for this generator, got {list(z.shape)}")
+        return self.G.mapping(z.to(self.device), self._labels(len(z))).float().cpu()
 
     def images(self, latents: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """``latents [N, L, D]`` -> ``uint8 [N, C, H, W]`` by the official rule (``x * 127.5 + 128``, truncated),
