@@ -4,25 +4,15 @@ argument parser definition, without importing torch or running anything)."""
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from test_benchmarks_runner import _load
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _runner():
-    spec = importlib.util.spec_from_file_location("bench_run_for_suites", BENCH / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+RUN = _load("run")
 
 
 def _takes_suite(source: str) -> bool:
@@ -39,9 +29,9 @@ def _takes_suite(source: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("entry", [e.name for e in _runner().ENTRIES])
+@pytest.mark.parametrize("entry", [e.name for e in RUN.ENTRIES])
 def test_every_runner_entry_script_takes_the_suite_option(entry):
-    e = {x.name: x for x in _runner().ENTRIES}[entry]
+    e = {x.name: x for x in RUN.ENTRIES}[entry]
     script = BENCH / f"{e.script}.py"
     assert script.is_file(), f"run.py entry {entry} names a missing script {script.name}"
     assert _takes_suite(script.read_text()), (
@@ -55,7 +45,7 @@ def test_the_check_tells_a_script_without_the_option():
 
 
 def test_draw_row_reads_the_final_nll_of_each_arm_and_the_paired_gap():
-    run = _runner()
+    run = RUN
     d = {"suite": "quick", "budget": {"optimizer_steps": 30},
          "arms": {"attention": {"final": {"nll": 90.0}}, "no-attention": {"final": {"nll": 100.0}}},
          "comparison": {"final_nll_attention_minus_no_attention": {"images": 100, "mean": -10.0, "stderr": 1.5}}}
