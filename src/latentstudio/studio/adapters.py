@@ -85,6 +85,16 @@ class LatentModel(ABC):
     def draw_latents(self, seeds: list[int]) -> torch.Tensor:
         """One untruncated latent per seed, ``float32 [N, L, D]`` (same seed -> same latent)."""
 
+    def from_z(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents of space ``z``, ``float [N, z_dim]`` (e.g. a latent explorer file), as this model's latents
+        ``float32 [N, L, D]``: the same latents for models whose latents are z; StyleGAN2 maps them.
+
+        Raises:
+            ShapeError: ``z`` does not fit the model.
+        """
+        z = torch.as_tensor(z, dtype=torch.float32)
+        return self.check_latents(z.reshape(-1, 1, z.shape[-1]), "z latent")
+
     def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
         """One latent per seed, ``float32 [N, L, D]``, truncated by :meth:`truncate` (the one truncation
         rule of the studio: the CLI's ``--truncation-psi`` and the web slider give the same latents)."""

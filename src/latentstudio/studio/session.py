@@ -687,7 +687,7 @@ class StudioSession:
         """Continue from a latent file: one written by :meth:`save_latent` brings back its unedited face,
         its mixing face and every control; any other (``latentstudio project``'s ``.npz``, a bare
         ``.npy``, the latent explorer's files) becomes the base with the controls reset. A file of space
-        ``z`` for a StyleGAN2 goes through the mapping (its first latent, with a note when it holds more).
+        ``z`` gives its first latent (with a note when it holds more), through the mapping for a StyleGAN2.
 
         Returns:
             Notes for the user (sliders the file has but this library lacks).
@@ -706,8 +706,8 @@ class StudioSession:
         saved = meta.get("controls") if "base" in extra else None
         base = extra.get("base", data["latent"])
         notes: list[str] = []
-        if "base" not in extra and data["space"] == "z" and hasattr(self.model, "from_z"):
-            # z latents (e.g. the latent explorer's): through the mapping, the first of several
+        if "base" not in extra and data["space"] == "z":
+            # z latents (e.g. the latent explorer's): the model's own (StyleGAN2: mapped), the first of several
             z = base.reshape(-1, base.shape[-1])
             if len(z) > 1:
                 notes.append(f"{path.name} holds {len(z)} latents of z; using latent 0")

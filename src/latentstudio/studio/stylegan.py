@@ -70,12 +70,11 @@ class StyleGAN2Adapter(LatentModel):
     def draw_latents(self, seeds: list[int]) -> torch.Tensor:
         """W of the official seed rule's z (``np.random.RandomState(seed)``): ``[N, num_ws, w_dim]``
         (a class-conditional generator takes classes 0, 1, ... in turn)."""
-        z = torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]).to(self.device)
-        return self.G.mapping(z, self._labels(len(seeds))).float().cpu()
+        return self.from_z(torch.cat([z_from_seed(int(s), self.z_dim) for s in seeds]))
 
     @torch.no_grad()
     def from_z(self, z: torch.Tensor) -> torch.Tensor:
-        """``z float [N, z_dim]`` (e.g. an explorer latents file of space ``z``) -> ``w+ [N, num_ws, w_dim]``
+        """``z float [N, z_dim]`` (seeds' z, an explorer latents file of space ``z``) -> ``w+ [N, num_ws, w_dim]``
         through the mapping, untruncated (the studio's truncation control applies on top; a class-conditional
         generator takes classes 0, 1, ... in turn).
 
