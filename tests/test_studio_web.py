@@ -529,9 +529,10 @@ def test_sweep_and_latent_round_trip(page, tmp_path):
     move_slider(page, "dir-pc0", 1.5)
     wait_status(page, "pc0 +1.50")
     show(page, "sweep", "Sweep (GIF / MP4)")
-    move_slider(page, "sweep-frames", 5)
-    # the click sends the page's state: wait until the slider's number box shows the new value
-    page.wait_for_function("() => document.querySelector('#sweep-frames input[type=number]')?.value === '5'")
+    page.locator("#sweep-frames input[type=number]").fill("5")
+    page.locator("#sweep-frames input[type=number]").press("Tab")
+    # the click sends the page's state: wait until the slider took the typed value (its range input follows it)
+    page.wait_for_function("() => document.querySelector('#sweep-frames input[type=range]')?.value === '5'")
     page.click("#sweep")
     wait_status(page, "Sweep of pc0")
     gif = download(page, "download-sweep", tmp_path)
