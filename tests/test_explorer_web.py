@@ -25,6 +25,7 @@ from test_studio_web import (
     download,
     free_port,
     move_slider,
+    set_slider_number,
     set_upload,
     status_text,
     wait_status,
@@ -121,8 +122,7 @@ def explore(page, tmp_path, input_path, *, shape: tuple[int, ...], sketches: boo
         set_upload(page, input_path, "input-file")
         wait_status(page, "Encoded")
         no_error(page)
-    page.locator("#path-steps input[type=number]").fill("5")
-    page.locator("#path-steps input[type=number]").press("Tab")
+    set_slider_number(page, "path-steps", 5)
     page.click("#interpolate")
     wait_status(page, "slerp from latent 0 to latent 1 in z (5 steps)")
     no_error(page)
@@ -228,8 +228,7 @@ def test_sketch_rnn_in_the_browser(chromium, tmp_path):
         with np.load(lat, allow_pickle=False) as data:
             assert data["latent"].shape == (1, *explorer.space().shape)
         # completion of the drawn prefix: 3 sketches, the prefix (2 strokes) in red in each
-        page.locator("#completions input[type=number]").fill("3")
-        page.locator("#completions input[type=number]").press("Tab")
+        set_slider_number(page, "completions", 3)
         page.click("#complete")
         wait_status(page, "3 completion(s) of the drawing")
         no_error(page)

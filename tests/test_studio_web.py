@@ -339,6 +339,25 @@ def move_slider(page, elem: str, value: float) -> None:
     slider.dispatch_event("pointerup")
 
 
+def set_slider_number(page, elem: str, value: float, tries: int = 5) -> None:
+    """Type ``value`` into the number box of the slider ``elem`` until the slider holds it (its range input
+    follows the box). In Chromium a fill right after an accordion opened is sometimes lost (the box keeps its
+    old value), so the fill is repeated until the page shows the value, not timed."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator(f"#{elem} input[type=number]")
+    for _ in range(tries):
+        box.fill(str(value))
+        box.press("Tab")
+        try:
+            page.wait_for_function("([e, v]) => Number(document.querySelector(`#${e} input[type=range]`)?.value) === v",
+                                   arg=[elem, value], timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the slider #{elem} did not take {value} after {tries} tries")
+
+
 def show(page, elem: str, accordion: str) -> None:
     """Open ``accordion`` unless ``elem`` (inside it) is already visible."""
     if not page.locator(f"#{elem}").is_visible():
@@ -474,10 +493,9 @@ def test_face_number_photo_and_controls_on_a_new_photo(page, server, tmp_path):
     assert download(page, "download-unedited", tmp_path).name == "group_projection.npz"
 
 
-def test_projection_previews_queue_message_and_cancel(page, browser_context, server, tmp_path, monkeypatch):
-    url, studio, _, _ = server
-    # each step at least 20 ms, so that the 2000 steps outlast the queueing and cancelling below on an idle
-    # machine too (the tiny model alone projects them in a few seconds)
+def slow_projections(monkeypatch) -> None:
+    """Each projection step takes at least 20 ms, so that 2000 steps outlast the queueing and cancelling of
+    a test on an idle machine too (the tiny model alone projects them in a few seconds)."""
     from latentstudio.studio.session import StudioSession
 
     project = StudioSession.project
@@ -491,13 +509,22 @@ def test_projection_previews_queue_message_and_cancel(page, browser_context, ser
         return project(self, aligned, config, progress=report, preview=preview)
 
     monkeypatch.setattr(StudioSession, "project", slow_project)
+
+
+def aligned_photo(studio, folder: Path) -> Path:
     model = studio.model
-    photo = tmp_path / "aligned.png"
+    photo = folder / "aligned.png"
     photo.write_bytes(png_bytes(model.images(model.random_latents([11]))[0]))
+    return photo
+
+
+def test_projection_previews_queue_message_and_cancel(page, browser_context, server, tmp_path, monkeypatch):
+    url, studio, _, _ = server
+    slow_projections(monkeypatch)
+    photo = aligned_photo(studio, tmp_path)
     upload_aligned(page, photo)
-    page.locator("#steps input[type=number]").fill("2000")
-    page.locator("#preview-every input[type=number]").fill("50")
-    page.locator("#steps input[type=number]").press("Tab")
+    set_slider_number(page, "steps", 2000)
+    set_slider_number(page, "preview-every", 50)
     page.click("#project")
     wait_status(page, "Projecting: step")  # the reconstruction is shown while projecting
     shown = img_src(page, "before")
@@ -511,6 +538,8 @@ def test_projection_previews_queue_message_and_cancel(page, browser_context, ser
         wait_status(page, "Projection cancelled")
         other.locator("#cancel").click()  # while still queued or just started
         wait_status(other, "Projection cancelled")
+        # no preview of the cancelled projection came after the Cancel's message
+        assert "Projection cancelled" in status_text(page)
     finally:
         other.close()
     deadline = time.time() + 20
@@ -529,10 +558,7 @@ def test_sweep_and_latent_round_trip(page, tmp_path):
     move_slider(page, "dir-pc0", 1.5)
     wait_status(page, "pc0 +1.50")
     show(page, "sweep", "Sweep (GIF / MP4)")
-    page.locator("#sweep-frames input[type=number]").fill("5")
-    page.locator("#sweep-frames input[type=number]").press("Tab")
-    # the click sends the page's state: wait until the slider took the typed value (its range input follows it)
-    page.wait_for_function("() => document.querySelector('#sweep-frames input[type=range]')?.value === '5'")
+    set_slider_number(page, "sweep-frames", 5)
     page.click("#sweep")
     wait_status(page, "Sweep of pc0")
     gif = download(page, "download-sweep", tmp_path)
@@ -579,6 +605,37 @@ def test_edit_options_through_the_http_api(server):
     assert out[-1] == "Edited (pc0 +1.00, pc1 +0.50, holding pc2 fixed)."
     out = client.predict(pc0=1.0, edit_layers="3", api_name="/edit")
     assert out[-1].startswith("Error: layers '3': rows [3] do not exist")
+
+
+def test_cancel_through_the_http_api_stops_the_projection(server, tmp_path, monkeypatch):
+    """An API client's /cancel_projection stops its session's running projection (the page's Cancel also
+    cancels the request itself): no preview and no result come after it."""
+    from gradio_client import Client, handle_file
+
+    url, studio, _, _ = server
+    slow_projections(monkeypatch)
+    client = Client(url, verbose=False, download_files=False)
+    out = client.predict(photo=handle_file(str(aligned_photo(studio, tmp_path))), already_aligned=True,
+                         api_name="/upload_photo")
+    assert "Photo aligned.png" in out[-1]
+    job = client.submit(face_number=None, already_aligned=True, steps=2000, show_every=50, api_name="/project")
+
+    def statuses() -> list[str]:
+        return [o for out in job.outputs() for o in out if isinstance(o, str) and o.startswith(("Projecting", "Projected"))]
+
+    deadline = time.time() + 120  # a limit on waiting only: the assertions below are about the order of messages
+    while not statuses() and time.time() < deadline:
+        time.sleep(0.05)
+    assert statuses() and statuses()[0].startswith("Projecting: step"), statuses()
+    assert client.predict(api_name="/cancel_projection")[0].startswith("Projection cancelled")
+    job.result(timeout=120)
+    said = statuses()
+    assert not [m for m in said if m.startswith("Projected")], said[-1]  # it stopped: no result
+    last = int(said[-1].split("step ")[1].split("/")[0])
+    assert last < 2000
+    while studio.projections_running and time.time() < deadline:
+        time.sleep(0.05)
+    assert studio.projections_running == 0
 
 
 def test_one_page_has_the_face_view_and_the_explorer_in_one_session(browser_context, server, tmp_path):

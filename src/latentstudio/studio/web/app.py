@@ -31,6 +31,7 @@ in the status line; the server carries on and the uploaded photo stays. Projecti
 # No ``from __future__ import annotations`` here: Gradio reads the handlers' ``gr.Request`` /
 # ``gr.SelectData`` annotations with typing.get_type_hints, which cannot resolve names of the lazily
 # imported ``gr`` from strings.
+import time
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +246,11 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
         """The face number of a clicked thumbnail."""
         return int(evt.index)
 
-    def projection_queue_status() -> str:
-        """Tells a user whose projection has to wait why."""
+    def projection_queue_status(session_state) -> str:
+        """Tells a user whose projection has to wait why (and notes when it was asked for: a Cancel after that
+        stops it, even while it waits)."""
+        if isinstance(session_state, StudioSession):
+            session_state.cache["asked_at"] = time.monotonic()
         if studio.projections_running:
             return ("Waiting: another photo is being projected. Projections run one at a time on this server; "
                     "yours starts as soon as it is done (the queue position shows on the images).")
@@ -256,6 +260,14 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
                       progress=gr.Progress()):  # noqa: B008 (Gradio's progress hook)
         """Align the uploaded photo and project it, showing the reconstruction every few steps."""
         sess = sessions.of(session_state, request)
+        asked = sess.cache.pop("asked_at", None) or time.monotonic()  # None: called through the HTTP API alone
+
+        def cancelled() -> bool:
+            return sess.cache.get("cancelled_at", float("-inf")) >= asked
+
+        if cancelled():  # while it waited in the queue
+            yield cancelled_message(sess)
+            return
         if sess.photo is None:
             yield refuse(sess, "projection", "choose a photo first (Upload photo)")
             return
@@ -276,12 +288,17 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
             note = f" The photo has {len(faces)} faces; face {sess.face_used} (from the left) was used."
         total = int(steps)
         cfg = studio.projection.replace(steps=total)
+        if cancelled():
+            yield cancelled_message(sess)
+            return
         yield {photo_view: sess.cache["photo"], status: f"Aligned. Projecting in {total} steps...{note}"}
         result = None
         sess.cache["projecting"] = True
         try:
             with studio.projection_slot():
                 for upd in sess.project_steps(aligned, cfg, preview_every=int(show_every or 0)):
+                    if cancelled():  # stops the worker after its current step (closing project_steps)
+                        raise ProjectionCancelled("cancelled from the page")
                     if upd.kind == "step":
                         progress((upd.step, upd.total), desc=f"projecting: loss {upd.info['loss']:.4f}")
                     elif upd.kind == "image" and upd.step < total:
@@ -292,6 +309,10 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
         except SessionEnded:
             return
         except ProjectionCancelled:
+            # said again in this projection's own stream of updates, after its last preview: Cancel's answer
+            # may reach the page before a preview sent just before it
+            if cancelled():
+                yield cancelled_message(sess)
             return
         except LatentStudioError as exc:
             yield refuse(sess, "projection", exc)
@@ -314,11 +335,17 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
         except SessionEnded:
             return
 
-    def cancel_projection(session_state):
-        """Stop this session's projection, running or queued (its face stays as it was before)."""
-        sess = session_state if isinstance(session_state, StudioSession) else None
+    def cancelled_message(sess) -> dict:
         shown = sess.cache.get("before") if sess is not None else None
         return {status: "Projection cancelled; the face from before it started is kept.", before: shown}
+
+    def cancel_projection(session_state):
+        """Stop this session's projection, running or queued (its face stays as it was before): the projection
+        sees the time of this call at its next step (or when it leaves the queue), stops and says so last."""
+        sess = session_state if isinstance(session_state, StudioSession) else None
+        if sess is not None:
+            sess.cache["cancelled_at"] = time.monotonic()
+        return cancelled_message(sess)
 
     def load_latent_file(latent_file, session_state, request: gr.Request):
         """Continue from a latent file; one saved here brings back the sliders too."""
@@ -496,11 +523,11 @@ def render_face_view(studio: Studio, page: Page, *, preview_every: int = 25) -> 
                   api_name="upload_photo", **render_kw)
     upload.clear(clear_photo, [state], [state, faces_gallery, status], api_name="clear_photo", queue=False)
     faces_gallery.select(choose_face, None, face_index, api_name="choose_face", queue=False)
-    projection = gr.on([project_btn.click, face_index.submit], projection_queue_status, None, status,
-                       queue=False, api_name="projection_queue_status").then(
+    gr.on([project_btn.click, face_index.submit], projection_queue_status, [state], status,
+          queue=False, api_name="projection_queue_status").then(
         project_photo, [state, face_index, already, steps, show_every], all_outs,
         api_name="project", concurrency_limit=1, concurrency_id="projection")
-    cancel_btn.click(cancel_projection, [state], [status, before], cancels=[projection], queue=False,
+    cancel_btn.click(cancel_projection, [state], [status, before], queue=False,
                      api_name="cancel_projection")
     latent_file_box.upload(load_latent_file, [latent_file_box, state], [*all_outs, latent_file_box],
                            api_name="load_latent", **render_kw)
