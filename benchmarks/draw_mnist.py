@@ -55,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, data_root, environment, write_result
+from _common import DOCS_IMAGES, RESULTS, data_root, environment, write_result
 
 ARMS = {
     "attention": {"attention": True},
@@ -66,7 +66,6 @@ SUITES = {
     "full": {"steps": 1000, "eval_every": 125, "nll_images": 200, "final_nll_images": 10000, "nll_samples": 50},
 }
 EVAL_SEED = 20150216  # noise of the importance samples, the same at every checkpoint and in both arms
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 RUNS = Path(__file__).parent / "runs"
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 from _common import (
+    DOCS_IMAGES,
     Meter,
     add_suite,
     data_root,
@@ -40,8 +41,6 @@ from _common import (
     time_text,
     write_result,
 )
-
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
 def main() -> None:

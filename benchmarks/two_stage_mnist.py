@@ -18,7 +18,8 @@ per sampler; ``full`` is the preset's schedule on all 60,000 images (cpu: 10 + 1
 samples per sampler.
 
 Writes benchmarks/results/two_stage_<data>[_conditional][_quick].json (``--result-name`` overrides)
-and the run directory under benchmarks/runs/.
+and the run directory under benchmarks/runs/; ``full`` (unconditional) also writes the README's figure
+docs/images/<name>_samples.png (:func:`sample_strip`).
 
 Usage:
     python benchmarks/two_stage_mnist.py --suite quick [--threads 2]
@@ -32,6 +33,7 @@ import math
 from pathlib import Path
 
 from _common import (
+    DOCS_IMAGES,
     Meter,
     add_suite,
     data_root,
@@ -44,8 +46,25 @@ from _common import (
     write_result,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 QUICK = {"limit": 10000, "epochs1": 3, "epochs2": 30, "n_samples": 5000}
 FULL = {"limit": None, "epochs1": None, "epochs2": None, "n_samples": 10000}
+
+
+STRIP = ("samples-normal.png", "samples-gmm.png", "samples-second-stage.png", "reconstructions.png")
+
+
+def sample_strip(eval_dir: Path, path: Path, gap: int = 10) -> Path:
+    """The evaluation's grids side by side, ``gap`` white pixels apart: left to right N(0, I), GMM, second
+    stage, reconstructions (odd rows the originals). Grey ``uint8`` PNG at ``path`` (replaced)."""
+    import torch
+
+    from latentstudio.io.images import load_image, save_image
+
+    grids = [load_image(eval_dir / name, channels=1) for name in STRIP]
+    space = torch.full((1, grids[0].shape[1], gap), 255, dtype=torch.uint8)
+    parts = [g for grid in grids for g in (grid, space)][:-1]
+    return save_image(torch.cat(parts, dim=2), path, overwrite=True)
 
 
 def _steps(run_dir: Path, stage: str) -> int | None:
@@ -184,6 +203,8 @@ def main() -> None:
         out["headline"]["result"] += " (STOPPED BY --max-minutes: not comparable)"
     if any(isinstance(v, float) and not math.isfinite(v) for v in fid.values()):
         out["headline"]["result"] += " (non-finite fid_clf)"
+    if suite == "full" and not args.conditional:
+        out["figure"] = str(sample_strip(report.parent, DOCS_IMAGES / f"{name}_samples.png").relative_to(ROOT))
     write_result(name, out)
 
 

@@ -54,3 +54,19 @@ def test_draw_row_reads_the_final_nll_of_each_arm_and_the_paired_gap():
                              "attention - none -10.00 +- 1.50 (100 test images)")
     assert row["ratio"] == "0.9" and row["work"] == "30 optimizer steps per arm"
     assert run._reader_draw({"arms": {}}) == {}
+
+
+def test_two_stage_sample_strip_puts_the_grids_side_by_side(tmp_path):
+    import torch
+
+    from latentstudio.io.images import load_image, save_image
+
+    strip = _load("two_stage_mnist")
+    grids = [torch.full((1, 6, 5), 40 * (i + 1), dtype=torch.uint8) for i in range(4)]
+    for name, grid in zip(strip.STRIP, grids, strict=True):
+        save_image(grid, tmp_path / name)
+    out = load_image(strip.sample_strip(tmp_path, tmp_path / "figure.png", gap=3))
+    assert out.shape == (1, 6, 4 * 5 + 3 * 3)
+    for i, grid in enumerate(grids):  # N(0, I), GMM, second stage, reconstructions, left to right
+        assert torch.equal(out[:, :, i * 8:i * 8 + 5], grid)
+    assert (out[:, :, 5:8] == 255).all() and (out[:, :, 21:24] == 255).all()
