@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Self
 
 RESULTS = Path(__file__).parent / "results"
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"  # figures of the full suite
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+DOCS_IMAGES = ROOT / "docs" / "images"  # figures of the full suite
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SUITES = ("quick", "full")
 

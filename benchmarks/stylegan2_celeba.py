@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from _common import (
     DOCS_IMAGES,
+    ROOT,
     Meter,
     add_suite,
     data_root,
@@ -101,7 +102,7 @@ def main() -> None:
         with torch.no_grad():
             img = images_to_uint8(G.eval()(grid_z, noise_mode="const"))
         path = save_grid(img, grid_dir / name, nrow=8, overwrite=True)
-        grids.append(str(path))
+        grids.append(str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path))
         return path
 
     torch.manual_seed(args.seed)  # the training run builds its G first after seeding with the same seed

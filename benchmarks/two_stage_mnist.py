@@ -34,6 +34,7 @@ from pathlib import Path
 
 from _common import (
     DOCS_IMAGES,
+    ROOT,
     Meter,
     add_suite,
     data_root,
@@ -46,7 +47,6 @@ from _common import (
     write_result,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = {"limit": 10000, "epochs1": 3, "epochs2": 30, "n_samples": 5000}
 FULL = {"limit": None, "epochs1": None, "epochs2": None, "n_samples": 10000}
 
