@@ -793,3 +793,29 @@ def test_face_tab_reads_explorer_z_files_of_a_stylegan2_through_the_mapping(tmp_
     assert sess.base.shape == (face.num_layers, face.latent_dim)
     assert torch.allclose(sess.base, want, atol=1e-6)
     assert not torch.allclose(sess.base[0], z[0, : face.latent_dim])  # not read as W
+
+
+def test_face_tab_reads_two_stage_u_files_through_the_second_stage(tmp_path):
+    """A two-stage VAE's latents file of space ``u`` (the latent explorer's second-stage space) loaded in the
+    Face tab becomes z through the second stage's decoder (not u read as z), the first of several with a
+    note; a space the face model cannot come from is refused with its name."""
+    from test_contract import make
+
+    from latentstudio.api import load
+    from latentstudio.errors import LatentStudioError
+    from latentstudio.studio.explorer import save_latents
+    from latentstudio.studio.loading import load_latent_model
+    from latentstudio.studio.session import Studio
+
+    make("two-stage-vae").save_pretrained(tmp_path / "vae")
+    model = load(tmp_path / "vae")
+    face = load_latent_model(tmp_path / "vae")
+    u = torch.randn(2, *model.latent_space("u").shape, generator=torch.Generator().manual_seed(3))
+    sess = Studio(face, perceptual=None).session()
+    notes = sess.restore(save_latents(tmp_path / "u.npz", u, model=model, space="u"))
+    assert notes == ["u.npz holds 2 latents of u; using latent 0"]
+    want = model.to_first_stage(u[:1], "u", None)[0]
+    assert sess.base.shape == (1, face.latent_dim)
+    assert torch.allclose(sess.base[0], want, atol=1e-6) and not torch.allclose(sess.base[0], u[0])
+    with pytest.raises(LatentStudioError, match="latents of space 'w': this two-stage-vae face model reads z"):
+        face.from_space(u, "w")

@@ -95,6 +95,18 @@ class LatentModel(ABC):
         z = torch.as_tensor(z, dtype=torch.float32)
         return self.check_latents(z.reshape(-1, 1, z.shape[-1]), "z latent")
 
+    def from_space(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        """Latents of another space of the model (e.g. a latent explorer file's), ``float [N, *shape]``, as
+        this model's latents ``float32 [N, L, D]``: ``z`` by :meth:`from_z`; a two-stage VAE also takes ``u``.
+
+        Raises:
+            LatentStudioError: a space this model's faces cannot come from. ShapeError: latents that do not fit.
+        """
+        if space == "z":
+            return self.from_z(latents)
+        raise LatentStudioError(f"latents of space {space!r}: this {self.model_type} face model reads "
+                                f"{', '.join(dict.fromkeys([*self.spaces, 'z']))}")
+
     def random_latents(self, seeds: list[int], truncation_psi: float = 1.0) -> torch.Tensor:
         """One latent per seed, ``float32 [N, L, D]``, truncated by :meth:`truncate` (the one truncation
         rule of the studio: the CLI's ``--truncation-psi`` and the web slider give the same latents)."""
@@ -257,6 +269,14 @@ class VAEAdapter(LatentModel):
         return torch.cat([sampler.sample(1, torch.Generator().manual_seed(int(s))).cpu() for s in seeds])[:, None].float()
 
     @torch.no_grad()
+    def from_space(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        """As :meth:`LatentModel.from_space`; a two-stage VAE's ``u [N, latent_dim]`` goes through its second
+        stage's decoder mean into z (``TwoStageVAE.to_first_stage``)."""
+        if space == "u" and space in {s.name for s in self.model.latent_spaces()}:
+            u = torch.as_tensor(latents, dtype=torch.float32).reshape(-1, self.latent_dim)
+            return self.from_z(self.model.to_first_stage(u.to(self.device), "u", None).cpu())
+        return super().from_space(latents, space)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Posterior means ``[N, 1, latent_dim]`` of ``uint8 [N, C, H, W]`` images at the model's size."""
         c, r = self.channels, self.resolution

@@ -686,8 +686,9 @@ class StudioSession:
     def restore(self, path: str | Path) -> list[str]:
         """Continue from a latent file: one written by :meth:`save_latent` brings back its unedited face,
         its mixing face and every control; any other (``latentstudio project``'s ``.npz``, a bare
-        ``.npy``, the latent explorer's files) becomes the base with the controls reset. A file of space
-        ``z`` gives its first latent (with a note when it holds more), through the mapping for a StyleGAN2.
+        ``.npy``, the latent explorer's files) becomes the base with the controls reset. A file of another
+        space than the model's own (``z`` of a StyleGAN2, ``u`` of a two-stage VAE) gives its first latent
+        (with a note when it holds more) through :meth:`LatentModel.from_space`.
 
         Returns:
             Notes for the user (sliders the file has but this library lacks).
@@ -706,12 +707,14 @@ class StudioSession:
         saved = meta.get("controls") if "base" in extra else None
         base = extra.get("base", data["latent"])
         notes: list[str] = []
-        if "base" not in extra and data["space"] == "z":
-            # z latents (e.g. the latent explorer's): the model's own (StyleGAN2: mapped), the first of several
+        space = data["space"]
+        if "base" not in extra and space is not None and (space == "z" or space not in self.model.spaces):
+            # another space's latents (e.g. the latent explorer's z or u): the first of several, mapped into
+            # the model's own (StyleGAN2: z through the mapping; a two-stage VAE: u through its second stage)
             z = base.reshape(-1, base.shape[-1])
             if len(z) > 1:
-                notes.append(f"{path.name} holds {len(z)} latents of z; using latent 0")
-            base = self.model.from_z(z[:1])
+                notes.append(f"{path.name} holds {len(z)} latents of {space}; using latent 0")
+            base = self.model.from_space(z[:1], space)
         self.from_latent(base, source="latent file", noise=data["noise"])
         self.name = _safe_name(str(meta.get("name") or path.stem)) or "face"
         if isinstance(saved, dict):
