@@ -178,7 +178,8 @@ def _reader_draw(d: dict[str, Any]) -> Row:
     """Final test NLL of each arm (``arms.<arm>.final.nll``, or an older ``arms.<arm>.nll``), the paired
     attention - no-attention gap, and the ratio of the two NLLs."""
     arms = d.get("arms") or {}
-    nll = {k: _dig(v, "final", "nll") if _dig(v, "final", "nll") is not None else _dig(v, "nll") for k, v in arms.items()}
+    nll = {k: next((x for x in (_dig(v, "final", "nll"), _dig(v, "nll")) if x is not None), None)
+           for k, v in arms.items()}
     nll = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in nll.items() if v is not None}
     if not nll:
         return {}

@@ -102,7 +102,8 @@ def main() -> None:
         with torch.no_grad():
             img = images_to_uint8(G.eval()(grid_z, noise_mode="const"))
         path = save_grid(img, grid_dir / name, nrow=8, overwrite=True)
-        grids.append(str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path))
+        full = path.resolve()
+        grids.append(str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else str(path))
         return path
 
     torch.manual_seed(args.seed)  # the training run builds its G first after seeding with the same seed
